@@ -1,0 +1,141 @@
+"""In-memory view of keys, users, channels and models, served to the hot path.
+
+The snapshot is rebuilt from the database when the ``config`` revision changes:
+immediately in the worker that made the change, and within
+``RELAYGATE_REFRESH_INTERVAL`` seconds in every other worker or node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from relaygate.errors import AuthError, ModelNotFound, PolicyError, ServiceUnavailable
+from relaygate.providers.base import Target
+from relaygate.storage.records import ChannelRecord, KeyRecord, UserRecord
+from relaygate.storage.repo import Repository, Snapshot
+
+__all__ = ["Catalog", "ModelEntry"]
+
+log = logging.getLogger("relaygate.catalog")
+
+
+@dataclass(slots=True, frozen=True)
+class ModelEntry:
+    id: str
+    owned_by: str
+    created: int
+
+
+class Catalog:
+    def __init__(self, repo: Repository) -> None:
+        self._repo = repo
+        self._snap = Snapshot(0, {}, {}, ())
+        self._by_model: dict[str, list[ChannelRecord]] = {}
+        self._models: dict[str, ModelEntry] = {}
+        self._known_models: set[str] = set()
+        self._task: asyncio.Task[None] | None = None
+
+    # ---- loading ----------------------------------------------------------
+    async def load(self) -> None:
+        snap = await self._repo.snapshot()
+        by_model: dict[str, list[ChannelRecord]] = {}
+        known: set[str] = set()
+        models: dict[str, ModelEntry] = {}
+        for ch in snap.channels:
+            known.update(ch.models)
+            if ch.status != "enabled":
+                continue
+            for m in ch.models:
+                by_model.setdefault(m, []).append(ch)
+                if m not in models:
+                    owner = "relaygate-emulator" if ch.is_emulator else ch.profile
+                    if ch.provider == "anthropic":
+                        owner = "relaygate-emulator" if ch.is_emulator else "anthropic"
+                    models[m] = ModelEntry(m, owner, int(ch.created_at.timestamp()))
+        for chans in by_model.values():
+            chans.sort(key=lambda c: (-c.priority, c.id))
+        self._snap, self._by_model, self._models, self._known_models = snap, by_model, models, known
+
+    @property
+    def revision(self) -> int:
+        return self._snap.revision
+
+    def start_refresh(self, interval: float) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._refresh_loop(interval))
+
+    async def _refresh_loop(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self._repo.revision() != self._snap.revision:
+                    await self.load()
+                    log.info("configuration reloaded", extra={"revision": self._snap.revision})
+            except Exception:
+                log.warning(
+                    "configuration refresh failed; serving the last snapshot", exc_info=True
+                )
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    # ---- hot path ---------------------------------------------------------
+    def authenticate(self, key_hash: str) -> tuple[KeyRecord, UserRecord]:
+        key = self._snap.keys.get(key_hash)
+        if key is None or key.status != "active":
+            raise AuthError("Invalid API key. Check the key you sent or create a new one.")
+        if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
+            raise AuthError("This API key has expired. Create a new one in the console.")
+        user = self._snap.users.get(key.user_id)
+        if user is None:
+            raise AuthError("Invalid API key. Check the key you sent or create a new one.")
+        if user.status != "active":
+            raise PolicyError(
+                "This account is disabled. Contact the operator.", code="account_disabled"
+            )
+        return key, user
+
+    def route(self, model: str, key: KeyRecord) -> Target:
+        if key.models is not None and model not in key.models:
+            raise ModelNotFound(
+                f"The model `{model}` is not allowed for this API key.", param="model"
+            )
+        chans = self._by_model.get(model)
+        if not chans:
+            if model in self._known_models:
+                raise ServiceUnavailable(
+                    f"No channel is available for the model `{model}` right now; retry later."
+                )
+            raise ModelNotFound(f"The model `{model}` does not exist.", param="model")
+        ch = chans[0]  # routing (priority/weight/health) builds on this
+        if not ch.keys:
+            api_key = ""
+        else:
+            cursor = ch.key_cursor
+            api_key = ch.keys[cursor[0] % len(ch.keys)]
+            cursor[0] += 1
+        return Target(
+            channel_id=ch.id,
+            provider=ch.provider,
+            profile=ch.profile,
+            base_url=ch.base_url,
+            api_key=api_key,
+            upstream_model=ch.model_mapping.get(model, model),
+            config=ch.config,
+        )
+
+    def models_for(self, key: KeyRecord) -> list[ModelEntry]:
+        allowed = key.models
+        return [m for name, m in sorted(self._models.items()) if allowed is None or name in allowed]
+
+    def model_for(self, key: KeyRecord, model: str) -> ModelEntry:
+        entry = self._models.get(model)
+        if entry is None or (key.models is not None and model not in key.models):
+            raise ModelNotFound(f"The model `{model}` does not exist.", param="model")
+        return entry

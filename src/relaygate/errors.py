@@ -1,0 +1,206 @@
+"""The one error hierarchy of relaygate.
+
+Every failure that reaches a client is a :class:`RelayError`. Each subclass knows
+its ``error.code``, its OpenAI ``type`` and two HTTP statuses: the default one
+from the seed error table (PRODUCT.md §4) and OpenAI's own status, used when the
+operator sets ``RELAYGATE_OPENAI_STATUS_CODES=1``::
+
+    RelayError
+    ├── AuthError                 401  no_api_key | invalid_api_key | invalid_request_error
+    ├── PolicyError               402  content_policy_violation | account_disabled | ip_not_allowed | …
+    ├── QuotaExceeded             403  insufficient_quota           (OpenAI: 429)
+    ├── ModelNotFound             403  model_not_found              (OpenAI: 404)
+    ├── InvalidRequest            403  invalid_request_error        (OpenAI: 400)
+    │   └── BodyTooLarge          403  invalid_request_error        (OpenAI: 413)
+    ├── RateLimited               429  rate_limit_exceeded
+    ├── NotImplementedByProvider  501  not_implemented
+    ├── UpstreamError             502  upstream_error
+    │   └── UpstreamRejected      4xx  passed on from the upstream (caused by the request)
+    ├── ServiceUnavailable        503  service_unavailable
+    └── UpstreamTimeout           504  upstream_timeout
+
+Rendering lives in :func:`error_body`; it never includes upstream URLs or credentials
+(callers sanitise upstream text with :func:`sanitize` first).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any, ClassVar
+
+import orjson
+
+__all__ = [
+    "AuthError",
+    "BodyTooLarge",
+    "InvalidRequest",
+    "ModelNotFound",
+    "NotFound",
+    "NotImplementedByProvider",
+    "PolicyError",
+    "QuotaExceeded",
+    "RateLimited",
+    "RelayError",
+    "ServiceUnavailable",
+    "UpstreamError",
+    "UpstreamRejected",
+    "UpstreamTimeout",
+    "error_body",
+    "sanitize",
+]
+
+
+class RelayError(Exception):
+    """Base of every client-visible failure."""
+
+    status: ClassVar[int] = 500
+    openai_status: ClassVar[int] = 500
+    default_code: ClassVar[str] = "internal_error"
+    type: ClassVar[str] = "server_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        param: str | None = None,
+        status: int | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = code or self.default_code
+        self.param = param
+        self._status = status
+
+    def http_status(self, openai_statuses: bool) -> int:
+        if self._status is not None:
+            return self._status
+        return self.openai_status if openai_statuses else self.status
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "message": self.message,
+            "type": self.type,
+            "param": self.param,
+            "code": self.code,
+        }
+
+
+class AuthError(RelayError):
+    status = 401
+    openai_status = 401
+    default_code = "invalid_api_key"
+    type = "invalid_request_error"
+
+
+class PolicyError(RelayError):
+    """Refused for a policy reason other than auth or quota (seed 001: 402)."""
+
+    status = 402
+    openai_status = 403
+    default_code = "policy_violation"
+    type = "permission_error"
+
+
+class QuotaExceeded(RelayError):
+    status = 403
+    openai_status = 429
+    default_code = "insufficient_quota"
+    type = "insufficient_quota"
+
+
+class ModelNotFound(RelayError):
+    status = 403
+    openai_status = 404
+    default_code = "model_not_found"
+    type = "invalid_request_error"
+
+
+class InvalidRequest(RelayError):
+    status = 403
+    openai_status = 400
+    default_code = "invalid_request_error"
+    type = "invalid_request_error"
+
+
+class BodyTooLarge(InvalidRequest):
+    openai_status = 413
+
+
+class NotFound(RelayError):
+    """An URL the gateway does not serve at all."""
+
+    status = 404
+    openai_status = 404
+    default_code = "unknown_url"
+    type = "invalid_request_error"
+
+
+class RateLimited(RelayError):
+    status = 429
+    openai_status = 429
+    default_code = "rate_limit_exceeded"
+    type = "rate_limit_error"
+
+
+class NotImplementedByProvider(RelayError):
+    status = 501
+    openai_status = 501
+    default_code = "not_implemented"
+    type = "invalid_request_error"
+
+
+class UpstreamError(RelayError):
+    """The upstream failed (5xx, connection error, broken stream, bad credentials)."""
+
+    status = 502
+    openai_status = 502
+    default_code = "upstream_error"
+    type = "upstream_error"
+
+    #: whether another channel may be tried (used by failover)
+    retryable: bool = True
+
+
+class UpstreamRejected(UpstreamError):
+    """An upstream 4xx caused by the request itself: passed on with its status."""
+
+    type = "invalid_request_error"
+    retryable = False
+
+
+class ServiceUnavailable(RelayError):
+    status = 503
+    openai_status = 503
+    default_code = "service_unavailable"
+    type = "server_error"
+
+
+class UpstreamTimeout(RelayError):
+    status = 504
+    openai_status = 504
+    default_code = "upstream_timeout"
+    type = "timeout_error"
+
+
+def error_body(err: RelayError, *, envelope: bool, status: int) -> bytes:
+    """Serialise ``err`` as an OpenAI error body, with the envelope when enabled."""
+    body: dict[str, Any] = {"error": err.to_dict()}
+    if envelope:
+        body = {"code": status, "msg": err.message, **body}
+    return orjson.dumps(body)
+
+
+_URL_RE = re.compile(r"https?://[^\s\"'<>]+")
+
+
+def sanitize(text: str, secrets: Iterable[str] = ()) -> str:
+    """Remove URLs and the given secrets (upstream keys) from upstream-provided text."""
+    for secret in secrets:
+        if secret and len(secret) >= 4:
+            text = text.replace(secret, "[redacted]")
+    text = _URL_RE.sub("[upstream]", text)
+    if len(text) > 1000:
+        text = text[:1000] + "…"
+    return text

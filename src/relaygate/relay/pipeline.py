@@ -1,0 +1,134 @@
+"""Stages shared by every relay endpoint: authenticate, parse, watch the client,
+finish (usage log + access log). ``relay/chat.py`` and ``relay/embeddings.py``
+compose them; the order is the request lifecycle in ``docs/architecture.md``."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+
+from relaygate.api.http import Request, read_body, send_error
+from relaygate.errors import AuthError, InvalidRequest, RelayError
+from relaygate.relay.context import RelayContext
+from relaygate.state import AppState
+
+__all__ = ["authenticate", "finish", "parse_json_body", "run_watched"]
+
+access_log = logging.getLogger("relaygate.access")
+
+
+def extract_key(headers: dict[bytes, bytes]) -> str:
+    auth = headers.get(b"authorization")
+    if auth is not None:
+        scheme, _, token = auth.strip().partition(b" ")
+        token = token.strip()
+        if scheme.lower() != b"bearer" or not token or b" " in token:
+            raise AuthError(
+                "Malformed Authorization header; send `Authorization: Bearer <your key>`.",
+                code="invalid_request_error",
+            )
+        return token.decode("latin-1")
+    for name in (b"api-key", b"x-api-key"):
+        value = headers.get(name)
+        if value is not None:
+            value = value.strip()
+            if not value:
+                break
+            return value.decode("latin-1")
+    raise AuthError(
+        "No API key provided. Send your key as `Authorization: Bearer <key>`.",
+        code="no_api_key",
+    )
+
+
+def authenticate(state: AppState, req: Request, ctx: RelayContext) -> None:
+    key_text = extract_key(req.headers)
+    key, user = state.catalog.authenticate(state.secrets.hash_key(key_text))
+    if key.kind == "admin":
+        raise AuthError("Admin tokens cannot call the model API; use an API key.")
+    ctx.key, ctx.user = key, user
+
+
+async def parse_json_body(state: AppState, req: Request) -> dict[str, Any]:
+    raw = await read_body(req, state.settings.max_body_bytes)
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; send a JSON object.")
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body
+
+
+def require_model(body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise InvalidRequest("`model` is required and must be a string.", param="model")
+    return model
+
+
+async def run_watched(req: Request, ctx: RelayContext, work: Callable[[], Awaitable[None]]) -> None:
+    """Run ``work`` while watching for the client going away; on disconnect the
+    work (and with it the upstream request) is cancelled at once."""
+    task = asyncio.current_task()
+    assert task is not None
+    done = ctx  # the watcher reads ctx.finished to tell "response complete" from "client gone"
+
+    async def watch() -> None:
+        while True:
+            message = await req.receive()
+            if message["type"] == "http.disconnect":
+                if not done.finished:
+                    ctx.client_disconnected = True
+                    task.cancel()
+                return
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        await work()
+    except asyncio.CancelledError:
+        if ctx.client_disconnected and task.uncancel() == 0:
+            return
+        raise
+    finally:
+        watcher.cancel()
+
+
+async def fail(state: AppState, req: Request, ctx: RelayContext, err: RelayError) -> None:
+    ctx.error_code = err.code
+    ctx.status = await send_error(
+        req.send,
+        err,
+        req.request_id,
+        envelope=state.settings.envelope,
+        openai_statuses=state.settings.openai_status_codes,
+    )
+
+
+def finish(state: AppState, req: Request, ctx: RelayContext) -> None:
+    if state.usage_log is not None and ctx.key is not None:
+        state.usage_log.record(ctx)
+    if access_log.isEnabledFor(logging.INFO):
+        access_log.info(
+            "request",
+            extra={
+                "request_id": ctx.request_id,
+                "method": req.method,
+                "path": req.path,
+                "status": 499 if ctx.client_disconnected else ctx.status,
+                "error_code": ctx.error_code,
+                "model": ctx.model,
+                "channel_id": ctx.target.channel_id if ctx.target else None,
+                "stream": ctx.stream,
+                "latency_ms": ctx.elapsed_ms(),
+                "ttft_ms": ctx.ttft_ms(),
+                "user_id": ctx.user.id if ctx.user else None,
+                "key_id": ctx.key.id if ctx.key else None,
+            },
+        )

@@ -1,0 +1,73 @@
+"""Tolerant Server-Sent Events decoding and encoding.
+
+Upstreams differ (providers.md §0.6): ``data:`` with or without a space, ``\\r\\n``
+separators, comment/keep-alive lines, named events, trailing padding. The decoder
+accepts all of them and yields ``(event, data)`` pairs; the fast path (one
+``data: {...}`` line per event) does no per-line splitting.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DONE_FRAME", "SSEDecoder", "frame"]
+
+DONE_FRAME = b"data: [DONE]\n\n"
+
+
+def frame(payload: bytes) -> bytes:
+    return b"data: " + payload + b"\n\n"
+
+
+class SSEDecoder:
+    __slots__ = ("_buf",)
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
+        if b"\r" in chunk:
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        buf = self._buf + chunk if self._buf else chunk
+        if b"\n\n" not in buf:
+            self._buf = buf
+            return []
+        blocks = buf.split(b"\n\n")
+        self._buf = blocks.pop()
+        out: list[tuple[str | None, bytes]] = []
+        for block in blocks:
+            if not block:
+                continue
+            if block.startswith(b"data: ") and b"\n" not in block:
+                out.append((None, block[6:]))
+                continue
+            ev = _parse_block(block)
+            if ev is not None:
+                out.append(ev)
+        return out
+
+    def flush(self) -> list[tuple[str | None, bytes]]:
+        """Events left in the buffer when the upstream closed without a final blank line."""
+        rest, self._buf = self._buf, b""
+        if not rest.strip():
+            return []
+        ev = _parse_block(rest.strip(b"\n"))
+        return [ev] if ev is not None else []
+
+
+def _parse_block(block: bytes) -> tuple[str | None, bytes] | None:
+    event: str | None = None
+    data: list[bytes] = []
+    for line in block.split(b"\n"):
+        if not line or line.startswith(b":"):
+            continue  # blank or comment / keep-alive
+        name, sep, value = line.partition(b":")
+        if not sep:
+            continue
+        if value.startswith(b" "):
+            value = value[1:]
+        if name == b"data":
+            data.append(value)
+        elif name == b"event":
+            event = value.decode("utf-8", "replace").strip()
+    if not data:
+        return None
+    return event, b"\n".join(data)

@@ -1,0 +1,82 @@
+"""Request log writer: rows are queued on the hot path and written in batches
+by a background task, never inline."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+from relaygate.relay.context import RelayContext
+from relaygate.storage.repo import Repository
+
+__all__ = ["UsageLogWriter"]
+
+log = logging.getLogger("relaygate.usage_log")
+
+
+class UsageLogWriter:
+    def __init__(self, repo: Repository, *, max_batch: int = 500, max_queue: int = 100_000) -> None:
+        self._repo = repo
+        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(max_queue)
+        self._max_batch = max_batch
+        self._task: asyncio.Task[None] | None = None
+        self.dropped = 0
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    def record(self, ctx: RelayContext) -> None:
+        usage = ctx.usage
+        row = {
+            "request_id": ctx.request_id,
+            "created_at": datetime.now(UTC),
+            "user_id": ctx.user.id if ctx.user else None,
+            "key_id": ctx.key.id if ctx.key else None,
+            "endpoint": ctx.endpoint,
+            "model": ctx.model[:128] if ctx.model else None,
+            "channel_id": ctx.target.channel_id if ctx.target else None,
+            "stream": ctx.stream,
+            "status": 499 if ctx.client_disconnected else ctx.status,
+            "error_code": ctx.error_code,
+            "prompt_tokens": usage.prompt_tokens if usage else 0,
+            "completion_tokens": usage.completion_tokens if usage else 0,
+            "latency_ms": ctx.elapsed_ms(),
+            "ttft_ms": ctx.ttft_ms(),
+        }
+        try:
+            self._queue.put_nowait(row)
+        except asyncio.QueueFull:
+            self.dropped += 1
+
+    async def _run(self) -> None:
+        while True:
+            row = await self._queue.get()
+            batch = [row]
+            while len(batch) < self._max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            await self._write(batch)
+
+    async def _write(self, batch: list[dict[str, Any]]) -> None:
+        for attempt in range(5):
+            try:
+                await self._repo.insert_request_logs(batch)
+                return
+            except Exception:
+                log.warning("request log write failed (attempt %d)", attempt + 1, exc_info=True)
+                await asyncio.sleep(0.2 * 2**attempt)
+        log.error("dropping %d request log rows after repeated failures", len(batch))
+
+    async def close(self) -> None:
+        """Flush what is queued, then stop."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        batch: list[dict[str, Any]] = []
+        while not self._queue.empty():
+            batch.append(self._queue.get_nowait())
+        if batch:
+            await self._write(batch)

@@ -1,0 +1,82 @@
+"""One typed settings object, read from the environment (``RELAYGATE_*``).
+
+Every option is documented in ``docs/configuration.md``.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Settings"]
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+def _float(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    return float(raw) if raw else default
+
+
+@dataclass(slots=True)
+class Settings:
+    data_dir: Path = field(default_factory=lambda: Path("data"))
+    database_url: str = ""
+    secret_key: str = ""  # Fernet/HMAC secret; generated into data_dir when empty
+    envelope: bool = True  # add code/msg to non-streaming JSON responses
+    openai_status_codes: bool = False  # use OpenAI's statuses instead of the seed table
+    max_body_bytes: int = 16 * 1024 * 1024
+    max_inflight: int = 1024  # per worker; beyond it the gateway sheds load with 503
+    connect_timeout: float = 10.0
+    first_byte_timeout: float = 120.0  # until the upstream sends response headers
+    read_timeout: float = 300.0  # max silence between upstream bytes
+    log_level: str = "INFO"
+    log_content: bool = False  # log request/response content (off: never)
+    log_requests: bool = True  # write one usage-log row per request (background, batched)
+    refresh_interval: float = 2.0  # how often workers check for config changes
+    key_prefix: str = "sk-"
+    trust_request_id: bool = True  # reuse a sane incoming X-Request-Id
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        data_dir = Path(os.environ.get("RELAYGATE_DATA_DIR", "data"))
+        s = cls(
+            data_dir=data_dir,
+            database_url=os.environ.get("RELAYGATE_DATABASE_URL", ""),
+            secret_key=os.environ.get("RELAYGATE_SECRET_KEY", ""),
+            envelope=_flag("RELAYGATE_ENVELOPE", True),
+            openai_status_codes=_flag("RELAYGATE_OPENAI_STATUS_CODES", False),
+            max_body_bytes=_int("RELAYGATE_MAX_BODY_BYTES", 16 * 1024 * 1024),
+            max_inflight=_int("RELAYGATE_MAX_INFLIGHT", 1024),
+            connect_timeout=_float("RELAYGATE_CONNECT_TIMEOUT", 10.0),
+            first_byte_timeout=_float("RELAYGATE_FIRST_BYTE_TIMEOUT", 120.0),
+            read_timeout=_float("RELAYGATE_READ_TIMEOUT", 300.0),
+            log_level=os.environ.get("RELAYGATE_LOG_LEVEL", "INFO").upper(),
+            log_content=_flag("RELAYGATE_LOG_CONTENT", False),
+            log_requests=_flag("RELAYGATE_LOG_REQUESTS", True),
+            refresh_interval=_float("RELAYGATE_REFRESH_INTERVAL", 2.0),
+            key_prefix=os.environ.get("RELAYGATE_KEY_PREFIX", "sk-"),
+        )
+        return s
+
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            url = self.database_url
+            # accept plain postgresql:// URLs and use the async driver
+            if url.startswith("postgresql://") or url.startswith("postgres://"):
+                url = "postgresql+asyncpg://" + url.split("://", 1)[1]
+            elif url.startswith("sqlite:///"):
+                url = "sqlite+aiosqlite:///" + url[len("sqlite:///") :]
+            return url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'relaygate.db').resolve()}"

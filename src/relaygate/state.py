@@ -1,0 +1,31 @@
+"""Everything one worker process holds, created in the app lifespan."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from relaygate.catalog import Catalog
+from relaygate.providers.registry import AdaptorRegistry
+from relaygate.relay.filters import FilterChain
+from relaygate.relay.transport import Transport
+from relaygate.relay.usage_log import UsageLogWriter
+from relaygate.settings import Settings
+from relaygate.storage.crypto import Secrets
+from relaygate.storage.repo import Repository
+
+__all__ = ["AppState"]
+
+
+@dataclass(slots=True)
+class AppState:
+    settings: Settings
+    secrets: Secrets
+    repo: Repository
+    catalog: Catalog
+    transport: Transport
+    adaptors: AdaptorRegistry
+    filters: FilterChain
+    usage_log: UsageLogWriter | None
+    inflight: int = 0
+    ready: bool = False
+    shed: int = field(default=0)

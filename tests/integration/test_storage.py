@@ -1,0 +1,159 @@
+"""The storage suite, run on SQLite and on the machine's running PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from relaygate.catalog import Catalog
+from relaygate.errors import AuthError, ModelNotFound, PolicyError, ServiceUnavailable
+from relaygate.storage.crypto import Secrets
+from relaygate.storage.db import create_engine, migrate
+from relaygate.storage.repo import Conflict, Repository
+
+PG_URL = os.environ.get("RELAYGATE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Repository]:
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'rg.db'}")
+        await migrate(engine)
+        yield Repository(engine, Secrets("test-secret"))
+        await engine.dispose()
+        return
+    schema = "rg_" + uuid.uuid4().hex[:10]
+    admin = create_engine(PG_URL)
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OSError as exc:  # pragma: no cover - PostgreSQL is a CI service
+        await admin.dispose()
+        pytest.fail(f"PostgreSQL at {PG_URL} is not reachable: {exc}")
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    engine = create_async_engine(
+        PG_URL, connect_args={"server_settings": {"search_path": schema}}
+    )
+    await migrate(engine)
+    try:
+        yield Repository(engine, Secrets("test-secret"))
+    finally:
+        await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()
+
+
+async def test_migrate_is_idempotent(repo: Repository) -> None:
+    await migrate(repo.engine)
+    await migrate(repo.engine)
+    assert await repo.list_users() == []
+
+
+async def test_users_unique_and_update(repo: Repository) -> None:
+    u = await repo.create_user("bob")
+    with pytest.raises(Conflict):
+        await repo.create_user("bob")
+    assert await repo.update_user(u.id, status="disabled")
+    got = await repo.get_user(username="bob")
+    assert got is not None and got.status == "disabled"
+    with pytest.raises(ValueError):
+        await repo.update_user(u.id, status="weird")
+
+
+async def test_keys_hashed_and_shown_once(repo: Repository) -> None:
+    u = await repo.create_user("carol")
+    rec, plain = await repo.create_key(u.id, name="k", models=["m1"])
+    assert plain.startswith("sk-") and len(plain) > 40
+    async with repo.engine.connect() as conn:
+        stored = (await conn.execute(text("SELECT key_hash, key_hint FROM api_keys"))).one()
+    assert plain not in stored[0] and stored[0] == repo.secrets.hash_key(plain)
+    assert stored[1] == f"{plain[:6]}…{plain[-4:]}"
+    keys = await repo.list_keys(u.id)
+    assert keys[0].models == frozenset({"m1"})
+    with pytest.raises(Conflict):
+        await repo.create_key(99999, name="orphan")
+
+
+async def test_channel_keys_encrypted_at_rest(repo: Repository) -> None:
+    ch = await repo.create_channel(
+        name="c", provider="openai_compat", base_url="http://127.0.0.1:1/v1/",
+        keys=["sk-upstream-secret-1", "sk-upstream-secret-2"], models=["m"],
+        model_mapping={"m": "m-up"}, config={"api_version": "x"},
+    )
+    async with repo.engine.connect() as conn:
+        raw = (await conn.execute(text("SELECT keys_encrypted FROM channels"))).scalar_one()
+    assert "sk-upstream" not in raw
+    [loaded] = await repo.list_channels()
+    assert loaded.keys == ("sk-upstream-secret-1", "sk-upstream-secret-2")
+    assert loaded.base_url == "http://127.0.0.1:1/v1"
+    assert "sk-upstream" not in str(loaded.to_public())
+    other = Repository(repo.engine, Secrets("another-secret"))
+    with pytest.raises(ValueError, match="RELAYGATE_SECRET_KEY"):
+        await other.list_channels()
+    assert await repo.update_channel(ch.id, keys=["sk-new"], status="disabled")
+    [loaded] = await repo.list_channels()
+    assert loaded.keys == ("sk-new",) and loaded.status == "disabled"
+
+
+async def test_revision_bumps_on_every_write(repo: Repository) -> None:
+    r0 = await repo.revision()
+    u = await repo.create_user("dave")
+    r1 = await repo.revision()
+    await repo.create_key(u.id)
+    r2 = await repo.revision()
+    assert r0 < r1 < r2
+
+
+async def test_catalog_auth_and_routing(repo: Repository) -> None:
+    u = await repo.create_user("erin")
+    _, plain = await repo.create_key(u.id, models=["m1", "m2", "gone"])
+    _, expired = await repo.create_key(u.id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    await repo.create_channel(name="a", provider="openai_compat", base_url="http://x", keys=["k1", "k2"],
+                              models=["m1"], priority=0)
+    await repo.create_channel(name="b", provider="openai_compat", base_url="http://y", keys=["k3"],
+                              models=["m1"], priority=5)
+    await repo.create_channel(name="off", provider="openai_compat", base_url="http://z", keys=["k"],
+                              models=["gone"], status="disabled")
+    cat = Catalog(repo)
+    await cat.load()
+    key, user = cat.authenticate(repo.secrets.hash_key(plain))
+    assert user.username == "erin"
+    assert cat.route("m1", key).base_url == "http://y"  # higher priority first
+    with pytest.raises(ModelNotFound):
+        cat.route("m3", key)  # not in allow-list
+    with pytest.raises(ModelNotFound):
+        cat.route("m2", key)  # allowed but no channel anywhere
+    with pytest.raises(ServiceUnavailable):
+        cat.route("gone", key)  # exists, but its only channel is disabled
+    with pytest.raises(AuthError):
+        cat.authenticate(repo.secrets.hash_key(expired))
+    with pytest.raises(AuthError):
+        cat.authenticate(repo.secrets.hash_key("sk-unknown"))
+    await repo.update_user(u.id, status="disabled")
+    await cat.load()
+    with pytest.raises(PolicyError):
+        cat.authenticate(repo.secrets.hash_key(plain))
+
+
+async def test_request_logs_batch_insert(repo: Repository) -> None:
+    now = datetime.now(UTC)
+    rows = [
+        {"request_id": f"r{i}", "created_at": now, "user_id": 1, "key_id": 1, "endpoint": "chat",
+         "model": "m", "channel_id": 1, "stream": bool(i % 2), "status": 200, "error_code": None,
+         "prompt_tokens": i, "completion_tokens": 2 * i, "latency_ms": 5, "ttft_ms": 1}
+        for i in range(50)
+    ]
+    await repo.insert_request_logs(rows)
+    got = await repo.list_request_logs(limit=10)
+    assert len(got) == 10 and got[0]["request_id"] == "r49"
+    assert sum(r["completion_tokens"] for r in await repo.list_request_logs(limit=100)) == 2 * sum(
+        range(50)
+    )
