@@ -17,7 +17,9 @@ from relaygate.storage.crypto import Secrets
 from relaygate.storage.db import create_engine, migrate
 from relaygate.storage.repo import Conflict, Repository
 
-PG_URL = os.environ.get("RELAYGATE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+PG_URL = os.environ.get(
+    "RELAYGATE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -38,9 +40,7 @@ async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[
         pytest.fail(f"PostgreSQL at {PG_URL} is not reachable: {exc}")
     from sqlalchemy.ext.asyncio import create_async_engine
 
-    engine = create_async_engine(
-        PG_URL, connect_args={"server_settings": {"search_path": schema}}
-    )
+    engine = create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
     await migrate(engine)
     try:
         yield Repository(engine, Secrets("test-secret"))
@@ -84,9 +84,13 @@ async def test_keys_hashed_and_shown_once(repo: Repository) -> None:
 
 async def test_channel_keys_encrypted_at_rest(repo: Repository) -> None:
     ch = await repo.create_channel(
-        name="c", provider="openai_compat", base_url="http://127.0.0.1:1/v1/",
-        keys=["sk-upstream-secret-1", "sk-upstream-secret-2"], models=["m"],
-        model_mapping={"m": "m-up"}, config={"api_version": "x"},
+        name="c",
+        provider="openai_compat",
+        base_url="http://127.0.0.1:1/v1/",
+        keys=["sk-upstream-secret-1", "sk-upstream-secret-2"],
+        models=["m"],
+        model_mapping={"m": "m-up"},
+        config={"api_version": "x"},
     )
     async with repo.engine.connect() as conn:
         raw = (await conn.execute(text("SELECT keys_encrypted FROM channels"))).scalar_one()
@@ -116,12 +120,30 @@ async def test_catalog_auth_and_routing(repo: Repository) -> None:
     u = await repo.create_user("erin")
     _, plain = await repo.create_key(u.id, models=["m1", "m2", "gone"])
     _, expired = await repo.create_key(u.id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
-    await repo.create_channel(name="a", provider="openai_compat", base_url="http://x", keys=["k1", "k2"],
-                              models=["m1"], priority=0)
-    await repo.create_channel(name="b", provider="openai_compat", base_url="http://y", keys=["k3"],
-                              models=["m1"], priority=5)
-    await repo.create_channel(name="off", provider="openai_compat", base_url="http://z", keys=["k"],
-                              models=["gone"], status="disabled")
+    await repo.create_channel(
+        name="a",
+        provider="openai_compat",
+        base_url="http://x",
+        keys=["k1", "k2"],
+        models=["m1"],
+        priority=0,
+    )
+    await repo.create_channel(
+        name="b",
+        provider="openai_compat",
+        base_url="http://y",
+        keys=["k3"],
+        models=["m1"],
+        priority=5,
+    )
+    await repo.create_channel(
+        name="off",
+        provider="openai_compat",
+        base_url="http://z",
+        keys=["k"],
+        models=["gone"],
+        status="disabled",
+    )
     cat = Catalog(repo)
     await cat.load()
     key, user = cat.authenticate(repo.secrets.hash_key(plain))
@@ -146,9 +168,22 @@ async def test_catalog_auth_and_routing(repo: Repository) -> None:
 async def test_request_logs_batch_insert(repo: Repository) -> None:
     now = datetime.now(UTC)
     rows = [
-        {"request_id": f"r{i}", "created_at": now, "user_id": 1, "key_id": 1, "endpoint": "chat",
-         "model": "m", "channel_id": 1, "stream": bool(i % 2), "status": 200, "error_code": None,
-         "prompt_tokens": i, "completion_tokens": 2 * i, "latency_ms": 5, "ttft_ms": 1}
+        {
+            "request_id": f"r{i}",
+            "created_at": now,
+            "user_id": 1,
+            "key_id": 1,
+            "endpoint": "chat",
+            "model": "m",
+            "channel_id": 1,
+            "stream": bool(i % 2),
+            "status": 200,
+            "error_code": None,
+            "prompt_tokens": i,
+            "completion_tokens": 2 * i,
+            "latency_ms": 5,
+            "ttft_ms": 1,
+        }
         for i in range(50)
     ]
     await repo.insert_request_logs(rows)

@@ -27,6 +27,30 @@ from relaygate.providers.profiles import Profile, get_profile
 
 __all__ = ["OpenAICompatAdaptor"]
 
+#: ``service_tier`` values the OpenAI schema allows; vendors send others (Groq:
+#: ``on_demand``) which make strict clients reject the whole response.
+SERVICE_TIERS = frozenset({"auto", "default", "flex", "scale", "priority", "fast"})
+_TIER_KEY = b'"service_tier":'
+
+
+def _fix_service_tier(obj: dict[str, Any]) -> None:
+    tier = obj.get("service_tier")
+    if tier is not None and tier not in SERVICE_TIERS:
+        del obj["service_tier"]
+
+
+def _odd_service_tier(data: bytes) -> bool:
+    i = data.find(_TIER_KEY)
+    if i == -1:
+        return False
+    rest = data[i + len(_TIER_KEY) :].lstrip()
+    if rest.startswith(b"null"):
+        return False
+    if not rest.startswith(b'"'):
+        return True
+    end = rest.find(b'"', 1)
+    return rest[1:end].decode("utf-8", "replace") not in SERVICE_TIERS
+
 
 class OpenAICompatAdaptor:
     name = "openai_compat"
@@ -104,6 +128,7 @@ class OpenAICompatAdaptor:
         obj = parse_json_object(raw)
         if "error" in obj and "choices" not in obj:
             raise self._error_obj(target, 502, obj)
+        _fix_service_tier(obj)
         profile = self._profile(target)
         if profile.reasoning_field:
             for choice in obj.get("choices") or ():
@@ -202,7 +227,8 @@ class OpenAIStreamTranslator:
         )
         if self._rename is not None and self._rename.encode() in data:
             needs_parse = True
-        if not needs_parse:
+        odd_tier = _odd_service_tier(data)
+        if not needs_parse and not odd_tier:
             return [data]
         try:
             obj = orjson.loads(data)
@@ -225,6 +251,9 @@ class OpenAIStreamTranslator:
                     f"The upstream provider failed mid-stream: {self.error.message}"
                 )
             return []
+        if odd_tier:
+            _fix_service_tier(obj)
+            data = orjson.dumps(obj)
         if not self._id and obj.get("id"):
             self._id = str(obj["id"])
             self._model = str(obj.get("model") or self._model)

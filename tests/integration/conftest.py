@@ -1,0 +1,108 @@
+"""Integration fixtures: real emulated upstreams (threads) and a real gateway process."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from gateway import Gateway
+
+from relaygate.emulator import EmulatorServer, Knobs
+
+
+@dataclass
+class Upstreams:
+    openai: EmulatorServer
+    deepseek: EmulatorServer
+    azure: EmulatorServer
+    anthropic: EmulatorServer
+
+    def reset(self) -> None:
+        for srv in (self.openai, self.deepseek, self.azure, self.anthropic):
+            srv.reset(knobs=True, stats=False)
+
+
+@pytest.fixture(scope="session")
+def upstreams() -> Iterator[Upstreams]:
+    servers = {
+        "openai": EmulatorServer("openai", knobs=Knobs(api_key="sk-up-openai")),
+        "deepseek": EmulatorServer("deepseek", knobs=Knobs(api_key="sk-up-deepseek")),
+        "azure": EmulatorServer("azure", knobs=Knobs(api_key="az-up-key")),
+        "anthropic": EmulatorServer("anthropic", knobs=Knobs(api_key="sk-ant-up")),
+    }
+    for s in servers.values():
+        s.start()
+    try:
+        yield Upstreams(**servers)
+    finally:
+        for s in servers.values():
+            s.stop()
+
+
+@dataclass
+class Env:
+    gw: Gateway
+    up: Upstreams
+    key: str  # a key that may use every model
+    user_id: int
+
+
+def _seed(gw: Gateway, up: Upstreams) -> Env:
+    uid = gw.create_user("alice")
+    gw.create_channel(
+        name="openai",
+        provider="openai_compat",
+        profile="openai",
+        base_url=up.openai.base_url,
+        keys=["sk-up-openai"],
+        models=["gpt-4o-mini", "text-embedding-3-small", "error-500", "hang"],
+        model_mapping={"gpt-4o-mini": "gpt-4o-mini-2024-07-18"},
+    )
+    gw.create_channel(
+        name="deepseek",
+        provider="openai_compat",
+        profile="deepseek",
+        base_url=up.deepseek.base_url,
+        keys=["sk-up-deepseek"],
+        models=["deepseek-chat", "deepseek-reasoner"],
+    )
+    gw.create_channel(
+        name="azure",
+        provider="openai_compat",
+        profile="azure",
+        base_url=up.azure.base_url,
+        keys=["az-up-key"],
+        models=["azure-gpt-4o", "azure-embed"],
+        config={
+            "api_version": "2024-10-21",
+            "deployments": {"azure-gpt-4o": "gpt4o-prod", "azure-embed": "embed-prod"},
+        },
+    )
+    gw.create_channel(
+        name="anthropic",
+        provider="anthropic",
+        base_url=up.anthropic.base_url,
+        keys=["sk-ant-up"],
+        models=["claude-sonnet-4"],
+        model_mapping={"claude-sonnet-4": "claude-sonnet-4-20250514"},
+    )
+    key = gw.create_key(uid, name="all")
+    return Env(gw, up, key, uid)
+
+
+@pytest.fixture(scope="session")
+def env(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams) -> Iterator[Env]:
+    gw = Gateway(Path(tmp_path_factory.mktemp("gw"))).start()
+    try:
+        yield _seed(gw, upstreams)
+    finally:
+        gw.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset_upstreams(request: pytest.FixtureRequest) -> Iterator[None]:
+    yield
+    if "upstreams" in request.fixturenames or "env" in request.fixturenames:
+        request.getfixturevalue("upstreams").reset()
