@@ -7,7 +7,7 @@ operator sets ``RELAYGATE_OPENAI_STATUS_CODES=1``::
 
     RelayError
     ├── AuthError                 401  no_api_key | invalid_api_key | invalid_request_error
-    ├── PolicyError               402  content_policy_violation | account_disabled | ip_not_allowed | …
+    ├── PolicyError               402  content_policy_violation | account_disabled | …
     ├── QuotaExceeded             403  insufficient_quota           (OpenAI: 429)
     ├── ModelNotFound             403  model_not_found              (OpenAI: 404)
     ├── InvalidRequest            403  invalid_request_error        (OpenAI: 400)

@@ -101,6 +101,23 @@ def env(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams) -> Itera
         gw.stop()
 
 
+@pytest.fixture(scope="session")
+def strict_env(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams) -> Iterator[Env]:
+    """A second gateway: OpenAI's own statuses, envelope off, tiny in-flight bound."""
+    gw = Gateway(
+        Path(tmp_path_factory.mktemp("gw-strict")),
+        {
+            "RELAYGATE_OPENAI_STATUS_CODES": "1",
+            "RELAYGATE_ENVELOPE": "0",
+            "RELAYGATE_MAX_INFLIGHT": "2",
+        },
+    ).start()
+    try:
+        yield _seed(gw, upstreams)
+    finally:
+        gw.stop()
+
+
 @pytest.fixture(autouse=True)
 def _reset_upstreams(request: pytest.FixtureRequest) -> Iterator[None]:
     yield

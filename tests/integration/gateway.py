@@ -48,6 +48,7 @@ class Gateway:
             "RELAYGATE_REFRESH_INTERVAL": "0.5",
             "RELAYGATE_FIRST_BYTE_TIMEOUT": "3",
             "RELAYGATE_READ_TIMEOUT": "3",
+            "RELAYGATE_MAX_BODY_BYTES": str(1024 * 1024),
             **(extra_env or {}),
         }
         self.proc: subprocess.Popen[bytes] | None = None

@@ -112,7 +112,8 @@ class OpenAICompatAdaptor:
         profile = self._profile(target)
         if not profile.embeddings:
             raise NotImplementedByProvider(
-                f"{profile.label} has no embeddings API; route embeddings models to another channel."
+                f"{profile.label} has no embeddings API; "
+                "route embeddings models to another channel."
             )
         out = dict(body)
         out["model"] = target.upstream_model
@@ -218,8 +219,7 @@ class OpenAIStreamTranslator:
             self.done = True
             return []
         needs_parse = (
-            b'"usage"' in data
-            and _has_usage_value(data)
+            (b'"usage"' in data and _has_usage_value(data))
             or b'"error"' in data[:16]
             or b'"choices":[]' in data
             or b'"object":""' in data

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import aiohttp
 import orjson
 
 from relaygate.api.http import SSE_HEADERS, Request, ok_body, send_json
@@ -25,6 +26,7 @@ from relaygate.relay.pipeline import (
     run_watched,
 )
 from relaygate.relay.sse import DONE_FRAME, SSEDecoder, frame
+from relaygate.relay.transport import map_transport_error
 from relaygate.state import AppState
 
 __all__ = ["handle_chat"]
@@ -144,24 +146,24 @@ async def _stream(
                         out.extend(tr.feed(ev, payload))
                         if tr.error is not None or tr.done:
                             break
-                if tr.error is not None:
-                    raise tr.error
                 if filtering and out:
                     out = chain.on_chunks(ctx, out)
                 if out:
                     await emit(out)
+                if tr.error is not None:
+                    raise tr.error
                 if tr.done:
                     break
             else:
                 out = []
                 for ev, payload in decoder.flush():
                     out.extend(tr.feed(ev, payload))
-                if tr.error is not None:
-                    raise tr.error
                 if filtering and out:
                     out = chain.on_chunks(ctx, out)
                 if out:
                     await emit(out)
+                if tr.error is not None:
+                    raise tr.error
                 if not tr.done:
                     raise UpstreamError("The upstream stream ended before it was complete.")
             tail = tr.finish()
@@ -169,10 +171,11 @@ async def _stream(
         except StopStream as stop:
             ctx.usage = tr.usage
             tail = [stop.final] if stop.final else []
-        except RelayError as err:
+        except (RelayError, aiohttp.ClientError, TimeoutError) as exc:
             ctx.usage = tr.usage
+            err = exc if isinstance(exc, RelayError) else map_transport_error(exc)
             if not started:
-                raise
+                raise err from exc
             ctx.status = err.http_status(state.settings.openai_status_codes)
             ctx.error_code = err.code
             ctx.finished = True

@@ -12,7 +12,7 @@ from relaygate.errors import RelayError, UpstreamError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
 from relaygate.settings import Settings
 
-__all__ = ["Transport"]
+__all__ = ["Transport", "map_transport_error"]
 
 
 class Transport:
@@ -61,12 +61,9 @@ class Transport:
             raise UpstreamError("The connection to the upstream provider failed.") from exc
         try:
             yield resp
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             resp.close()
-            raise UpstreamTimeout("The upstream provider stopped sending in time.") from exc
-        except aiohttp.ClientError as exc:
-            resp.close()
-            raise UpstreamError("The upstream provider's response was interrupted.") from exc
+            raise map_transport_error(exc) from exc
         except BaseException:
             resp.close()  # cancelled or failed: do not reuse a half-read connection
             raise
@@ -74,5 +71,8 @@ class Transport:
             resp.release()
 
 
-def is_relay_error(exc: BaseException) -> bool:
-    return isinstance(exc, RelayError)
+def map_transport_error(exc: BaseException) -> RelayError:
+    """An error raised while reading an upstream response, as a client-facing error."""
+    if isinstance(exc, TimeoutError | aiohttp.ServerTimeoutError):
+        return UpstreamTimeout("The upstream provider stopped sending in time.")
+    return UpstreamError("The upstream provider's response was interrupted.")

@@ -314,10 +314,10 @@ class Repository:
         if user_id is not None:
             q = q.where(request_logs.c.user_id == user_id)
         async with self.engine.connect() as conn:
-            rows = (await conn.execute(q)).mappings().all()
+            rows = (await conn.execute(q)).all()
         out = []
         for r in rows:
-            d = dict(r)
+            d = {str(k): v for k, v in r._asdict().items()}
             d["created_at"] = (_aware(d["created_at"]) or _now()).isoformat()
             out.append(d)
         return out
