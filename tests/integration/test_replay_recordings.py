@@ -18,6 +18,7 @@ import openai
 import pytest
 from aiohttp import web
 from conftest import Env
+
 from recordings import Interaction, load_cassette, recordings_dir
 
 ROOT = recordings_dir()

@@ -70,7 +70,7 @@ async def test_users_unique_and_update(repo: Repository) -> None:
 
 async def test_keys_hashed_and_shown_once(repo: Repository) -> None:
     u = await repo.create_user("carol")
-    rec, plain = await repo.create_key(u.id, name="k", models=["m1"])
+    _rec, plain = await repo.create_key(u.id, name="k", models=["m1"])
     assert plain.startswith("sk-") and len(plain) > 40
     async with repo.engine.connect() as conn:
         stored = (await conn.execute(text("SELECT key_hash, key_hint FROM api_keys"))).one()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 
@@ -32,7 +33,7 @@ def test_paced_stream_arrives_as_produced(env: Env) -> None:
     assert arrivals[0] < 0.25, arrivals  # not held back until the end (≈1.5 s)
     assert total > 1.2
     # gaps between chunks follow the upstream's pacing
-    gaps = [b - a for a, b in zip(arrivals, arrivals[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
     assert all(0.15 < g < 0.6 for g in gaps), gaps
     assert first_completed == 0
 
