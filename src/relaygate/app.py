@@ -8,6 +8,7 @@ under ``/admin/api``. See ``docs/decisions/0001-raw-asgi-hot-path.md``.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
@@ -154,6 +155,7 @@ class RelayGateApp:
                 body = {
                     "status": "ready" if st.ready else "not_ready",
                     "revision": st.catalog.revision,
+                    "worker_pid": os.getpid(),
                 }
                 await send_json(send, status, ok_body(body, s.envelope), req.request_id)
                 return

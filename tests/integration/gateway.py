@@ -38,7 +38,10 @@ def run_cli(env: dict[str, str], *args: str) -> str:
 class Gateway:
     """A relaygate server process plus an admin client."""
 
-    def __init__(self, data_dir: Path, extra_env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, extra_env: dict[str, str] | None = None, workers: int = 1
+    ) -> None:
+        self.workers = workers
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.base_url = self.base + "/v1"
@@ -59,7 +62,8 @@ class Gateway:
         self.admin_token = run_cli(self.env, "admin", "bootstrap").splitlines()[-1]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "relaygate", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "relaygate", "serve", "--port", str(self.port),
+             "--workers", str(self.workers)],
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

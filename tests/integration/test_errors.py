@@ -218,6 +218,9 @@ def test_unknown_url_and_request_id(env: Env) -> None:
     r = post(env, json=CHAT)
     rid = r.headers["x-request-id"]
     assert len(rid) >= 16
+    deadline = time.monotonic() + 3  # logs are written by a background thread
+    while rid not in env.gw.logs() and time.monotonic() < deadline:
+        time.sleep(0.05)
     assert rid in env.gw.logs()
     assert env.key not in env.gw.logs() and "hi" not in env.gw.logs().replace("chi", "")
 

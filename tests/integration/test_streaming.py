@@ -30,11 +30,10 @@ def test_paced_stream_arrives_as_produced(env: Env) -> None:
                 first_completed = env.up.openai.stats.streams_completed
     total = arrivals[-1]
     assert len(arrivals) == 6
-    assert arrivals[0] < 0.25, arrivals  # not held back until the end (≈1.5 s)
-    assert total > 1.2
-    # gaps between chunks follow the upstream's pacing
-    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert all(0.15 < g < 0.6 for g in gaps), gaps
+    # not held back until the end: the first chunk came ≥ 1 s before the last (6 × 300 ms)
+    assert arrivals[0] < total - 1.0, arrivals
+    gaps = sorted(b - a for a, b in itertools.pairwise(arrivals))
+    assert gaps[len(gaps) // 2] > 0.15, gaps  # the upstream's pacing shows through
     assert first_completed == 0
 
 
