@@ -109,6 +109,16 @@ class RelayGateApp:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
+    async def _reject(self, req: Request, err: RelayError) -> None:
+        s = self.settings
+        await send_error(
+            req.send,
+            err,
+            req.request_id,
+            envelope=s.envelope,
+            openai_statuses=s.openai_status_codes,
+        )
+
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         st = self.state
         s = self.settings
@@ -116,24 +126,14 @@ class RelayGateApp:
         handler = RELAY_ROUTES.get((scope["method"], path))
         if st is None:
             req = Request(scope, receive, send, s.trust_request_id)
-            await send_error(
-                send,
-                ServiceUnavailable("The gateway is starting; retry shortly."),
-                req.request_id,
-                envelope=s.envelope,
-                openai_statuses=s.openai_status_codes,
-            )
+            await self._reject(req, ServiceUnavailable("The gateway is starting; retry shortly."))
             return
         if handler is not None:
             req = Request(scope, receive, send, s.trust_request_id)
             if st.inflight >= s.max_inflight:
-                st.shed += 1
-                await send_error(
-                    send,
-                    ServiceUnavailable("The gateway is at capacity; retry shortly."),
-                    req.request_id,
-                    envelope=s.envelope,
-                    openai_statuses=s.openai_status_codes,
+                st.shed += 1  # bounded in-flight work: answer at once instead of queueing
+                await self._reject(
+                    req, ServiceUnavailable("The gateway is at capacity; retry shortly.")
                 )
                 return
             st.inflight += 1
@@ -170,9 +170,7 @@ class RelayGateApp:
             )
         else:
             err = NotFound(f"Unknown URL: {scope['method']} {path}.")
-        await send_error(
-            send, err, req.request_id, envelope=s.envelope, openai_statuses=s.openai_status_codes
-        )
+        await self._reject(req, err)
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

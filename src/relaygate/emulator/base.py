@@ -415,7 +415,6 @@ class Provider(ABC):
         if trigger == "midstream" or knobs.midstream_error:
             segments += [(c, i > 0) for i, c in enumerate(chunks[:1])]
             segments.append((plan.error, True))
-            cut = None
             ending = "error"
         elif cut is not None:
             segments += [(c, i > 0) for i, c in enumerate(chunks[:cut])]

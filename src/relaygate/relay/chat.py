@@ -133,6 +133,15 @@ async def _stream(
             raise err
         tr = adaptor.chat_stream(target, ctx.include_usage)
         decoder = SSEDecoder()
+
+        async def deliver(out: list[bytes]) -> None:
+            if filtering and out:
+                out = chain.on_chunks(ctx, out)
+            if out:
+                await emit(out)
+            if tr.error is not None:
+                raise tr.error
+
         try:
             async for data in resp.content.iter_any():
                 events = decoder.feed(data)
@@ -146,24 +155,14 @@ async def _stream(
                         out.extend(tr.feed(ev, payload))
                         if tr.error is not None or tr.done:
                             break
-                if filtering and out:
-                    out = chain.on_chunks(ctx, out)
-                if out:
-                    await emit(out)
-                if tr.error is not None:
-                    raise tr.error
+                await deliver(out)
                 if tr.done:
                     break
             else:
                 out = []
                 for ev, payload in decoder.flush():
                     out.extend(tr.feed(ev, payload))
-                if filtering and out:
-                    out = chain.on_chunks(ctx, out)
-                if out:
-                    await emit(out)
-                if tr.error is not None:
-                    raise tr.error
+                await deliver(out)
                 if not tr.done:
                     raise UpstreamError("The upstream stream ended before it was complete.")
             tail = tr.finish()
