@@ -17,6 +17,7 @@ from relaygate.api.http import Receive, Request, Scope, Send, ok_body, send_erro
 from relaygate.api.openai_routes import handle_model, handle_models
 from relaygate.catalog import Catalog
 from relaygate.errors import NotFound, NotImplementedByProvider, RelayError, ServiceUnavailable
+from relaygate.filters.content_log import ContentLogFilter
 from relaygate.logs import setup_logging
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.chat import handle_chat
@@ -85,7 +86,7 @@ class RelayGateApp:
             catalog=catalog,
             transport=transport,
             adaptors=AdaptorRegistry(),
-            filters=FilterChain([]),
+            filters=FilterChain([ContentLogFilter()] if s.log_content else []),
             usage_log=usage_log,
         )
         self.state.ready = True

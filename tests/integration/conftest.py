@@ -103,13 +103,15 @@ def env(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams) -> Itera
 
 @pytest.fixture(scope="session")
 def strict_env(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams) -> Iterator[Env]:
-    """A second gateway: OpenAI's own statuses, envelope off, tiny in-flight bound."""
+    """A second gateway: OpenAI's own statuses, envelope off, tiny in-flight bound,
+    content logging on."""
     gw = Gateway(
         Path(tmp_path_factory.mktemp("gw-strict")),
         {
             "RELAYGATE_OPENAI_STATUS_CODES": "1",
             "RELAYGATE_ENVELOPE": "0",
             "RELAYGATE_MAX_INFLIGHT": "2",
+            "RELAYGATE_LOG_CONTENT": "1",
         },
     ).start()
     try:

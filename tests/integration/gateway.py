@@ -62,8 +62,16 @@ class Gateway:
         self.admin_token = run_cli(self.env, "admin", "bootstrap").splitlines()[-1]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "relaygate", "serve", "--port", str(self.port),
-             "--workers", str(self.workers)],
+            [
+                sys.executable,
+                "-m",
+                "relaygate",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+            ],
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -25,7 +25,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, P
     log = open(data / "serve.log", "wb")  # noqa: SIM115
     proc = subprocess.Popen(
         [sys.executable, "-m", "relaygate", "serve", "--demo", "--port", str(port)],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"
     try:
@@ -49,15 +51,27 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, P
 def test_demo_curl_stream(demo: tuple[str, str, Path]) -> None:
     base, key, _ = demo
     out = subprocess.run(
-        ["curl", "-sN", f"{base}/v1/chat/completions", "-H", f"Authorization: Bearer {key}",
-         "-H", "Content-Type: application/json",
-         "-d", '{"model":"emulator-gpt","stream":true,"messages":[{"role":"user","content":"hi"}]}'],
-        capture_output=True, text=True, timeout=30, check=True,
+        [
+            "curl",
+            "-sN",
+            f"{base}/v1/chat/completions",
+            "-H",
+            f"Authorization: Bearer {key}",
+            "-H",
+            "Content-Type: application/json",
+            "-d",
+            '{"model":"emulator-gpt","stream":true,"messages":[{"role":"user","content":"hi"}]}',
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
     ).stdout
     assert out.strip().endswith("data: [DONE]")
     text = "".join(
         (json.loads(line[6:])["choices"][0]["delta"].get("content") or "")
-        for line in out.splitlines() if line.startswith("data: {")
+        for line in out.splitlines()
+        if line.startswith("data: {")
     )
     assert "emulator" in text.lower()
 
@@ -71,7 +85,8 @@ def test_demo_openai_sdk_both_models(demo: tuple[str, str, Path]) -> None:
         text = "".join(
             ch.choices[0].delta.content or ""
             for ch in c.chat.completions.create(
-                model=model, stream=True, messages=[{"role": "user", "content": "hi"}])
+                model=model, stream=True, messages=[{"role": "user", "content": "hi"}]
+            )
             if ch.choices
         )
         assert text
@@ -82,7 +97,9 @@ def test_demo_seed_is_idempotent(demo: tuple[str, str, Path]) -> None:
     env = {**os.environ, "RELAYGATE_DATA_DIR": str(data)}
     channels = [json.loads(x) for x in run_cli(env, "channel", "list").splitlines()]
     assert sorted(c["name"] for c in channels) == [
-        "EMULATOR anthropic (not a real model)", "EMULATOR openai (not a real model)"]
+        "EMULATOR anthropic (not a real model)",
+        "EMULATOR openai (not a real model)",
+    ]
     assert all(c["is_emulator"] for c in channels)
     assert (data / "demo-key.txt").read_text().strip() == key
 
@@ -96,32 +113,75 @@ def test_cli_user_key_channel(tmp_path: Path) -> None:
     assert key.startswith("sk-")
     listed = [json.loads(x) for x in run_cli(env, "key", "list", "--user", "zoe").splitlines()]
     assert listed[0]["models"] == ["a", "b"] and key not in json.dumps(listed)
-    ch = json.loads(run_cli(env, "channel", "create", "--name", "az", "--profile", "azure",
-                            "--base-url", "https://x.openai.azure.com", "--api-key", "secret-up",
-                            "--models", "gpt-4o", "--mapping", "gpt-4o=gpt-4o-2024",
-                            "--config", '{"api_version": "2024-10-21"}'))
+    ch = json.loads(
+        run_cli(
+            env,
+            "channel",
+            "create",
+            "--name",
+            "az",
+            "--profile",
+            "azure",
+            "--base-url",
+            "https://x.openai.azure.com",
+            "--api-key",
+            "secret-up",
+            "--models",
+            "gpt-4o",
+            "--mapping",
+            "gpt-4o=gpt-4o-2024",
+            "--config",
+            '{"api_version": "2024-10-21"}',
+        )
+    )
     assert ch["model_mapping"] == {"gpt-4o": "gpt-4o-2024"} and "secret-up" not in json.dumps(ch)
     with pytest.raises(RuntimeError, match="already exists"):
         run_cli(env, "user", "create", "--username", "zoe")
     with pytest.raises(RuntimeError, match="unknown profile"):
-        run_cli(env, "channel", "create", "--name", "x", "--profile", "nope", "--base-url",
-                "http://x", "--models", "m")
+        run_cli(
+            env,
+            "channel",
+            "create",
+            "--name",
+            "x",
+            "--profile",
+            "nope",
+            "--base-url",
+            "http://x",
+            "--models",
+            "m",
+        )
 
 
 def test_emulator_cli(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "relaygate", "emulator", "--provider", "anthropic", "--port",
-         str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "relaygate",
+            "emulator",
+            "--provider",
+            "anthropic",
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 15
         while True:
             try:
-                r = httpx.post(f"http://127.0.0.1:{port}/v1/messages",
-                               headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
-                               json={"model": "claude", "max_tokens": 10,
-                                     "messages": [{"role": "user", "content": "hi"}]})
+                r = httpx.post(
+                    f"http://127.0.0.1:{port}/v1/messages",
+                    headers={"x-api-key": "k", "anthropic-version": "2023-06-01"},
+                    json={
+                        "model": "claude",
+                        "max_tokens": 10,
+                        "messages": [{"role": "user", "content": "hi"}],
+                    },
+                )
                 break
             except httpx.HTTPError:
                 if time.monotonic() > deadline:

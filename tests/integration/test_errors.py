@@ -222,7 +222,26 @@ def test_unknown_url_and_request_id(env: Env) -> None:
     while rid not in env.gw.logs() and time.monotonic() < deadline:
         time.sleep(0.05)
     assert rid in env.gw.logs()
-    assert env.key not in env.gw.logs() and "hi" not in env.gw.logs().replace("chi", "")
+    marker = f"secret-prompt-{time.time_ns()}"
+    post(env, json={**CHAT, "messages": [{"role": "user", "content": marker}]})
+    time.sleep(0.3)
+    assert env.key not in env.gw.logs() and marker not in env.gw.logs()
+
+
+def test_content_logging_is_opt_in(strict_env: Env) -> None:
+    env = strict_env
+    marker = f"logged-prompt-{time.time_ns()}"
+    for stream in (False, True):
+        r = post(
+            env, json={**CHAT, "stream": stream, "messages": [{"role": "user", "content": marker}]}
+        )
+        assert r.status_code == 200
+    deadline = time.monotonic() + 3
+    while env.gw.logs().count(marker) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    lines = [ln for ln in env.gw.logs().splitlines() if marker in ln]
+    assert len(lines) == 2 and all("Hello from the relaygate emulator" in ln for ln in lines)
+    assert env.key not in env.gw.logs()
 
 
 def test_health_endpoints(env: Env) -> None:

@@ -41,16 +41,24 @@ def test_two_workers_on_postgres(tmp_path: Path, pg_database: str, upstreams: Up
     gw = Gateway(tmp_path, {"RELAYGATE_DATABASE_URL": pg_database}, workers=2).start()
     try:
         uid = gw.create_user("pg-user")
-        gw.create_channel(name="openai", provider="openai_compat", base_url=upstreams.openai.base_url,
-                          keys=["sk-up-openai"], models=["gpt-4o-mini"])
+        gw.create_channel(
+            name="openai",
+            provider="openai_compat",
+            base_url=upstreams.openai.base_url,
+            keys=["sk-up-openai"],
+            models=["gpt-4o-mini"],
+        )
         key = gw.create_key(uid)
         time.sleep(1.2)  # > 2 × RELAYGATE_REFRESH_INTERVAL: every worker has reloaded
         body = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
         pids = set()
         for _ in range(30):  # fresh connections spread over both workers
             with httpx.Client() as c:
-                r = c.post(gw.base_url + "/chat/completions", json=body,
-                           headers={"Authorization": f"Bearer {key}"})
+                r = c.post(
+                    gw.base_url + "/chat/completions",
+                    json=body,
+                    headers={"Authorization": f"Bearer {key}"},
+                )
             assert r.status_code == 200, r.text
         for _ in range(40):
             with httpx.Client() as c:
@@ -62,8 +70,11 @@ def test_two_workers_on_postgres(tmp_path: Path, pg_database: str, upstreams: Up
         time.sleep(1.2)
         for _ in range(10):
             with httpx.Client() as c:
-                r = c.post(gw.base_url + "/chat/completions", json=body,
-                           headers={"Authorization": f"Bearer {key}"})
+                r = c.post(
+                    gw.base_url + "/chat/completions",
+                    json=body,
+                    headers={"Authorization": f"Bearer {key}"},
+                )
             assert r.status_code == 401
         # usage rows reach PostgreSQL from both workers (background writer)
         deadline = time.monotonic() + 5

@@ -18,8 +18,15 @@ A = OpenAICompatAdaptor()
 
 
 def target(profile: str = "openai", **config: object) -> Target:
-    return Target(1, "openai_compat", profile, "https://up.example/v1", "sk-secret-up", "up-model",
-                  dict(config))
+    return Target(
+        1,
+        "openai_compat",
+        profile,
+        "https://up.example/v1",
+        "sk-secret-up",
+        "up-model",
+        dict(config),
+    )
 
 
 BODY = {"model": "public", "messages": [{"role": "user", "content": "hi"}], "x_unknown": {"k": 1}}
@@ -73,17 +80,27 @@ def test_non_stream_keeps_unknown_fields_and_usage() -> None:
 def test_ollama_reasoning_renamed() -> None:
     raw = b'{"id":"c","choices":[{"index":0,"message":{"role":"assistant","content":"x","reasoning":"r"},"finish_reason":"stop"}]}'
     obj, _ = A.chat_response(target("ollama"), raw)
-    assert obj["choices"][0]["message"] == {"role": "assistant", "content": "x",
-                                            "reasoning_content": "r"}
+    assert obj["choices"][0]["message"] == {
+        "role": "assistant",
+        "content": "x",
+        "reasoning_content": "r",
+    }
     tr = A.chat_stream(target("ollama"), include_usage=False)
     out = tr.feed(None, b'{"id":"c","choices":[{"index":0,"delta":{"reasoning":"hm"}}]}')
     assert orjson.loads(out[0])["choices"][0]["delta"] == {"reasoning_content": "hm"}
 
 
 def chunk(content: str, **extra: object) -> bytes:
-    return orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                         "choices": [{"index": 0, "delta": {"content": content},
-                                      "finish_reason": None}], **extra})
+    return orjson.dumps(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {"content": content}, "finish_reason": None}],
+            **extra,
+        }
+    )
 
 
 USAGE = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
@@ -94,8 +111,16 @@ def test_openai_usage_chunk_held_and_forwarded_only_if_asked(include_usage: bool
     tr = A.chat_stream(target(), include_usage)
     first = chunk("a", usage=None)
     assert tr.feed(None, first) == [first]  # passthrough, same bytes
-    usage_chunk = orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1,
-                                "model": "m", "choices": [], "usage": USAGE})
+    usage_chunk = orjson.dumps(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [],
+            "usage": USAGE,
+        }
+    )
     assert tr.feed(None, usage_chunk) == []
     assert tr.feed(None, b"[DONE]") == [] and tr.done
     assert tr.usage is not None and tr.usage.completion_tokens == 7
@@ -104,9 +129,16 @@ def test_openai_usage_chunk_held_and_forwarded_only_if_asked(include_usage: bool
 
 def test_glm_usage_on_finish_chunk_synthesised() -> None:
     tr = A.chat_stream(target("glm"), include_usage=True)
-    fin = orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                        "usage": USAGE})
+    fin = orjson.dumps(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": USAGE,
+        }
+    )
     assert tr.feed(None, fin) == [fin]
     [tail] = tr.finish()
     obj = orjson.loads(tail)
@@ -115,9 +147,16 @@ def test_glm_usage_on_finish_chunk_synthesised() -> None:
 
 def test_glm_usage_removed_when_not_asked() -> None:
     tr = A.chat_stream(target("glm"), include_usage=False)
-    fin = orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
-                        "usage": USAGE})
+    fin = orjson.dumps(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}],
+            "usage": USAGE,
+        }
+    )
     [out] = tr.feed(None, fin)
     assert orjson.loads(out)["usage"] is None and tr.usage is not None
     assert tr.finish() == []
@@ -125,9 +164,15 @@ def test_glm_usage_removed_when_not_asked() -> None:
 
 def test_moonshot_usage_in_choice_hoisted() -> None:
     tr = A.chat_stream(target("moonshot"), include_usage=True)
-    fin = orjson.dumps({"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
-                        "choices": [{"index": 0, "delta": {}, "finish_reason": "stop",
-                                     "usage": USAGE}]})
+    fin = orjson.dumps(
+        {
+            "id": "c1",
+            "object": "chat.completion.chunk",
+            "created": 1,
+            "model": "m",
+            "choices": [{"index": 0, "delta": {}, "finish_reason": "stop", "usage": USAGE}],
+        }
+    )
     tr.feed(None, fin)
     assert tr.usage is not None and tr.usage.prompt_tokens == 5
     assert orjson.loads(tr.finish()[0])["usage"]["completion_tokens"] == 7
@@ -141,20 +186,34 @@ def test_azure_filter_chunk_dropped() -> None:
 
 def test_stream_error_event() -> None:
     tr = A.chat_stream(target(), include_usage=False)
-    tr.feed(None, b'{"error":{"message":"boom at https://internal.example/x","type":"server_error"}}')
+    tr.feed(
+        None, b'{"error":{"message":"boom at https://internal.example/x","type":"server_error"}}'
+    )
     assert isinstance(tr.error, UpstreamError)
     assert "internal.example" not in tr.error.message
 
 
 @pytest.mark.parametrize(
     ("status", "cls", "code"),
-    [(400, UpstreamRejected, "context_length_exceeded"), (404, UpstreamRejected, "model_not_found"),
-     (429, RateLimited, "rate_limit_exceeded"), (401, UpstreamError, "upstream_auth_failed"),
-     (500, UpstreamError, "upstream_error"), (503, UpstreamError, "upstream_error")],
+    [
+        (400, UpstreamRejected, "context_length_exceeded"),
+        (404, UpstreamRejected, "model_not_found"),
+        (429, RateLimited, "rate_limit_exceeded"),
+        (401, UpstreamError, "upstream_auth_failed"),
+        (500, UpstreamError, "upstream_error"),
+        (503, UpstreamError, "upstream_error"),
+    ],
 )
 def test_error_mapping(status: int, cls: type, code: str) -> None:
-    body = orjson.dumps({"error": {"message": "bad key sk-secret-up at https://up.example/v1",
-                                   "type": "x", "code": code}})
+    body = orjson.dumps(
+        {
+            "error": {
+                "message": "bad key sk-secret-up at https://up.example/v1",
+                "type": "x",
+                "code": code,
+            }
+        }
+    )
     err = A.error(target(), status, body)
     assert type(err) is cls and err.code == code
     assert "sk-secret-up" not in err.message and "up.example" not in err.message

@@ -15,7 +15,10 @@ def feed_all(parts: list[bytes]) -> list[tuple[str | None, bytes]]:
 
 
 def test_fast_path_and_done() -> None:
-    assert feed_all([b'data: {"a":1}\n\ndata: [DONE]\n\n']) == [(None, b'{"a":1}'), (None, b"[DONE]")]
+    assert feed_all([b'data: {"a":1}\n\ndata: [DONE]\n\n']) == [
+        (None, b'{"a":1}'),
+        (None, b"[DONE]"),
+    ]
 
 
 @pytest.mark.parametrize("size", [1, 2, 3, 7, 64])

@@ -88,6 +88,9 @@ async def _unary(
         raise adaptor.error(ctx.target, status, raw)
     obj, usage = adaptor.chat_response(ctx.target, raw)
     ctx.usage = usage
+    if "answer" in ctx.notes:  # a filter asked to see the answer (content log)
+        choices = obj.get("choices") or [{}]
+        ctx.notes["reply"] = str((choices[0].get("message") or {}).get("content") or "")
     ctx.first_byte_at = time.perf_counter()
     ctx.finished = True
     await send_json(req.send, 200, ok_body(obj, state.settings.envelope), req.request_id)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 from relaygate.providers.base import Target, Usage
 from relaygate.storage.records import KeyRecord, UserRecord
@@ -29,6 +30,7 @@ class RelayContext:
     first_byte_at: float | None = None
     client_disconnected: bool = False
     finished: bool = False  # the final response bytes are being sent
+    notes: dict[str, Any] = field(default_factory=dict)  # per-request scratch space of filters
 
     def elapsed_ms(self) -> int:
         return int((time.perf_counter() - self.started) * 1000)

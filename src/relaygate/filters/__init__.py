@@ -1,0 +1,1 @@
+"""Filters that plug into the relay pipeline (see ``relay/filters.py`` for the interface)."""
