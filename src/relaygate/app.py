@@ -18,6 +18,7 @@ from relaygate.api.openai_routes import handle_model, handle_models
 from relaygate.catalog import Catalog
 from relaygate.errors import NotFound, NotImplementedByProvider, RelayError, ServiceUnavailable
 from relaygate.filters.content_log import ContentLogFilter
+from relaygate.filters.key_limits import KeyLimitsFilter
 from relaygate.logs import setup_logging
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.chat import handle_chat
@@ -86,7 +87,9 @@ class RelayGateApp:
             catalog=catalog,
             transport=transport,
             adaptors=AdaptorRegistry(),
-            filters=FilterChain([ContentLogFilter()] if s.log_content else []),
+            filters=FilterChain(
+                [KeyLimitsFilter(), *([ContentLogFilter()] if s.log_content else [])]
+            ),
             usage_log=usage_log,
         )
         self.state.ready = True

@@ -151,8 +151,16 @@ def key() -> None:
 @click.option("--kind", type=click.Choice(["api", "personal"]), default="api", show_default=True)
 @click.option("--models", default=None, help="Comma-separated allow-list (default: all models).")
 @click.option("--expires-days", type=float, default=None)
+@click.option("--rpm-limit", type=int, default=None, help="Requests per minute.")
+@click.option("--concurrency-limit", type=int, default=None, help="Requests at once.")
 def key_create(
-    username: str, name: str, kind: str, models: str | None, expires_days: float | None
+    username: str,
+    name: str,
+    kind: str,
+    models: str | None,
+    expires_days: float | None,
+    rpm_limit: int | None,
+    concurrency_limit: int | None,
 ) -> None:
     """Create a key and print it (it is shown only once)."""
 
@@ -170,6 +178,8 @@ def key_create(
             models=_csv(models),
             expires_at=expires,
             prefix=s.key_prefix,
+            rpm_limit=rpm_limit,
+            concurrency_limit=concurrency_limit,
         )
         return plain
 

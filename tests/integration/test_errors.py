@@ -138,6 +138,29 @@ def test_429_upstream_rate_limit(env: Env) -> None:
     check(post(env, json=CHAT), 429, "rate_limit_exceeded", env)
 
 
+def test_429_key_requests_per_minute(env: Env) -> None:
+    key = env.gw.create_key(env.user_id, rpm_limit=2)
+    assert [post(env, json=CHAT, key=key).status_code for _ in range(2)] == [200, 200]
+    r = post(env, json=CHAT, key=key)
+    check(r, 429, "rate_limit_exceeded", env)
+    assert "2 requests per minute" in r.json()["error"]["message"]
+    assert r.headers["retry-after"]
+
+
+def test_429_key_concurrency(env: Env) -> None:
+    key = env.gw.create_key(env.user_id, concurrency_limit=1)
+    env.up.openai.configure(latency_ms=600)
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: post(env, json=CHAT, key=key), range(3)))
+    codes = sorted(r.status_code for r in results)
+    assert codes == [200, 429, 429], codes
+    for r in results:
+        if r.status_code == 429:
+            check(r, 429, "rate_limit_exceeded", env)
+    env.up.openai.reset(knobs=True, stats=False)
+    assert post(env, json=CHAT, key=key).status_code == 200  # the slot was released
+
+
 def test_501_not_implemented(env: Env) -> None:
     check(
         post(env, "/embeddings", json={"model": "claude-sonnet-4", "input": "x"}),

@@ -153,6 +153,8 @@ def build_admin_app(app: RelayGateApp) -> Starlette:
             models=models,
             expires_at=datetime.fromisoformat(expires) if isinstance(expires, str) else None,
             prefix=st.settings.key_prefix,
+            rpm_limit=b.get("rpm_limit"),
+            concurrency_limit=b.get("concurrency_limit"),
         )
         return respond({"data": {**rec.to_public(), "key": plain}}, 201)
 

@@ -39,11 +39,15 @@ class KeyRecord:
     expires_at: datetime | None
     models: frozenset[str] | None
     created_at: datetime
+    rpm_limit: int | None = None
+    concurrency_limit: int | None = None
 
     def to_public(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "user_id": self.user_id,
+            "rpm_limit": self.rpm_limit,
+            "concurrency_limit": self.concurrency_limit,
             "name": self.name,
             "kind": self.kind,
             "key_hint": self.key_hint,

@@ -128,6 +128,8 @@ class Repository:
         models: Sequence[str] | None = None,
         expires_at: datetime | None = None,
         prefix: str = "sk-",
+        rpm_limit: int | None = None,
+        concurrency_limit: int | None = None,
     ) -> tuple[KeyRecord, str]:
         """Create a key; returns the record and the plaintext key (shown once)."""
         if kind not in KEY_KINDS:
@@ -144,6 +146,8 @@ class Repository:
             "expires_at": _aware(expires_at),
             "models": list(models) if models is not None else None,
             "created_at": now,
+            "rpm_limit": _limit(rpm_limit),
+            "concurrency_limit": _limit(concurrency_limit),
         }
         try:
             async with self.engine.begin() as conn:
@@ -164,8 +168,13 @@ class Repository:
 
     async def update_key(self, key_id: int, **fields: Any) -> bool:
         allowed = {
-            k: v for k, v in fields.items() if k in ("status", "name", "models", "expires_at")
+            k: v
+            for k, v in fields.items()
+            if k in ("status", "name", "models", "expires_at", "rpm_limit", "concurrency_limit")
         }
+        for name in ("rpm_limit", "concurrency_limit"):
+            if name in allowed:
+                allowed[name] = _limit(allowed[name])
         if "status" in allowed and allowed["status"] not in ("active", "disabled", "revoked"):
             raise ValueError("status must be 'active', 'disabled' or 'revoked'")
         if "expires_at" in allowed:
@@ -342,4 +351,14 @@ def _key(r: Any) -> KeyRecord:
         expires_at=_aware(r["expires_at"]),
         models=frozenset(models) if models is not None else None,
         created_at=_aware(r["created_at"]) or _now(),
+        rpm_limit=r.get("rpm_limit"),
+        concurrency_limit=r.get("concurrency_limit"),
     )
+
+
+def _limit(value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError("limits must be positive integers or null")
+    return value

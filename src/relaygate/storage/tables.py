@@ -43,6 +43,8 @@ api_keys = Table(
     Column("status", String(16), nullable=False, default="active"),  # active | disabled | revoked
     Column("expires_at", DateTime(timezone=True), nullable=True),
     Column("models", JSON, nullable=True),  # allow-list; null = every model
+    Column("rpm_limit", Integer, nullable=True),  # requests per minute; null = no limit
+    Column("concurrency_limit", Integer, nullable=True),  # requests at once; null = no limit
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
 
