@@ -18,10 +18,18 @@ log = logging.getLogger("relaygate.usage_log")
 
 
 class UsageLogWriter:
-    def __init__(self, repo: Repository, *, max_batch: int = 500, max_queue: int = 100_000) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        max_batch: int = 5000,
+        max_queue: int = 200_000,
+        interval: float = 0.5,
+    ) -> None:
         self._repo = repo
         self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(max_queue)
         self._max_batch = max_batch
+        self._interval = interval  # collect rows this long, then write them in one transaction
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
 
@@ -54,6 +62,7 @@ class UsageLogWriter:
     async def _run(self) -> None:
         while True:
             row = await self._queue.get()
+            await asyncio.sleep(self._interval)  # one transaction per interval, not per row
             batch = [row]
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
