@@ -24,7 +24,7 @@ from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
 from relaygate.relay.filters import FilterChain
-from relaygate.relay.transport import Transport
+from relaygate.relay.transport import create_transport
 from relaygate.relay.usage_log import UsageLogWriter
 from relaygate.settings import Settings
 from relaygate.state import AppState
@@ -75,7 +75,7 @@ class RelayGateApp:
         catalog = Catalog(repo)
         await catalog.load()
         catalog.start_refresh(s.refresh_interval)
-        transport = Transport(s)
+        transport = create_transport(s)
         await transport.start()
         usage_log = UsageLogWriter(repo) if s.log_requests else None
         if usage_log is not None:
@@ -160,6 +160,9 @@ class RelayGateApp:
                     "status": "ready" if st.ready else "not_ready",
                     "revision": st.catalog.revision,
                     "worker_pid": os.getpid(),
+                    "inflight": st.inflight,
+                    "shed_total": st.shed,
+                    "usage_rows_dropped": st.usage_log.dropped if st.usage_log else 0,
                 }
                 await send_json(send, status, ok_body(body, s.envelope), req.request_id)
                 return
@@ -168,7 +171,7 @@ class RelayGateApp:
                     await handle_model(st, req, unquote(path[len(prefix) :]))
                     return
         err: RelayError
-        if path.startswith(NOT_YET):
+        if path.startswith(NOT_YET) or ("/v1" + path).startswith(NOT_YET):
             err = NotImplementedByProvider(
                 f"{scope['method']} {path} is not supported by this gateway yet."
             )

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 import click
 
+from relaygate.providers import PROVIDERS
 from relaygate.settings import Settings
 from relaygate.storage.crypto import Secrets, load_or_create_secret
 from relaygate.storage.db import create_engine, migrate
@@ -63,9 +64,10 @@ def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
     """Run the gateway (migrates the database first)."""
     import uvicorn
 
-    _run(lambda repo, s: _noop())
     if demo:
         _seed_demo(host, port)
+    else:
+        _run(_park_emulator_channels)  # their in-process emulators only run with --demo
     uvicorn.run(
         "relaygate.app:create_app",
         factory=True,
@@ -83,6 +85,12 @@ def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
 
 async def _noop() -> None:
     return None
+
+
+async def _park_emulator_channels(repo: Repository, s: Settings) -> None:
+    for ch in await repo.list_channels():
+        if ch.is_emulator and ch.status == "enabled":
+            await repo.update_channel(ch.id, status="disabled")
 
 
 @main.command("migrate")
@@ -214,7 +222,7 @@ def channel() -> None:
 @click.option("--name", required=True)
 @click.option(
     "--provider",
-    type=click.Choice(["openai_compat", "anthropic"]),
+    type=click.Choice(list(PROVIDERS)),
     default="openai_compat",
     show_default=True,
 )
@@ -249,7 +257,12 @@ def channel_create(
         if not sep:
             raise click.ClickException("--mapping takes public=upstream")
         mapping_dict[public.strip()] = upstream.strip()
-    config = json.loads(config_json) if config_json else {}
+    try:
+        config = json.loads(config_json) if config_json else {}
+    except json.JSONDecodeError as exc:
+        raise click.ClickException(f"--config is not valid JSON: {exc}") from exc
+    if not isinstance(config, dict):
+        raise click.ClickException("--config must be a JSON object")
     rec = _run(
         lambda repo, s: repo.create_channel(
             name=name,
@@ -304,7 +317,7 @@ def _seed_demo(host: str, port: int) -> None:
             name = f"EMULATOR {provider} (not a real model)"
             base = servers[provider].base_url
             if name in existing:
-                await repo.update_channel(existing[name].id, base_url=base)
+                await repo.update_channel(existing[name].id, base_url=base, status="enabled")
             else:
                 await repo.create_channel(
                     name=name,

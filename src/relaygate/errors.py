@@ -7,11 +7,12 @@ operator sets ``RELAYGATE_OPENAI_STATUS_CODES=1``::
 
     RelayError
     ├── AuthError                 401  no_api_key | invalid_api_key | invalid_request_error
-    ├── PolicyError               402  content_policy_violation | account_disabled | …
+    ├── PolicyError               402  account_disabled | admin_required | policy_violation | …
     ├── QuotaExceeded             403  insufficient_quota           (OpenAI: 429)
     ├── ModelNotFound             403  model_not_found              (OpenAI: 404)
     ├── InvalidRequest            403  invalid_request_error        (OpenAI: 400)
     │   └── BodyTooLarge          403  invalid_request_error        (OpenAI: 413)
+    ├── NotFound                  404  unknown_url                  (no such URL or object)
     ├── RateLimited               429  rate_limit_exceeded
     ├── NotImplementedByProvider  501  not_implemented
     ├── UpstreamError             502  upstream_error

@@ -137,6 +137,20 @@ def test_cli_user_key_channel(tmp_path: Path) -> None:
     assert ch["model_mapping"] == {"gpt-4o": "gpt-4o-2024"} and "secret-up" not in json.dumps(ch)
     with pytest.raises(RuntimeError, match="already exists"):
         run_cli(env, "user", "create", "--username", "zoe")
+    with pytest.raises(RuntimeError, match="not valid JSON"):
+        run_cli(
+            env,
+            "channel",
+            "create",
+            "--name",
+            "x",
+            "--base-url",
+            "http://x",
+            "--models",
+            "m",
+            "--config",
+            "{oops",
+        )
     with pytest.raises(RuntimeError, match="unknown profile"):
         run_cli(
             env,
@@ -188,6 +202,33 @@ def test_emulator_cli(tmp_path: Path) -> None:
                     raise
                 time.sleep(0.1)
         assert r.status_code == 200 and r.json()["type"] == "message"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_plain_serve_parks_emulator_channels(demo: tuple[str, str, Path]) -> None:
+    """Without --demo the in-process emulators do not run: their channels are disabled
+    (503 `service_unavailable`, not a confusing 502)."""
+    _, _, data = demo
+    env = {**os.environ, "RELAYGATE_DATA_DIR": str(data)}
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "relaygate", "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        channels = [json.loads(x) for x in run_cli(env, "channel", "list").splitlines()]
+        assert {c["status"] for c in channels} == {"disabled"}
     finally:
         proc.terminate()
         proc.wait(10)

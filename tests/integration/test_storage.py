@@ -107,6 +107,26 @@ async def test_channel_keys_encrypted_at_rest(repo: Repository) -> None:
     assert loaded.keys == ("sk-new",) and loaded.status == "disabled"
 
 
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"profile": "nope"},
+        {"base_url": "ftp://x"},
+        {"weight": 0},
+        {"status": "maybe"},
+        {"models": []},
+    ],
+)
+async def test_channel_updates_are_validated(repo: Repository, change: dict[str, object]) -> None:
+    ch = await repo.create_channel(
+        name="c", provider="openai_compat", base_url="http://x", keys=["k"], models=["m"]
+    )
+    with pytest.raises(ValueError):
+        await repo.update_channel(ch.id, **change)
+    [same] = await repo.list_channels()
+    assert same.profile == "openai" and same.status == "enabled"
+
+
 async def test_revision_bumps_on_every_write(repo: Repository) -> None:
     r0 = await repo.revision()
     u = await repo.create_user("dave")

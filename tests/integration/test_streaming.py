@@ -13,6 +13,7 @@ from conftest import Env
 
 def test_paced_stream_arrives_as_produced(env: Env) -> None:
     """The first chunk reaches the client while the emulator is still producing the rest."""
+    env.up.openai.stats.reset()
     env.up.openai.configure(chunks=6, chunk_interval_ms=300)
     c = openai.OpenAI(
         api_key=env.key, base_url=env.gw.base_url, max_retries=0, _strict_response_validation=True

@@ -25,6 +25,13 @@ class KeyLimitsFilter:
         key = ctx.key
         if key is None:
             return
+        # check every limit first, then count: a refused request uses no budget
+        active = self._active.get(key.id, 0)
+        if key.concurrency_limit is not None and active >= key.concurrency_limit:
+            raise RateLimited(
+                f"This key allows {key.concurrency_limit} concurrent requests; "
+                "wait for one to finish."
+            )
         if key.rpm_limit is not None:
             minute = int(time.time() // 60)
             start, count = self._window.get(key.id, (minute, 0))
@@ -36,12 +43,6 @@ class KeyLimitsFilter:
                 )
             self._window[key.id] = (minute, count + 1)
         if key.concurrency_limit is not None:
-            active = self._active.get(key.id, 0)
-            if active >= key.concurrency_limit:
-                raise RateLimited(
-                    f"This key allows {key.concurrency_limit} concurrent requests; "
-                    "wait for one to finish."
-                )
             self._active[key.id] = active + 1
             ctx.notes["concurrency_held"] = key.id
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-import aiohttp
 import orjson
 
 from relaygate.api.http import SSE_HEADERS, Request, ok_body, send_json
@@ -26,7 +25,6 @@ from relaygate.relay.pipeline import (
     run_watched,
 )
 from relaygate.relay.sse import DONE_FRAME, SSEDecoder, frame
-from relaygate.relay.transport import map_transport_error
 from relaygate.state import AppState
 
 __all__ = ["handle_chat"]
@@ -81,7 +79,7 @@ async def _unary(
     state: AppState, req: Request, ctx: RelayContext, adaptor: Adaptor, ureq: UpstreamRequest
 ) -> None:
     assert ctx.target is not None
-    async with state.transport.request(ureq) as resp:
+    async with state.transport.request(ureq, stream=False) as resp:
         raw = await resp.read()
         status = resp.status
     if status >= 400:
@@ -124,10 +122,10 @@ async def _stream(
             body += DONE_FRAME
         await send({"type": "http.response.body", "body": body, "more_body": more})
 
-    async with state.transport.request(ureq) as resp:
+    async with state.transport.request(ureq, stream=True) as resp:
         if resp.status >= 400:
             raise adaptor.error(target, resp.status, await resp.read())
-        if "event-stream" not in resp.headers.get("Content-Type", ""):
+        if "event-stream" not in (resp.header("Content-Type") or ""):
             err = adaptor.error(target, 502, await resp.read())
             if isinstance(err, UpstreamError):
                 err = UpstreamError(
@@ -146,7 +144,7 @@ async def _stream(
                 raise tr.error
 
         try:
-            async for data in resp.content.iter_any():
+            async for data in resp.chunks():
                 events = decoder.feed(data)
                 if not events:
                     continue
@@ -173,11 +171,10 @@ async def _stream(
         except StopStream as stop:
             ctx.usage = tr.usage
             tail = [stop.final] if stop.final else []
-        except (RelayError, aiohttp.ClientError, TimeoutError) as exc:
+        except RelayError as err:
             ctx.usage = tr.usage
-            err = exc if isinstance(exc, RelayError) else map_transport_error(exc)
             if not started:
-                raise err from exc
+                raise
             ctx.status = err.http_status(state.settings.openai_status_codes)
             ctx.error_code = err.code
             ctx.finished = True

@@ -68,7 +68,7 @@ async def handle_embeddings(state: AppState, req: Request) -> None:
         ureq = adaptor.embeddings_request(target, body)
 
         async def work() -> None:
-            async with state.transport.request(ureq) as resp:
+            async with state.transport.request(ureq, stream=False) as resp:
                 raw = await resp.read()
                 status = resp.status
             if status >= 400:

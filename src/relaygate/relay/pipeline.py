@@ -16,7 +16,15 @@ from relaygate.errors import AuthError, InvalidRequest, RelayError
 from relaygate.relay.context import RelayContext
 from relaygate.state import AppState
 
-__all__ = ["authenticate", "finish", "parse_json_body", "run_watched"]
+__all__ = [
+    "authenticate",
+    "extract_key",
+    "fail",
+    "finish",
+    "parse_json_body",
+    "require_model",
+    "run_watched",
+]
 
 access_log = logging.getLogger("relaygate.access")
 

@@ -31,6 +31,7 @@ class UsageLogWriter:
         self._max_batch = max_batch
         self._interval = interval  # collect rows this long, then write them in one transaction
         self._task: asyncio.Task[None] | None = None
+        self._pending: list[dict[str, Any]] = []  # taken off the queue, not yet written
         self.dropped = 0
 
     def start(self) -> None:
@@ -61,12 +62,13 @@ class UsageLogWriter:
 
     async def _run(self) -> None:
         while True:
-            row = await self._queue.get()
+            self._pending = [await self._queue.get()]
             await asyncio.sleep(self._interval)  # one transaction per interval, not per row
-            batch = [row]
+            batch = self._pending
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             await self._write(batch)
+            self._pending = []
 
     async def _write(self, batch: list[dict[str, Any]]) -> None:
         for attempt in range(5):
@@ -79,12 +81,14 @@ class UsageLogWriter:
         log.error("dropping %d request log rows after repeated failures", len(batch))
 
     async def close(self) -> None:
-        """Flush what is queued, then stop."""
+        """Stop the background task, then write everything not yet written (including
+        a batch the task had taken but not finished writing)."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        batch: list[dict[str, Any]] = []
+        batch: list[dict[str, Any]] = self._pending
+        self._pending = []
         while not self._queue.empty():
             batch.append(self._queue.get_nowait())
         if batch:

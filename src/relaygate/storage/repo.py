@@ -15,6 +15,8 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from relaygate.providers import PROVIDERS
+from relaygate.providers.profiles import get_profile
 from relaygate.storage.crypto import Secrets
 from relaygate.storage.records import ChannelRecord, KeyRecord, UserRecord
 from relaygate.storage.tables import api_keys, channels, request_logs, revisions, users
@@ -22,7 +24,6 @@ from relaygate.storage.tables import api_keys, channels, request_logs, revisions
 __all__ = ["Conflict", "Repository", "Snapshot"]
 
 KEY_KINDS = ("api", "personal", "admin")
-PROVIDERS = ("openai_compat", "anthropic")
 
 
 _LOG_COLUMNS = (
@@ -229,12 +230,14 @@ class Repository:
         status: str = "enabled",
         is_emulator: bool = False,
     ) -> ChannelRecord:
-        if provider not in PROVIDERS:
-            raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}")
-        if not base_url.startswith(("http://", "https://")):
-            raise ValueError("base_url must start with http:// or https://")
-        if not models:
-            raise ValueError("a channel needs at least one model")
+        _check_channel(
+            provider=provider,
+            profile=profile,
+            base_url=base_url,
+            models=models,
+            weight=weight,
+            status=status,
+        )
         now = _now()
         values = {
             "name": name,
@@ -245,7 +248,7 @@ class Repository:
             "models": list(models),
             "model_mapping": dict(model_mapping or {}),
             "priority": priority,
-            "weight": max(1, weight),
+            "weight": weight,
             "status": status,
             "config": dict(config or {}),
             "is_emulator": is_emulator,
@@ -277,11 +280,27 @@ class Repository:
         allowed = {k: v for k, v in fields.items() if k in names}
         if "keys" in fields:
             allowed["keys_encrypted"] = self.secrets.encrypt_keys(list(fields["keys"]))
-        if "status" in allowed and allowed["status"] not in ("enabled", "disabled"):
-            raise ValueError("status must be 'enabled' or 'disabled'")
         if not allowed:
             return False
+        if "base_url" in allowed:
+            allowed["base_url"] = str(allowed["base_url"]).rstrip("/")
         async with self.engine.begin() as conn:
+            row = (
+                (await conn.execute(select(channels).where(channels.c.id == channel_id)))
+                .mappings()
+                .first()
+            )
+            if row is None:
+                return False
+            merged = {**dict(row), **allowed}
+            _check_channel(
+                provider=merged["provider"],
+                profile=merged["profile"],
+                base_url=merged["base_url"],
+                models=merged["models"],
+                weight=merged["weight"],
+                status=merged["status"],
+            )
             res = await conn.execute(
                 update(channels).where(channels.c.id == channel_id).values(**allowed)
             )
@@ -378,6 +397,25 @@ class Repository:
             d["created_at"] = (_aware(d["created_at"]) or _now()).isoformat()
             out.append(d)
         return out
+
+
+def _check_channel(
+    *, provider: str, profile: str, base_url: str, models: Any, weight: Any, status: str
+) -> None:
+    if provider not in PROVIDERS:
+        raise ValueError(f"provider must be one of {', '.join(PROVIDERS)}")
+    if provider == "openai_compat":
+        get_profile(profile)  # raises ValueError naming the known profiles
+    if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
+        raise ValueError("base_url must start with http:// or https://")
+    if not isinstance(models, list | tuple) or not models:
+        raise ValueError("a channel needs at least one model")
+    if not all(isinstance(m, str) and m for m in models):
+        raise ValueError("models must be non-empty strings")
+    if isinstance(weight, bool) or not isinstance(weight, int) or weight < 1:
+        raise ValueError("weight must be an integer >= 1")
+    if status not in ("enabled", "disabled"):
+        raise ValueError("status must be 'enabled' or 'disabled'")
 
 
 def _user(r: Any) -> UserRecord:
