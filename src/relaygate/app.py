@@ -12,6 +12,7 @@ import os
 from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
+from relaygate.access_log import AccessLog
 from relaygate.api.admin_routes import build_admin_app
 from relaygate.api.http import Receive, Request, Scope, Send, ok_body, send_error, send_json
 from relaygate.api.openai_routes import handle_model, handle_models
@@ -80,6 +81,10 @@ class RelayGateApp:
         usage_log = UsageLogWriter(repo) if s.log_requests else None
         if usage_log is not None:
             usage_log.start()
+        access = None
+        if logging.getLogger("relaygate.access").isEnabledFor(logging.INFO):
+            access = AccessLog()
+            access.start()
         self.state = AppState(
             settings=s,
             secrets=secrets,
@@ -91,6 +96,7 @@ class RelayGateApp:
                 [KeyLimitsFilter(), *([ContentLogFilter()] if s.log_content else [])]
             ),
             usage_log=usage_log,
+            access_log=access,
         )
         self.state.ready = True
         log.info("relaygate worker ready", extra={"revision": catalog.revision})
@@ -104,6 +110,8 @@ class RelayGateApp:
         if st.usage_log is not None:
             await st.usage_log.close()
         await st.transport.close()
+        if st.access_log is not None:
+            await st.access_log.close()
         await st.repo.engine.dispose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

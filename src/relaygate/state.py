@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from relaygate.access_log import AccessLog
 from relaygate.catalog import Catalog
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.filters import FilterChain
@@ -26,6 +27,7 @@ class AppState:
     adaptors: AdaptorRegistry
     filters: FilterChain
     usage_log: UsageLogWriter | None
+    access_log: AccessLog | None = None
     inflight: int = 0
     ready: bool = False
     shed: int = field(default=0)

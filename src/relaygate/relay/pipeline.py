@@ -5,7 +5,6 @@ compose them; the order is the request lifecycle in ``docs/architecture.md``."""
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -25,8 +24,6 @@ __all__ = [
     "require_model",
     "run_watched",
 ]
-
-access_log = logging.getLogger("relaygate.access")
 
 
 def extract_key(headers: dict[bytes, bytes]) -> str:
@@ -122,21 +119,18 @@ async def fail(state: AppState, req: Request, ctx: RelayContext, err: RelayError
 def finish(state: AppState, req: Request, ctx: RelayContext) -> None:
     if state.usage_log is not None and ctx.key is not None:
         state.usage_log.record(ctx)
-    if access_log.isEnabledFor(logging.INFO):
-        access_log.info(
-            "request",
-            extra={
-                "request_id": ctx.request_id,
-                "method": req.method,
-                "path": req.path,
-                "status": 499 if ctx.client_disconnected else ctx.status,
-                "error_code": ctx.error_code,
-                "model": ctx.model,
-                "channel_id": ctx.target.channel_id if ctx.target else None,
-                "stream": ctx.stream,
-                "latency_ms": ctx.elapsed_ms(),
-                "ttft_ms": ctx.ttft_ms(),
-                "user_id": ctx.user.id if ctx.user else None,
-                "key_id": ctx.key.id if ctx.key else None,
-            },
+    if state.access_log is not None:
+        state.access_log.record(
+            ctx.request_id,
+            req.method,
+            req.path,
+            499 if ctx.client_disconnected else ctx.status,
+            ctx.error_code,
+            ctx.model,
+            ctx.target.channel_id if ctx.target else None,
+            ctx.stream,
+            ctx.elapsed_ms(),
+            ctx.ttft_ms(),
+            ctx.user.id if ctx.user else None,
+            ctx.key.id if ctx.key else None,
         )
