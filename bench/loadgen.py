@@ -222,8 +222,9 @@ def _pcts(values: list[float]) -> dict[str, float]:
 
 
 def make_session(limit: int, timeout_s: float = 60.0) -> aiohttp.ClientSession:
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=None,
-                                     enable_cleanup_closed=False)
+    connector = aiohttp.TCPConnector(
+        limit=limit, limit_per_host=0, ttl_dns_cache=None, enable_cleanup_closed=False
+    )
     return aiohttp.ClientSession(
         connector=connector,
         timeout=aiohttp.ClientTimeout(total=timeout_s),
@@ -271,13 +272,20 @@ async def one_request(
                 tail = (tail + data)[-64:]
             end = time.perf_counter()
             complete = b"[DONE]" in tail
-            return Sample(t0, status, (end - t0) * 1000.0, "", first, events, max_gap, complete,
-                          lag)
+            return Sample(
+                t0, status, (end - t0) * 1000.0, "", first, events, max_gap, complete, lag
+            )
     except asyncio.CancelledError:
         raise
     except Exception as exc:  # any transport failure counts as an error sample
-        return Sample(t0, 0, (time.perf_counter() - t0) * 1000.0, type(exc).__name__,
-                      complete=False, send_lag_ms=lag)
+        return Sample(
+            t0,
+            0,
+            (time.perf_counter() - t0) * 1000.0,
+            type(exc).__name__,
+            complete=False,
+            send_lag_ms=lag,
+        )
 
 
 class Client:
@@ -354,8 +362,9 @@ class _RawConn(asyncio.Protocol):
         if self.transport is not None:
             self.transport.abort()
 
-    def send(self, data: bytes, t0: float, stream: bool,
-             gaps: list[float] | None) -> asyncio.Future[None]:
+    def send(
+        self, data: bytes, t0: float, stream: bool, gaps: list[float] | None
+    ) -> asyncio.Future[None]:
         assert self.transport is not None
         self.fut = asyncio.get_running_loop().create_future()
         self.t0, self.stream, self.gaps = t0, stream, gaps
@@ -449,9 +458,17 @@ class RawClient(Client):
             complete = True
             if target.stream and status == 200:
                 complete = b"[DONE]" in conn.tail
-            sample = Sample(t0, status, (conn.end - t0) * 1000.0, "",
-                            conn.first if target.stream else math.nan, conn.events,
-                            conn.max_gap, complete, lag)
+            sample = Sample(
+                t0,
+                status,
+                (conn.end - t0) * 1000.0,
+                "",
+                conn.first if target.stream else math.nan,
+                conn.events,
+                conn.max_gap,
+                complete,
+                lag,
+            )
             if conn.keep_alive and not conn.closed:
                 pool.append(conn)
             else:
@@ -466,8 +483,14 @@ class RawClient(Client):
             if conn is not None:
                 conn.abort()
                 self.all.discard(conn)
-            return Sample(t0, 0, (time.perf_counter() - t0) * 1000.0, type(exc).__name__,
-                          complete=False, send_lag_ms=lag)
+            return Sample(
+                t0,
+                0,
+                (time.perf_counter() - t0) * 1000.0,
+                type(exc).__name__,
+                complete=False,
+                send_lag_ms=lag,
+            )
 
     async def close(self) -> None:
         for c in self.all:
@@ -753,13 +776,15 @@ def main(argv: list[str] | None = None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     for name in ("closed", "open", "wrk"):
         sp = sub.add_parser(name)
-        sp.add_argument("--url", required=True,
-                        help="base URL (…/v1) or full …/v1/chat/completions URL")
+        sp.add_argument(
+            "--url", required=True, help="base URL (…/v1) or full …/v1/chat/completions URL"
+        )
         sp.add_argument("--model", default=DEFAULT_MODEL)
         sp.add_argument("--key", default=os.environ.get("BENCH_API_KEY"))
         sp.add_argument("--stream", action="store_true")
-        sp.add_argument("--no-usage", action="store_true",
-                        help="do not ask for stream_options.include_usage")
+        sp.add_argument(
+            "--no-usage", action="store_true", help="do not ask for stream_options.include_usage"
+        )
         sp.add_argument("-d", "--duration", type=float, default=5.0)
         sp.add_argument("--timeout", type=float, default=60.0)
         if name != "wrk":

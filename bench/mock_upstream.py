@@ -160,9 +160,7 @@ def build_stream_events(
             "created": CREATED,
             "model": model,
             "system_fingerprint": "fp_mock",
-            "choices": [
-                {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
-            ],
+            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
         }
         if include_usage:
             obj["usage"] = None
@@ -360,8 +358,9 @@ class MockProtocol(asyncio.Protocol):
         if fail_status:
             self.stats.failures += 1
             extra = b"retry-after: 1\r\n" if fail_status == 429 else b""
-            resp = _response(fail_status, _error_body(fail_status, "mock injected failure"),
-                             extra=extra)
+            resp = _response(
+                fail_status, _error_body(fail_status, "mock injected failure"), extra=extra
+            )
             if delay > 0:
                 self._later(delay, self._send_and_done, resp, req.keep_alive)
             else:
@@ -445,8 +444,9 @@ async def serve(cfg: MockConfig, sock: socket.socket) -> None:
     loop = asyncio.get_running_loop()
     stats = _Stats()
     rng = random.Random(cfg.seed)
-    server = await loop.create_server(lambda: MockProtocol(cfg, stats, rng), sock=sock,
-                                      backlog=4096)
+    server = await loop.create_server(
+        lambda: MockProtocol(cfg, stats, rng), sock=sock, backlog=4096
+    )
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
@@ -473,11 +473,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--chunks", type=int, default=10, help="content chunks per stream")
     p.add_argument("--chunk-interval-ms", type=float, default=0.0)
     p.add_argument("--fail-rate", type=float, default=0.0)
-    p.add_argument("--fail-status", default="500",
-                   help="comma-separated statuses to pick from on failure, e.g. 429,500,503")
+    p.add_argument(
+        "--fail-status",
+        default="500",
+        help="comma-separated statuses to pick from on failure, e.g. 429,500,503",
+    )
     p.add_argument("--drop-rate", type=float, default=0.0, help="fraction of streams cut mid-way")
-    p.add_argument("--hang-rate", type=float, default=0.0,
-                   help="fraction of requests never answered")
+    p.add_argument(
+        "--hang-rate", type=float, default=0.0, help="fraction of requests never answered"
+    )
     p.add_argument("--workers", type=int, default=1)
     p.add_argument("--seed", type=int, default=None)
     return p.parse_args(argv)

@@ -97,8 +97,13 @@ class Proc:
         self.log_path = log_path
         self._log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.p = subprocess.Popen(
-            cmd, env=env, stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=str(REPO),
+            cmd,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            cwd=str(REPO),
         )
 
     @property
@@ -210,8 +215,9 @@ class System:
     crashes: int = 0
 
     def target(self, profile: str, stream: bool = False, timeout_s: float = 60.0) -> Target:
-        return Target.chat(self.urls[profile], self.models[profile], stream, self.api_key,
-                           True, timeout_s)
+        return Target.chat(
+            self.urls[profile], self.models[profile], stream, self.api_key, True, timeout_s
+        )
 
     def rss(self) -> float:
         return rss_mb(self.proc.pid) if self.proc is not None and self.proc.alive() else math.nan
@@ -223,8 +229,10 @@ class System:
         rc = self.proc.p.returncode
         self.crashes += 1
         why = f"signal {-rc}" if rc is not None and rc < 0 else f"exit code {rc}"
-        msg = (f"{self.name} died during {where} ({why}); it was restarted and the measurement "
-               "repeated")
+        msg = (
+            f"{self.name} died during {where} ({why}); it was restarted and the measurement "
+            "repeated"
+        )
         log(msg + f"\n{self.proc.tail(10)}")
         notes.append(msg + ".")
         self.proc.stop()
@@ -235,8 +243,9 @@ class System:
         await warm_up(self, 3.0 if self.name == "litellm" else 0.5, "raw")
         return True
 
-    async def quiesce(self, max_wait_s: float = 90.0, window_s: float = 0.3,
-                      busy: float = 0.1) -> float:
+    async def quiesce(
+        self, max_wait_s: float = 90.0, window_s: float = 0.3, busy: float = 0.1
+    ) -> float:
         """Wait until the server's CPU use drops below ``busy`` cores (left-over work from the
         previous measurement, e.g. requests the client gave up on, must not leak into the next
         one). Returns seconds waited."""
@@ -284,8 +293,15 @@ async def start_mocks(workdir: Path) -> tuple[dict[str, Proc], dict[str, str]]:
     urls: dict[str, str] = {}
     for profile, args in MOCK_PROFILES.items():
         port = free_port()
-        cmd = [sys.executable, str(BENCH_DIR / "mock_upstream.py"), "--host", HOST,
-               "--port", str(port), *args]
+        cmd = [
+            sys.executable,
+            str(BENCH_DIR / "mock_upstream.py"),
+            "--host",
+            HOST,
+            "--port",
+            str(port),
+            *args,
+        ]
         procs[profile] = Proc(f"mock-{profile}", cmd, child_env(), workdir / f"mock-{profile}.log")
         urls[profile] = f"http://{HOST}:{port}/v1"
     for profile, proc in procs.items():
@@ -322,15 +338,36 @@ def setup_relaygate(workdir: Path, mock_urls: dict[str, str]) -> tuple[Path, str
     out = _run_cli([exe, "key", "create", "--user", "bench", "--name", "bench"], env)
     key = out.strip().splitlines()[-1].strip()
     for profile, url in mock_urls.items():
-        _run_cli([exe, "channel", "create", "--name", f"mock-{profile}", "--provider",
-                  "openai_compat", "--profile", "openai", "--base-url", url, "--api-key",
-                  "sk-mock", "--models", MODELS[profile]], env)
+        _run_cli(
+            [
+                exe,
+                "channel",
+                "create",
+                "--name",
+                f"mock-{profile}",
+                "--provider",
+                "openai_compat",
+                "--profile",
+                "openai",
+                "--base-url",
+                url,
+                "--api-key",
+                "sk-mock",
+                "--models",
+                MODELS[profile],
+            ],
+            env,
+        )
     return data, key
 
 
 async def start_relaygate(
-    workdir: Path, template: tuple[Path, str], mock_urls: dict[str, str], workers: int,
-    name: str = "relaygate", max_inflight: int | None = None,
+    workdir: Path,
+    template: tuple[Path, str],
+    mock_urls: dict[str, str],
+    workers: int,
+    name: str = "relaygate",
+    max_inflight: int | None = None,
 ) -> System:
     """Start ``relaygate serve`` on a fresh copy of the template data dir."""
     exe = relaygate_bin()
@@ -342,8 +379,12 @@ async def start_relaygate(
     if max_inflight is not None:
         env["RELAYGATE_MAX_INFLIGHT"] = str(max_inflight)
     port = free_port()
-    proc = Proc(name, [exe, "serve", "--host", HOST, "--port", str(port), "--workers",
-                       str(workers)], env, workdir / f"{name}-w{workers}.log")
+    proc = Proc(
+        name,
+        [exe, "serve", "--host", HOST, "--port", str(port), "--workers", str(workers)],
+        env,
+        workdir / f"{name}-w{workers}.log",
+    )
     waited = await wait_http(f"http://{HOST}:{port}/readyz", proc, 120)
     log(f"{name} ({workers} worker(s)) ready in {waited:.1f}s on port {port}")
     url = f"http://{HOST}:{port}/v1"
@@ -351,8 +392,9 @@ async def start_relaygate(
     async def restart() -> System:
         return await start_relaygate(workdir, template, mock_urls, workers, name, max_inflight)
 
-    return System("relaygate", dict.fromkeys(mock_urls, url), dict(MODELS), key, proc, workers,
-                  restart)
+    return System(
+        "relaygate", dict.fromkeys(mock_urls, url), dict(MODELS), key, proc, workers, restart
+    )
 
 
 def litellm_venv() -> Path:
@@ -396,8 +438,17 @@ def launch_litellm(workdir: Path, mock_urls: dict[str, str], workers: int) -> tu
     port = free_port()
     env = child_env({"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR"})
     env.pop("VIRTUAL_ENV", None)
-    cmd = [str(exe), "--config", str(cfg), "--host", HOST, "--port", str(port),
-           "--num_workers", str(workers)]
+    cmd = [
+        str(exe),
+        "--config",
+        str(cfg),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--num_workers",
+        str(workers),
+    ]
     proc = Proc("litellm", cmd, env, workdir / f"litellm-w{workers}.log")
     return proc, port
 
@@ -413,8 +464,15 @@ async def finish_litellm(
         p2, port2 = launch_litellm(workdir, mock_urls, workers)
         return await finish_litellm(p2, port2, workdir, mock_urls, workers)
 
-    return System("litellm", dict.fromkeys(mock_urls, url), dict(MODELS), LITELLM_MASTER_KEY,
-                  proc, workers, restart)
+    return System(
+        "litellm",
+        dict.fromkeys(mock_urls, url),
+        dict(MODELS),
+        LITELLM_MASTER_KEY,
+        proc,
+        workers,
+        restart,
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -530,8 +588,9 @@ async def sc_latency(rep: Report, systems: list[System]) -> None:
     for r, s in interleaved(systems, cfg.rounds):
 
         async def one(s: System = s) -> dict[str, Any]:
-            res = await loadgen.closed_loop(s.target("fast"), 1, cfg.seconds, warmup_s=0.2,
-                                            kind=cfg.client)
+            res = await loadgen.closed_loop(
+                s.target("fast"), 1, cfg.seconds, warmup_s=0.2, kind=cfg.client
+            )
             return lat_summary(res)
 
         rep.add("latency", s.name, await measured(rep, s, "latency", one) | {"round": r})
@@ -539,11 +598,14 @@ async def sc_latency(rep: Report, systems: list[System]) -> None:
     for r, s in interleaved(systems, cfg.rounds):
 
         async def one_stream(s: System = s) -> dict[str, Any]:
-            res = await loadgen.closed_loop(s.target("fast", stream=True), 1, cfg.seconds, 0.2,
-                                            kind=cfg.client)
+            res = await loadgen.closed_loop(
+                s.target("fast", stream=True), 1, cfg.seconds, 0.2, kind=cfg.client
+            )
             ttft = res.ttfts()
-            return lat_summary(res) | {"ttft_p50": percentile(ttft, 50),
-                                       "ttft_p99": percentile(ttft, 99)}
+            return lat_summary(res) | {
+                "ttft_p50": percentile(ttft, 50),
+                "ttft_p99": percentile(ttft, 99),
+            }
 
         rep.add("ttft", s.name, await measured(rep, s, "ttft", one_stream) | {"round": r})
 
@@ -554,12 +616,15 @@ async def sc_gaps(rep: Report, systems: list[System]) -> None:
     for r, s in interleaved(systems, cfg.rounds):
 
         async def one(s: System = s) -> dict[str, Any]:
-            res = await loadgen.closed_loop(s.target("paced", stream=True), 4,
-                                            max(cfg.seconds, 1.5), kind=cfg.client)
+            res = await loadgen.closed_loop(
+                s.target("paced", stream=True), 4, max(cfg.seconds, 1.5), kind=cfg.client
+            )
             g = res.gaps_ms
-            return lat_summary(res) | {"gap_p50": percentile(g, 50),
-                                       "gap_p99": percentile(g, 99),
-                                       "gap_max": max(g) if g else math.nan}
+            return lat_summary(res) | {
+                "gap_p50": percentile(g, 50),
+                "gap_p99": percentile(g, 99),
+                "gap_max": max(g) if g else math.nan,
+            }
 
         rep.add("gaps", s.name, await measured(rep, s, "gaps", one) | {"round": r})
 
@@ -575,16 +640,23 @@ async def sc_throughput(rep: Report, systems: list[System], workers: int) -> Non
             tgt = s.target("fast", timeout_s=10)
             if loadgen.wrk_available():
                 w = await asyncio.to_thread(loadgen.run_wrk, tgt, cfg.connections, dur, 1, 10.0)
-                return {"rps": w.rps, "p50": w.p50_ms, "p99": w.p99_ms, "errors": w.errors,
-                        "requests": w.requests, "tool": "wrk"}
+                return {
+                    "rps": w.rps,
+                    "p50": w.p50_ms,
+                    "p99": w.p99_ms,
+                    "errors": w.errors,
+                    "requests": w.requests,
+                    "tool": "wrk",
+                }
             res = await loadgen.closed_loop(tgt, cfg.connections, dur, kind=cfg.client)
             return lat_summary(res) | {"tool": cfg.client}
 
         rep.add(key, s.name, await measured(rep, s, key, one) | {"round": r})
 
 
-async def _sample_rss(system: System, every_s: float, out: list[tuple[float, float]],
-                      stop: asyncio.Event) -> None:
+async def _sample_rss(
+    system: System, every_s: float, out: list[tuple[float, float]], stop: asyncio.Event
+) -> None:
     t0 = time.monotonic()
     while not stop.is_set():
         out.append((time.monotonic() - t0, system.rss()))
@@ -609,22 +681,32 @@ async def sc_streams(rep: Report, systems: list[System]) -> None:
             timeout = dur + 30.0
             client = loadgen.make_client(cfg.client, n, timeout)
             try:
-                res = await loadgen.closed_loop(s.target("paced", stream=True,
-                                                         timeout_s=timeout),
-                                                n, dur, client=client)
+                res = await loadgen.closed_loop(
+                    s.target("paced", stream=True, timeout_s=timeout), n, dur, client=client
+                )
             finally:
                 stop.set()
                 await sampler
                 await client.close()
-            stalled = sum(1 for x in res.samples
-                          if x.status != 200 or not x.complete or x.max_gap_ms > stall_ms)
+            stalled = sum(
+                1
+                for x in res.samples
+                if x.status != 200 or not x.complete or x.max_gap_ms > stall_ms
+            )
             g = res.gaps_ms
             peak = max((m for _, m in samples if not math.isnan(m)), default=math.nan)
-            return {"streams": res.count, "ok": res.ok, "stalled": stalled,
-                    "errors": res.errors, "statuses": res.statuses(),
-                    "gap_p50": percentile(g, 50), "gap_p99": percentile(g, 99),
-                    "gap_max": max(g) if g else math.nan,
-                    "ttft_p99": percentile(res.ttfts(), 99), "rss_peak": peak}
+            return {
+                "streams": res.count,
+                "ok": res.ok,
+                "stalled": stalled,
+                "errors": res.errors,
+                "statuses": res.statuses(),
+                "gap_p50": percentile(g, 50),
+                "gap_p99": percentile(g, 99),
+                "gap_max": max(g) if g else math.nan,
+                "ttft_p99": percentile(res.ttfts(), 99),
+                "rss_peak": peak,
+            }
 
         rep.add("streams", s.name, await measured(rep, s, "streams", one) | {"round": r})
 
@@ -633,8 +715,9 @@ def _is_shed(x: Sample) -> bool:
     return x.status in (429, 503)
 
 
-async def sc_overload(rep: Report, direct: System, relay: System | None,
-                      lite: System | None) -> None:
+async def sc_overload(
+    rep: Report, direct: System, relay: System | None, lite: System | None
+) -> None:
     cfg = rep.cfg
     cap = relay.workers * cfg.overload_inflight / (SLOW_LATENCY_MS / 1000.0) if relay else 0.0
     rg_cpu = rep.med("throughput_w1", "relaygate", "rps")
@@ -646,8 +729,12 @@ async def sc_overload(rep: Report, direct: System, relay: System | None,
         rates["litellm"] = 2 * (ll_cap if not math.isnan(ll_cap) else 50.0)
     dur = max(2.0, cfg.seconds)
     ok_ms = SLOW_LATENCY_MS * 1.5 + 20.0
-    rep.extra["overload"] = {"capacity_rps": cap, "rates": rates, "max_inflight":
-                             cfg.overload_inflight, "latency_ms": SLOW_LATENCY_MS}
+    rep.extra["overload"] = {
+        "capacity_rps": cap,
+        "rates": rates,
+        "max_inflight": cfg.overload_inflight,
+        "latency_ms": SLOW_LATENCY_MS,
+    }
     log(f"scenario: overload at 2x capacity ({rates}) for {dur:.0f}s")
     systems = [x for x in (direct, relay, lite) if x is not None]
     for r, s in interleaved(systems, cfg.rounds):
@@ -657,19 +744,24 @@ async def sc_overload(rep: Report, direct: System, relay: System | None,
             recovery: list[float] = []
 
             async def probe() -> None:
-                recovery.append(await loadgen.probe_recovery(tgt, ok_ms, limit_s=30,
-                                                             kind=cfg.client))
+                recovery.append(
+                    await loadgen.probe_recovery(tgt, ok_ms, limit_s=30, kind=cfg.client)
+                )
 
-            res = await loadgen.open_loop(tgt, rates[s.name], dur, on_schedule_end=probe,
-                                          kind=cfg.client)
+            res = await loadgen.open_loop(
+                tgt, rates[s.name], dur, on_schedule_end=probe, kind=cfg.client
+            )
             shed = [x for x in res.samples if _is_shed(x)]
             admitted = [x for x in res.samples if not _is_shed(x)]
             adm_ok = [x for x in admitted if x.status == 200 and x.complete]
             return {
-                "offered_rps": rates[s.name], "requests": res.count,
-                "admitted": len(admitted), "admitted_ok": len(adm_ok),
+                "offered_rps": rates[s.name],
+                "requests": res.count,
+                "admitted": len(admitted),
+                "admitted_ok": len(adm_ok),
                 "admitted_success": len(adm_ok) / len(admitted) if admitted else math.nan,
-                "shed": len(shed), "shed_frac": len(shed) / res.count if res.count else math.nan,
+                "shed": len(shed),
+                "shed_frac": len(shed) / res.count if res.count else math.nan,
                 "shed_p50": percentile([x.service_ms for x in shed], 50),
                 "shed_p99": percentile([x.service_ms for x in shed], 99),
                 "admitted_p50": percentile([x.latency_ms for x in adm_ok], 50),
@@ -677,7 +769,8 @@ async def sc_overload(rep: Report, direct: System, relay: System | None,
                 "admitted_service_p50": percentile([x.service_ms for x in adm_ok], 50),
                 "recovery_ms": recovery[0] if recovery else math.nan,
                 "send_lag_p99": percentile([x.send_lag_ms for x in res.samples], 99),
-                "statuses": res.statuses(), "client_dropped": res.client_dropped,
+                "statuses": res.statuses(),
+                "client_dropped": res.client_dropped,
             }
 
         rep.add("overload", s.name, await measured(rep, s, "overload", one) | {"round": r})
@@ -721,8 +814,10 @@ async def sc_soak(rep: Report, systems: list[System]) -> None:
             second_half = [(t, m) for t, m in samples if t >= dur / 2]
             vals = [m for _, m in samples if not math.isnan(m)]
             return {
-                "minutes": cfg.soak_minutes, "requests": a.count + b.count,
-                "errors": a.errors + b.errors, "rps": a.rps + b.rps,
+                "minutes": cfg.soak_minutes,
+                "requests": a.count + b.count,
+                "errors": a.errors + b.errors,
+                "rps": a.rps + b.rps,
                 "rss_start": vals[0] if vals else math.nan,
                 "rss_end": vals[-1] if vals else math.nan,
                 "rss_peak": max(vals) if vals else math.nan,
@@ -766,8 +861,15 @@ async def run_all(cfg: Config, workdir: Path) -> Report:
                     # the overload instance (own in-flight bound) starts alongside; it idles
                     relay, ov = await asyncio.gather(
                         start_relaygate(workdir, template, mock_urls, workers),
-                        start_relaygate(workdir, template, mock_urls, workers,
-                                        "relaygate-overload", cfg.overload_inflight))
+                        start_relaygate(
+                            workdir,
+                            template,
+                            mock_urls,
+                            workers,
+                            "relaygate-overload",
+                            cfg.overload_inflight,
+                        ),
+                    )
                     running.append(ov)
                 else:
                     relay = await start_relaygate(workdir, template, mock_urls, workers)
@@ -785,8 +887,9 @@ async def run_all(cfg: Config, workdir: Path) -> Report:
             systems = [direct, *gateways]
             log("warming up")
             for s in systems:
-                await warm_up(s, 5.0 if s.name == "litellm" else (0.5 if cfg.quick else 1.0),
-                              cfg.client)
+                await warm_up(
+                    s, 5.0 if s.name == "litellm" else (0.5 if cfg.quick else 1.0), cfg.client
+                )
             await measure_idle(rep, gateways, f"idle_w{workers}")
             if first and cfg.soak_minutes > 0:
                 await sc_soak(rep, gateways)
@@ -872,28 +975,51 @@ def summary_rows(rep: Report) -> list[Row]:
         d = m("latency", "direct", q)
         rg, ll = m("latency", "relaygate", q), m("latency", "litellm", q)
         arg, all_ = ma("latency", "relaygate", q), ma("latency", "litellm", q)
-        rows.append(Row(
-            f"latency c=1 non-stream {q} (ms)", f(d, 3), _va(rg, arg, 3),
-            _va(ll, all_, 3), f"{_signed(arg, 3)} ms", _times(all_, arg, "less added"),
-            f"added ≤ {tgt} ms", None if math.isnan(arg) else arg <= tgt))
+        rows.append(
+            Row(
+                f"latency c=1 non-stream {q} (ms)",
+                f(d, 3),
+                _va(rg, arg, 3),
+                _va(ll, all_, 3),
+                f"{_signed(arg, 3)} ms",
+                _times(all_, arg, "less added"),
+                f"added ≤ {tgt} ms",
+                None if math.isnan(arg) else arg <= tgt,
+            )
+        )
     # TTFT
     for q in ("p50", "p99"):
         k = f"ttft_{q}"
         d, rg, ll = m("ttft", "direct", k), m("ttft", "relaygate", k), m("ttft", "litellm", k)
         arg, all_ = ma("ttft", "relaygate", k), ma("ttft", "litellm", k)
-        rows.append(Row(
-            f"stream TTFT c=1 {q} (ms)", f(d, 3), _va(rg, arg, 3),
-            _va(ll, all_, 3), f"{_signed(arg, 3)} ms", _times(all_, arg, "less added"),
-            f"added ≤ {TARGET_TTFT_P50_MS} ms" if q == "p50" else "—",
-            check(arg, lambda v: v <= TARGET_TTFT_P50_MS) if q == "p50" else None))
+        rows.append(
+            Row(
+                f"stream TTFT c=1 {q} (ms)",
+                f(d, 3),
+                _va(rg, arg, 3),
+                _va(ll, all_, 3),
+                f"{_signed(arg, 3)} ms",
+                _times(all_, arg, "less added"),
+                f"added ≤ {TARGET_TTFT_P50_MS} ms" if q == "p50" else "—",
+                check(arg, lambda v: v <= TARGET_TTFT_P50_MS) if q == "p50" else None,
+            )
+        )
     # gaps
     for q in ("gap_p50", "gap_p99") if "gaps" in rep.data else ():
         d, rg, ll = m("gaps", "direct", q), m("gaps", "relaygate", q), m("gaps", "litellm", q)
         arg, all_ = ma("gaps", "relaygate", q), ma("gaps", "litellm", q)
-        rows.append(Row(
-            f"gap between chunks {q[4:]} (ms, {PACED_INTERVAL_MS:.0f} ms pacing)", f(d, 2),
-            _va(rg, arg, 2), _va(ll, all_, 2),
-            f"{_signed(arg)} ms", "—", "—", None))
+        rows.append(
+            Row(
+                f"gap between chunks {q[4:]} (ms, {PACED_INTERVAL_MS:.0f} ms pacing)",
+                f(d, 2),
+                _va(rg, arg, 2),
+                _va(ll, all_, 2),
+                f"{_signed(arg)} ms",
+                "—",
+                "—",
+                None,
+            )
+        )
     # throughput
     for w in rep.cfg.workers:
         k = f"throughput_w{w}"
@@ -903,76 +1029,164 @@ def summary_rows(rep: Report) -> list[Row]:
         if rep.cfg.litellm:
             ok_parts.append(check(vl, lambda v: v >= TARGET_VS_LITELLM_RPS))
         ok = None if any(p is None for p in ok_parts) else all(p for p in ok_parts if p is not None)
-        rows.append(Row(
-            f"throughput {w} worker{'s' if w > 1 else ''} (req/s, c={rep.cfg.connections})",
-            f(d, 0), f(rg, 0), f(ll, 0), pct(vd), _x(vl),
-            f"≥ {TARGET_VS_DIRECT_RPS:.0%} of direct, ≥ {TARGET_VS_LITELLM_RPS:.0f}× LiteLLM",
-            ok))
+        rows.append(
+            Row(
+                f"throughput {w} worker{'s' if w > 1 else ''} (req/s, c={rep.cfg.connections})",
+                f(d, 0),
+                f(rg, 0),
+                f(ll, 0),
+                pct(vd),
+                _x(vl),
+                f"≥ {TARGET_VS_DIRECT_RPS:.0%} of direct, ≥ {TARGET_VS_LITELLM_RPS:.0f}× LiteLLM",
+                ok,
+            )
+        )
     # streams held
     n = rep.cfg.streams
     st = {s: m("streams", s, "stalled") for s in ("direct", "relaygate", "litellm")}
     okn = {s: m("streams", s, "ok") for s in st}
-    rows.append(Row(
-        f"{n} concurrent paced streams: stalled or failed (median of rounds)",
-        f(st["direct"], 0), f(st["relaygate"], 0), f(st["litellm"], 0),
-        "—", "—", f"0 stalls at ≥ {TARGET_STREAMS} streams"
-        + ("" if n >= TARGET_STREAMS else f" (not checked: only {n} run)"),
-        check(st["relaygate"], lambda v: v == 0) if n >= TARGET_STREAMS else None))
-    rows.append(Row(
-        "… streams completed per round", f(okn["direct"], 0), f(okn["relaygate"], 0),
-        f(okn["litellm"], 0), "—", "—", "—", None))
+    rows.append(
+        Row(
+            f"{n} concurrent paced streams: stalled or failed (median of rounds)",
+            f(st["direct"], 0),
+            f(st["relaygate"], 0),
+            f(st["litellm"], 0),
+            "—",
+            "—",
+            f"0 stalls at ≥ {TARGET_STREAMS} streams"
+            + ("" if n >= TARGET_STREAMS else f" (not checked: only {n} run)"),
+            check(st["relaygate"], lambda v: v == 0) if n >= TARGET_STREAMS else None,
+        )
+    )
+    rows.append(
+        Row(
+            "… streams completed per round",
+            f(okn["direct"], 0),
+            f(okn["relaygate"], 0),
+            f(okn["litellm"], 0),
+            "—",
+            "—",
+            "—",
+            None,
+        )
+    )
     # overload
     ov = rep.extra.get("overload", {})
     adm = {s: m("overload", s, "admitted_success") for s in ("direct", "relaygate", "litellm")}
-    rows.append(Row(
-        "overload 2× capacity: admitted requests that succeeded",
-        pct(adm["direct"], 2), pct(adm["relaygate"], 2), pct(adm["litellm"], 2), "—", "—",
-        f"≥ {TARGET_ADMITTED_OK:.1%}", check(adm["relaygate"], lambda v: v >= TARGET_ADMITTED_OK)))
+    rows.append(
+        Row(
+            "overload 2× capacity: admitted requests that succeeded",
+            pct(adm["direct"], 2),
+            pct(adm["relaygate"], 2),
+            pct(adm["litellm"], 2),
+            "—",
+            "—",
+            f"≥ {TARGET_ADMITTED_OK:.1%}",
+            check(adm["relaygate"], lambda v: v >= TARGET_ADMITTED_OK),
+        )
+    )
     shed = {s: m("overload", s, "shed_p99") for s in ("direct", "relaygate", "litellm")}
     frac = {s: m("overload", s, "shed_frac") for s in ("direct", "relaygate", "litellm")}
-    rows.append(Row(
-        "overload: shed responses p99 (ms) [share shed]",
-        f"{f(shed['direct'], 2)} [{pct(frac['direct'])}]",
-        f"{f(shed['relaygate'], 2)} [{pct(frac['relaygate'])}]",
-        f"{f(shed['litellm'], 2)} [{pct(frac['litellm'])}]", "—", "—",
-        f"≤ {TARGET_SHED_MS:g} ms", check(shed["relaygate"], lambda v: v <= TARGET_SHED_MS)))
+    rows.append(
+        Row(
+            "overload: shed responses p99 (ms) [share shed]",
+            f"{f(shed['direct'], 2)} [{pct(frac['direct'])}]",
+            f"{f(shed['relaygate'], 2)} [{pct(frac['relaygate'])}]",
+            f"{f(shed['litellm'], 2)} [{pct(frac['litellm'])}]",
+            "—",
+            "—",
+            f"≤ {TARGET_SHED_MS:g} ms",
+            check(shed["relaygate"], lambda v: v <= TARGET_SHED_MS),
+        )
+    )
     rec = {s: m("overload", s, "recovery_ms") for s in ("direct", "relaygate", "litellm")}
-    rows.append(Row(
-        "overload: recovery after load stops (ms)", f(rec["direct"], 0), f(rec["relaygate"], 0),
-        f(rec["litellm"], 0), "—", "—", "—", None))
+    rows.append(
+        Row(
+            "overload: recovery after load stops (ms)",
+            f(rec["direct"], 0),
+            f(rec["relaygate"], 0),
+            f(rec["litellm"], 0),
+            "—",
+            "—",
+            "—",
+            None,
+        )
+    )
     if ov:
-        rows.append(Row(
-            "… offered rate (req/s)", f(ov["rates"].get("direct"), 0),
-            f(ov["rates"].get("relaygate"), 0), f(ov["rates"].get("litellm"), 0), "—", "—",
-            "2× each system's capacity", None))
+        rows.append(
+            Row(
+                "… offered rate (req/s)",
+                f(ov["rates"].get("direct"), 0),
+                f(ov["rates"].get("relaygate"), 0),
+                f(ov["rates"].get("litellm"), 0),
+                "—",
+                "—",
+                "2× each system's capacity",
+                None,
+            )
+        )
     # memory
     w0 = rep.cfg.workers[0]
     idle_rg, idle_ll = m(f"idle_w{w0}", "relaygate", "rss"), m(f"idle_w{w0}", "litellm", "rss")
     r_idle = ratio(idle_rg, idle_ll)
-    rows.append(Row(
-        f"RSS idle, {w0} worker (MiB)", "—", f(idle_rg, 1), f(idle_ll, 1), "—", pct(r_idle, 0),
-        f"≤ {TARGET_RSS_VS_LITELLM:.0%} of LiteLLM",
-        check(r_idle, lambda v: v <= TARGET_RSS_VS_LITELLM) if rep.cfg.litellm else None))
+    rows.append(
+        Row(
+            f"RSS idle, {w0} worker (MiB)",
+            "—",
+            f(idle_rg, 1),
+            f(idle_ll, 1),
+            "—",
+            pct(r_idle, 0),
+            f"≤ {TARGET_RSS_VS_LITELLM:.0%} of LiteLLM",
+            check(r_idle, lambda v: v <= TARGET_RSS_VS_LITELLM) if rep.cfg.litellm else None,
+        )
+    )
     for w in rep.cfg.workers[1:]:
         i_rg, i_ll = m(f"idle_w{w}", "relaygate", "rss"), m(f"idle_w{w}", "litellm", "rss")
         r_i = ratio(i_rg, i_ll)
-        rows.append(Row(
-            f"RSS idle, {w} workers (MiB)", "—", f(i_rg, 1), f(i_ll, 1), "—", pct(r_i, 0),
-            f"≤ {TARGET_RSS_VS_LITELLM:.0%} of LiteLLM",
-            check(r_i, lambda v: v <= TARGET_RSS_VS_LITELLM) if rep.cfg.litellm else None))
+        rows.append(
+            Row(
+                f"RSS idle, {w} workers (MiB)",
+                "—",
+                f(i_rg, 1),
+                f(i_ll, 1),
+                "—",
+                pct(r_i, 0),
+                f"≤ {TARGET_RSS_VS_LITELLM:.0%} of LiteLLM",
+                check(r_i, lambda v: v <= TARGET_RSS_VS_LITELLM) if rep.cfg.litellm else None,
+            )
+        )
     s_rg, s_ll = m("streams", "relaygate", "rss_peak"), m("streams", "litellm", "rss_peak")
     r_st = ratio(s_rg, s_ll)
-    rows.append(Row(
-        f"RSS peak with {n} open streams (MiB)", "—", f(s_rg, 1), f(s_ll, 1), "—", pct(r_st, 0),
-        f"≤ {TARGET_RSS_VS_LITELLM:.0%} of LiteLLM",
-        check(r_st, lambda v: v <= TARGET_RSS_VS_LITELLM) if rep.cfg.litellm else None))
+    rows.append(
+        Row(
+            f"RSS peak with {n} open streams (MiB)",
+            "—",
+            f(s_rg, 1),
+            f(s_ll, 1),
+            "—",
+            pct(r_st, 0),
+            f"≤ {TARGET_RSS_VS_LITELLM:.0%} of LiteLLM",
+            check(r_st, lambda v: v <= TARGET_RSS_VS_LITELLM) if rep.cfg.litellm else None,
+        )
+    )
     if "soak" in rep.data:
-        sl_rg, sl_ll = m("soak", "relaygate", "slope_2nd_half"), m("soak", "litellm",
-                                                                   "slope_2nd_half")
-        rows.append(Row(
-            f"RSS growth over {rep.cfg.soak_minutes:g} min soak, 2nd half (MiB/min)", "—",
-            f(sl_rg, 2), f(sl_ll, 2), "—", "—", "flat (≤ 1 MiB/min)",
-            check(sl_rg, lambda v: v <= 1.0)))
+        sl_rg, sl_ll = (
+            m("soak", "relaygate", "slope_2nd_half"),
+            m("soak", "litellm", "slope_2nd_half"),
+        )
+        rows.append(
+            Row(
+                f"RSS growth over {rep.cfg.soak_minutes:g} min soak, 2nd half (MiB/min)",
+                "—",
+                f(sl_rg, 2),
+                f(sl_ll, 2),
+                "—",
+                "—",
+                "flat (≤ 1 MiB/min)",
+                check(sl_rg, lambda v: v <= 1.0),
+            )
+        )
     return rows
 
 
@@ -1007,36 +1221,89 @@ def md_table(headers: list[str], rows: list[list[str]]) -> str:
 def detail_tables(rep: Report) -> list[str]:
     parts: list[str] = []
     specs: list[tuple[str, str, list[tuple[str, str, int]]]] = [
-        ("latency", "Latency, concurrency 1, non-stream (ms)",
-         [("p50", "p50", 3), ("p99", "p99", 3), ("rps", "req/s", 0), ("errors", "errors", 0)]),
-        ("ttft", "Streaming time-to-first-token, concurrency 1 (ms; 10-chunk streams)",
-         [("ttft_p50", "TTFT p50", 3), ("ttft_p99", "TTFT p99", 3), ("p50", "total p50", 3),
-          ("errors", "errors", 0)]),
-        ("gaps", f"Gaps between chunks, {PACED_INTERVAL_MS:.0f} ms pacing, 4 streams (ms)",
-         [("gap_p50", "gap p50", 2), ("gap_p99", "gap p99", 2), ("gap_max", "gap max", 2),
-          ("errors", "errors", 0)]),
-        *[(f"throughput_w{w}", f"Throughput, {w} worker(s), closed loop "
-           f"{rep.cfg.connections} connections",
-           [("rps", "req/s", 0), ("p50", "p50 ms", 2), ("p99", "p99 ms", 2),
-            ("errors", "errors", 0)]) for w in rep.cfg.workers],
-        ("streams", f"{rep.cfg.streams} concurrent streams, {PACED_CHUNKS} chunks at "
-                    f"{PACED_INTERVAL_MS:.0f} ms (stall: gap > "
-                    f"{STALL_FACTOR * PACED_INTERVAL_MS:.0f} ms, error or cut)",
-         [("streams", "streams", 0), ("stalled", "stalled/failed", 0), ("gap_p99", "gap p99", 2),
-          ("gap_max", "gap max", 1), ("ttft_p99", "TTFT p99", 1),
-          ("rss_peak", "RSS peak MiB", 1)]),
-        ("overload", "Overload (open loop, 2× capacity, upstream latency "
-                     f"{SLOW_LATENCY_MS:.0f} ms)",
-         [("offered_rps", "offered/s", 0), ("requests", "sent", 0), ("admitted", "admitted", 0),
-          ("admitted_success", "admitted ok", 4), ("shed", "shed", 0),
-          ("shed_p50", "shed p50 ms", 2), ("shed_p99", "shed p99 ms", 2),
-          ("admitted_service_p50", "admitted p50 ms", 1),
-          ("admitted_p99", "admitted p99 ms", 1), ("recovery_ms", "recovery ms", 0),
-          ("send_lag_p99", "client lag p99 ms", 2)]),
-        ("soak", f"Soak, {rep.cfg.soak_minutes:g} min, 8 non-stream + 8 stream clients",
-         [("requests", "requests", 0), ("errors", "errors", 0), ("rps", "req/s", 0),
-          ("rss_start", "RSS start", 1), ("rss_end", "RSS end", 1), ("rss_peak", "RSS peak", 1),
-          ("slope_all", "MiB/min all", 2), ("slope_2nd_half", "MiB/min 2nd half", 2)]),
+        (
+            "latency",
+            "Latency, concurrency 1, non-stream (ms)",
+            [("p50", "p50", 3), ("p99", "p99", 3), ("rps", "req/s", 0), ("errors", "errors", 0)],
+        ),
+        (
+            "ttft",
+            "Streaming time-to-first-token, concurrency 1 (ms; 10-chunk streams)",
+            [
+                ("ttft_p50", "TTFT p50", 3),
+                ("ttft_p99", "TTFT p99", 3),
+                ("p50", "total p50", 3),
+                ("errors", "errors", 0),
+            ],
+        ),
+        (
+            "gaps",
+            f"Gaps between chunks, {PACED_INTERVAL_MS:.0f} ms pacing, 4 streams (ms)",
+            [
+                ("gap_p50", "gap p50", 2),
+                ("gap_p99", "gap p99", 2),
+                ("gap_max", "gap max", 2),
+                ("errors", "errors", 0),
+            ],
+        ),
+        *[
+            (
+                f"throughput_w{w}",
+                f"Throughput, {w} worker(s), closed loop {rep.cfg.connections} connections",
+                [
+                    ("rps", "req/s", 0),
+                    ("p50", "p50 ms", 2),
+                    ("p99", "p99 ms", 2),
+                    ("errors", "errors", 0),
+                ],
+            )
+            for w in rep.cfg.workers
+        ],
+        (
+            "streams",
+            f"{rep.cfg.streams} concurrent streams, {PACED_CHUNKS} chunks at "
+            f"{PACED_INTERVAL_MS:.0f} ms (stall: gap > "
+            f"{STALL_FACTOR * PACED_INTERVAL_MS:.0f} ms, error or cut)",
+            [
+                ("streams", "streams", 0),
+                ("stalled", "stalled/failed", 0),
+                ("gap_p99", "gap p99", 2),
+                ("gap_max", "gap max", 1),
+                ("ttft_p99", "TTFT p99", 1),
+                ("rss_peak", "RSS peak MiB", 1),
+            ],
+        ),
+        (
+            "overload",
+            f"Overload (open loop, 2× capacity, upstream latency {SLOW_LATENCY_MS:.0f} ms)",
+            [
+                ("offered_rps", "offered/s", 0),
+                ("requests", "sent", 0),
+                ("admitted", "admitted", 0),
+                ("admitted_success", "admitted ok", 4),
+                ("shed", "shed", 0),
+                ("shed_p50", "shed p50 ms", 2),
+                ("shed_p99", "shed p99 ms", 2),
+                ("admitted_service_p50", "admitted p50 ms", 1),
+                ("admitted_p99", "admitted p99 ms", 1),
+                ("recovery_ms", "recovery ms", 0),
+                ("send_lag_p99", "client lag p99 ms", 2),
+            ],
+        ),
+        (
+            "soak",
+            f"Soak, {rep.cfg.soak_minutes:g} min, 8 non-stream + 8 stream clients",
+            [
+                ("requests", "requests", 0),
+                ("errors", "errors", 0),
+                ("rps", "req/s", 0),
+                ("rss_start", "RSS start", 1),
+                ("rss_end", "RSS end", 1),
+                ("rss_peak", "RSS peak", 1),
+                ("slope_all", "MiB/min all", 2),
+                ("slope_2nd_half", "MiB/min 2nd half", 2),
+            ],
+        ),
     ]
     for key, title, cols in specs:
         block = rep.data.get(key)
@@ -1045,17 +1312,25 @@ def detail_tables(rep: Report) -> list[str]:
         rows: list[list[str]] = []
         for sysname in ("direct", "relaygate", "litellm"):
             for r in block.get(sysname, []):
-                rows.append([sysname, str(r.get("round", 0) + 1)]
-                            + [f(num(r.get(c)), d) for c, _, d in cols])
-        parts.append(f"### {title}\n\n" + md_table(["system", "round", *[h for _, h, _ in cols]],
-                                                   rows))
+                rows.append(
+                    [sysname, str(r.get("round", 0) + 1)]
+                    + [f(num(r.get(c)), d) for c, _, d in cols]
+                )
+        parts.append(
+            f"### {title}\n\n" + md_table(["system", "round", *[h for _, h, _ in cols]], rows)
+        )
     for w in rep.cfg.workers:
         block = rep.data.get(f"idle_w{w}")
         if block:
-            rows = [[sysname, f(num(r.get("rss")), 1), str(r.get("procs", "?"))]
-                    for sysname, rs in block.items() for r in rs]
-            parts.append(f"### RSS idle after warm-up, {w} worker(s)\n\n"
-                         + md_table(["system", "RSS MiB (process tree)", "processes"], rows))
+            rows = [
+                [sysname, f(num(r.get("rss")), 1), str(r.get("procs", "?"))]
+                for sysname, rs in block.items()
+                for r in rs
+            ]
+            parts.append(
+                f"### RSS idle after warm-up, {w} worker(s)\n\n"
+                + md_table(["system", "RSS MiB (process tree)", "processes"], rows)
+            )
     return parts
 
 
@@ -1090,18 +1365,25 @@ def machine_facts(cfg: Config) -> list[tuple[str, str]]:
         facts.append((pkg, _pkg_version(pkg)))
     if shutil.which("wrk"):
         p = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
-        facts.append(("wrk", (p.stdout or p.stderr).splitlines()[0] if (p.stdout or p.stderr)
-                      else "?"))
+        facts.append(
+            ("wrk", (p.stdout or p.stderr).splitlines()[0] if (p.stdout or p.stderr) else "?")
+        )
     if cfg.litellm:
         py = litellm_venv() / "bin" / "python"
-        code = ("import importlib.metadata as m, platform; print(platform.python_version()); "
-                "[print(m.version(p)) for p in ('litellm','uvicorn','fastapi','httpx')]")
+        code = (
+            "import importlib.metadata as m, platform; print(platform.python_version()); "
+            "[print(m.version(p)) for p in ('litellm','uvicorn','fastapi','httpx')]"
+        )
         p = subprocess.run([str(py), "-c", code], capture_output=True, text=True)
         vals = p.stdout.split()
         if len(vals) == 5:
-            facts += [("python (LiteLLM venv)", vals[0]), ("litellm", vals[1]),
-                      ("uvicorn (LiteLLM venv)", vals[2]), ("fastapi (LiteLLM venv)", vals[3]),
-                      ("httpx (LiteLLM venv)", vals[4])]
+            facts += [
+                ("python (LiteLLM venv)", vals[0]),
+                ("litellm", vals[1]),
+                ("uvicorn (LiteLLM venv)", vals[2]),
+                ("fastapi (LiteLLM venv)", vals[3]),
+                ("httpx (LiteLLM venv)", vals[4]),
+            ]
     return facts
 
 
@@ -1119,15 +1401,36 @@ def render(rep: Report, argv: list[str]) -> str:
         "Each figure is the **median of "
         f"{cfg.rounds} interleaved rounds** (direct, relaygate"
         f"{', LiteLLM' if cfg.litellm else ''}, then again), measured in this one run against the "
-        "same mock upstream. \"Added\" is gateway − direct in the same round. Absolute times on a "
+        'same mock upstream. "Added" is gateway − direct in the same round. Absolute times on a '
         "shared 2-core machine drift between runs; the ratios are the point.",
         "",
         "## Summary",
         "",
-        md_table(["figure", "direct", "relaygate", "LiteLLM", "relaygate vs direct",
-                  "relaygate vs LiteLLM", "target", "met?"],
-                 [[r.figure, r.direct, r.relaygate, r.litellm, r.vs_direct, r.vs_litellm,
-                   r.target, met(r.ok)] for r in rows]),
+        md_table(
+            [
+                "figure",
+                "direct",
+                "relaygate",
+                "LiteLLM",
+                "relaygate vs direct",
+                "relaygate vs LiteLLM",
+                "target",
+                "met?",
+            ],
+            [
+                [
+                    r.figure,
+                    r.direct,
+                    r.relaygate,
+                    r.litellm,
+                    r.vs_direct,
+                    r.vs_litellm,
+                    r.target,
+                    met(r.ok),
+                ]
+                for r in rows
+            ],
+        ),
         "",
     ]
     notes = list(rep.notes)
@@ -1136,11 +1439,15 @@ def render(rep: Report, argv: list[str]) -> str:
         for sysname in ("relaygate", "litellm"):
             g = rep.med(f"throughput_w{w}", sysname, "rps")
             if not math.isnan(g) and not math.isnan(d) and g >= 0.9 * d:
-                notes.append(f"throughput {w} worker(s): {sysname} is within 10% of the mock's "
-                             "own ceiling: this result is mock-bound.")
+                notes.append(
+                    f"throughput {w} worker(s): {sysname} is within 10% of the mock's "
+                    "own ceiling: this result is mock-bound."
+                )
     if la0 and la1:
-        notes.append(f"load average at start {la0[0]:.2f}, at end {la1[0]:.2f} (other work on "
-                     "the machine skews absolute numbers).")
+        notes.append(
+            f"load average at start {la0[0]:.2f}, at end {la1[0]:.2f} (other work on "
+            "the machine skews absolute numbers)."
+        )
     if rep.errors:
         notes += [f"error: {e}" for e in rep.errors]
     if notes:
@@ -1238,8 +1545,9 @@ def guard_failures(rep: Report, g: Guard) -> list[str]:
     v = float(rep.extra.get("crashes", {}).get("relaygate", 0))
     need("relaygate crashes (must be 0)", v, v == 0)
     v = m("overload", "relaygate", "admitted_success")
-    need(f"overload admitted success (min {g.min_admitted_success})", v,
-         v >= g.min_admitted_success)
+    need(
+        f"overload admitted success (min {g.min_admitted_success})", v, v >= g.min_admitted_success
+    )
     return fails
 
 
@@ -1259,38 +1567,76 @@ def _raise_nofile() -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description="relaygate benchmark runner")
-    p.add_argument("--quick", action="store_true",
-                   help="~1 min smoke without LiteLLM; exit 1 if ratios vs direct regress")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="~1 min smoke without LiteLLM; exit 1 if ratios vs direct regress",
+    )
     p.add_argument("--no-litellm", action="store_true")
-    p.add_argument("--soak-minutes", type=float, default=None,
-                   help="soak length per gateway (default 2; 0 in --quick)")
-    p.add_argument("--out", default=None,
-                   help="report path (default docs/benchmarks.md; --quick: none unless given)")
+    p.add_argument(
+        "--soak-minutes",
+        type=float,
+        default=None,
+        help="soak length per gateway (default 2; 0 in --quick)",
+    )
+    p.add_argument(
+        "--out",
+        default=None,
+        help="report path (default docs/benchmarks.md; --quick: none unless given)",
+    )
     p.add_argument("--json", default=None, help="also write raw results as JSON here")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--seconds", type=float, default=None,
-                   help="seconds per measurement (default 4; 1 in --quick)")
+    p.add_argument(
+        "--seconds",
+        type=float,
+        default=None,
+        help="seconds per measurement (default 4; 1 in --quick)",
+    )
     p.add_argument("--connections", type=int, default=64, help="wrk connections (throughput)")
-    p.add_argument("--streams", type=int, default=None,
-                   help="concurrent paced streams (default 512; 64 in --quick)")
+    p.add_argument(
+        "--streams",
+        type=int,
+        default=None,
+        help="concurrent paced streams (default 512; 64 in --quick)",
+    )
     p.add_argument("--workers", default=None, help="worker counts, default '1,2' ('1' in --quick)")
-    p.add_argument("--overload-inflight", type=int, default=32,
-                   help="RELAYGATE_MAX_INFLIGHT for the overload instance")
-    p.add_argument("--min-rps-vs-direct", type=float, default=0.015,
-                   help="--quick guard: relaygate throughput / direct throughput")
+    p.add_argument(
+        "--overload-inflight",
+        type=int,
+        default=32,
+        help="RELAYGATE_MAX_INFLIGHT for the overload instance",
+    )
+    p.add_argument(
+        "--min-rps-vs-direct",
+        type=float,
+        default=0.015,
+        help="--quick guard: relaygate throughput / direct throughput",
+    )
     p.add_argument("--max-added-p50-ms", type=float, default=5.0, help="--quick guard")
     p.add_argument("--max-added-ttft-ms", type=float, default=5.0, help="--quick guard")
     p.add_argument("--min-admitted-success", type=float, default=0.99, help="--quick guard")
-    p.add_argument("--client", choices=("raw", "aiohttp"), default="raw",
-                   help="load generator client for everything but wrk")
+    p.add_argument(
+        "--client",
+        choices=("raw", "aiohttp"),
+        default="raw",
+        help="load generator client for everything but wrk",
+    )
     p.add_argument("--keep-logs", action="store_true", help="keep the temp dir with server logs")
-    p.add_argument("--from-json", default=None,
-                   help="do not run anything: re-render the report from a --json file")
+    p.add_argument(
+        "--from-json",
+        default=None,
+        help="do not run anything: re-render the report from a --json file",
+    )
     a = p.parse_args(argv)
     if a.from_json:
         raw = orjson.loads(Path(a.from_json).read_bytes())
-        saved = Report(Config(**raw["config"]), raw.get("started", "?"), raw["data"],
-                       raw["extra"], raw.get("notes", []))
+        saved = Report(
+            Config(**raw["config"]),
+            raw.get("started", "?"),
+            raw["data"],
+            raw["extra"],
+            raw.get("notes", []),
+        )
         text = render(saved, raw.get("argv", argv))
         if a.out:
             Path(a.out).write_text(text)
@@ -1338,15 +1684,28 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(text)
     if a.json:
-        Path(a.json).write_bytes(orjson.dumps(
-            {"config": vars(cfg), "data": rep.data, "extra": rep.extra, "notes": rep.notes,
-             "started": rep.started, "argv": argv},
-            option=orjson.OPT_INDENT_2))
+        Path(a.json).write_bytes(
+            orjson.dumps(
+                {
+                    "config": vars(cfg),
+                    "data": rep.data,
+                    "extra": rep.extra,
+                    "notes": rep.notes,
+                    "started": rep.started,
+                    "argv": argv,
+                },
+                option=orjson.OPT_INDENT_2,
+            )
+        )
     if not a.keep_logs:
         shutil.rmtree(workdir, ignore_errors=True)
     if quick:
-        fails = guard_failures(rep, Guard(a.min_rps_vs_direct, a.max_added_p50_ms,
-                                          a.max_added_ttft_ms, a.min_admitted_success))
+        fails = guard_failures(
+            rep,
+            Guard(
+                a.min_rps_vs_direct, a.max_added_p50_ms, a.max_added_ttft_ms, a.min_admitted_success
+            ),
+        )
         if fails:
             log("benchmark smoke FAILED: " + "; ".join(fails))
             return 1
