@@ -107,7 +107,7 @@ USAGE = {"prompt_tokens": 5, "completion_tokens": 7, "total_tokens": 12}
 
 
 @pytest.mark.parametrize("include_usage", [True, False])
-def test_openai_usage_chunk_held_and_forwarded_only_if_asked(include_usage: bool) -> None:
+def test_openai_usage_chunk_forwarded_only_if_asked(include_usage: bool) -> None:
     tr = A.chat_stream(target(), include_usage)
     first = chunk("a", usage=None)
     assert tr.feed(None, first) == [first]  # passthrough, same bytes
@@ -121,10 +121,11 @@ def test_openai_usage_chunk_held_and_forwarded_only_if_asked(include_usage: bool
             "usage": USAGE,
         }
     )
-    assert tr.feed(None, usage_chunk) == []
+    assert tr.feed(None, usage_chunk) == ([usage_chunk] if include_usage else [])
+    assert tr.feed(None, usage_chunk) == []  # never a second one
     assert tr.feed(None, b"[DONE]") == [] and tr.done
     assert tr.usage is not None and tr.usage.completion_tokens == 7
-    assert tr.finish() == ([usage_chunk] if include_usage else [])
+    assert tr.finish() == []
 
 
 def test_glm_usage_on_finish_chunk_synthesised() -> None:

@@ -179,8 +179,8 @@ class OpenAICompatAdaptor:
 class OpenAIStreamTranslator:
     """Passes upstream chunks through as bytes; parses only what it must.
 
-    * the trailing ``choices: []`` usage chunk is held back and sent at the end
-      only if the client asked for usage;
+    * the trailing ``choices: []`` usage chunk is forwarded as it arrives if the
+      client asked for usage, and dropped otherwise (its figures are kept);
     * usage placed on the finish chunk (GLM) or inside ``choices[0]`` (Moonshot)
       is recorded, and one standard usage chunk is synthesised for clients that
       asked;
@@ -190,7 +190,7 @@ class OpenAIStreamTranslator:
     """
 
     __slots__ = (
-        "_held_usage_chunk",
+        "_usage_sent",
         "_id",
         "_include_usage",
         "_model",
@@ -207,7 +207,7 @@ class OpenAIStreamTranslator:
         self._target = target
         self._include_usage = include_usage
         self._rename = profile.reasoning_field
-        self._held_usage_chunk: bytes | None = None
+        self._usage_sent = False
         self._id = ""
         self._model = target.upstream_model
         self.usage: Usage | None = None
@@ -270,8 +270,10 @@ class OpenAIStreamTranslator:
             if obj.get("object") == "" or not obj.get("id"):
                 return []  # Azure prompt-filter chunk
             if isinstance(usage, dict):
-                # the standard usage chunk: forward only if asked, and at the end
-                self._held_usage_chunk = data
+                # the standard usage chunk: exactly one reaches a client that asked for it
+                if self._include_usage and not self._usage_sent:
+                    self._usage_sent = True
+                    return [data]
                 return []
         if self._rename is not None and isinstance(choices, list):
             for choice in choices:
@@ -285,10 +287,8 @@ class OpenAIStreamTranslator:
         return [data]
 
     def finish(self) -> list[bytes]:
-        if not self._include_usage or self.usage is None:
+        if not self._include_usage or self.usage is None or self._usage_sent:
             return []
-        if self._held_usage_chunk is not None:
-            return [self._held_usage_chunk]
         return [
             usage_chunk(self._id or "chatcmpl-relaygate", self._model, int(time.time()), self.usage)
         ]
