@@ -24,7 +24,7 @@ __all__ = ["Interaction", "load_cassette", "recordings_dir"]
 
 _CANDIDATES = (
     Path(__file__).resolve().parent / "fixtures" / "provider-recordings",
-    Path("/work/shared/fixtures/provider-recordings"),
+    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "provider-recordings",
 )
 
 
