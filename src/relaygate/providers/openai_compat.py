@@ -190,13 +190,13 @@ class OpenAIStreamTranslator:
     """
 
     __slots__ = (
-        "_usage_sent",
         "_id",
         "_include_usage",
         "_model",
         "_profile",
         "_rename",
         "_target",
+        "_usage_sent",
         "done",
         "error",
         "usage",
