@@ -11,9 +11,11 @@ from typing import Any
 from aiohttp import web
 
 from relaygate.emulator.anthropic import AnthropicEmulator
+from relaygate.emulator.azure import AzureEmulator
 from relaygate.emulator.base import Core, Provider
+from relaygate.emulator.deepseek import DeepSeekEmulator
 from relaygate.emulator.knobs import Knobs, Stats
-from relaygate.emulator.openai_family import AzureEmulator, DeepSeekEmulator, OpenAIEmulator
+from relaygate.emulator.openai import OpenAIEmulator
 
 __all__ = ["PROVIDERS", "EmulatorServer", "build_app", "run_emulator_cli"]
 
