@@ -47,7 +47,7 @@ class Settings:
     refresh_interval: float = 2.0  # how often workers check for config changes
     key_prefix: str = "sk-"
     trust_request_id: bool = True  # reuse a sane incoming X-Request-Id
-    http_client: str = "aiohttp"  # upstream HTTP client (see relay/transport.py)
+    http_client: str = "fast"  # upstream HTTP client: fast | aiohttp (see relay/transport.py)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,7 +69,7 @@ class Settings:
             refresh_interval=_float("RELAYGATE_REFRESH_INTERVAL", 2.0),
             key_prefix=os.environ.get("RELAYGATE_KEY_PREFIX", "sk-"),
             trust_request_id=_flag("RELAYGATE_TRUST_REQUEST_ID", True),
-            http_client=os.environ.get("RELAYGATE_HTTP_CLIENT", "aiohttp").strip().lower(),
+            http_client=os.environ.get("RELAYGATE_HTTP_CLIENT", "fast").strip().lower(),
         )
         return s
 

@@ -1,8 +1,13 @@
 """The upstream HTTP transport: one pooled client per worker process, behind a
 small interface so the client library can be chosen by measurement.
 
-The backend is ``transport_aiohttp.py``. A pyreqwest backend was measured and
-not kept (``docs/decisions/0004-upstream-http-client.md``).
+Backends (``RELAYGATE_HTTP_CLIENT``):
+
+* ``fast`` (default) — ``transport_fast.py``: HTTP/1.1 on asyncio Protocols with
+  the ``httptools`` parser and a keep-alive pool; ~40% less CPU per relayed
+  request than aiohttp (``docs/decisions/0004-upstream-http-client.md``);
+* ``aiohttp`` — ``transport_aiohttp.py``: the general-purpose client, kept as a
+  fallback. Both pass the same integration suite in CI.
 
 Every backend raises only :class:`~relaygate.errors.RelayError` subclasses
 (``UpstreamError``, ``UpstreamTimeout``) — from ``request`` when connecting or
@@ -30,7 +35,7 @@ __all__ = [
     "timed_out",
 ]
 
-HTTP_CLIENTS = ("aiohttp",)
+HTTP_CLIENTS = ("aiohttp", "fast")
 
 
 class UpstreamResponse(Protocol):
@@ -71,6 +76,10 @@ def create_transport(settings: Settings) -> Transport:
         from relaygate.relay.transport_aiohttp import AiohttpTransport
 
         return AiohttpTransport(settings)
+    if settings.http_client == "fast":
+        from relaygate.relay.transport_fast import FastTransport
+
+        return FastTransport(settings)
     raise ValueError(
         f"RELAYGATE_HTTP_CLIENT must be one of {', '.join(HTTP_CLIENTS)}, "
         f"not {settings.http_client!r}"

@@ -1,0 +1,458 @@
+"""A lean HTTP/1.1 upstream transport on asyncio Protocols and ``httptools``
+(see ``transport.py`` for the contract).
+
+One :class:`_Conn` is one TCP connection *and* the response of the exchange it
+is carrying: the parser callbacks fill its status, headers and a deque of body
+chunks, and a single Future wakes the one consumer. Fully read keep-alive
+connections go back to a LIFO pool per ``(scheme, host, port)``; anything left
+half-read (error, cancellation, early exit) is aborted, so the upstream sees the
+disconnect at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections import deque
+from typing import cast
+from urllib.parse import urlsplit
+
+import httptools
+
+from relaygate.errors import RelayError, UpstreamTimeout
+from relaygate.providers.base import UpstreamRequest
+from relaygate.relay.transport import interrupted, timed_out
+from relaygate.settings import Settings
+
+__all__ = ["FastTransport"]
+
+_Key = tuple[str, str, int]
+_HIGH_WATER = 1024 * 1024  # pause reading when this much body is buffered, unread
+_IDLE_TTL = 60.0  # drop pooled connections idle for longer
+_SWEEP_EVERY = 30.0
+_DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
+
+
+class _Conn(asyncio.Protocol):
+    """A connection and the response currently arriving on it."""
+
+    def __init__(self, owner: FastTransport, key: _Key) -> None:
+        self._owner = owner
+        self._key = key
+        self._loop = owner._loop
+        self._transport: asyncio.Transport | None = None
+        self._parser = httptools.HttpResponseParser(self)
+        self._closed = False
+        self._reused = False  # carried an earlier exchange
+        self._idle = False  # waiting in the pool
+        self._idle_since = 0.0
+        self._body: deque[bytes] = deque()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._body.clear()
+        self._phase = 0  # 0: awaiting headers, 1: body, 2: complete
+        self._status = 0
+        self._raw_headers: list[tuple[bytes, bytes]] = []
+        self._keep_alive = False
+        self._head_only = False
+        self._got_bytes = False
+        self._error: RelayError | None = None
+        self._buffered = 0
+        self._paused = False
+        self._no_pause = False
+        self._waiter: asyncio.Future[None] | None = None
+        self._last_data = 0.0
+        self._read_timer: asyncio.TimerHandle | None = None
+
+    # -- asyncio.Protocol -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+
+    def data_received(self, data: bytes) -> None:
+        if self._phase == 2:  # bytes after the response (or while pooled): never reuse
+            self._keep_alive = False
+            if self._idle:
+                self.abort()
+            return
+        self._got_bytes = True
+        self._last_data = self._loop.time()
+        try:
+            self._parser.feed_data(data)
+        except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
+            self._fail(interrupted(False), exc)
+
+    def eof_received(self) -> bool | None:
+        return None  # let the transport close; connection_lost decides what the EOF meant
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._closed = True
+        self._owner._conns.discard(self)
+        if self._phase == 1 and exc is None and self._close_delimited():
+            self._phase = 2  # the connection end marks the body end
+            self._keep_alive = False
+            self._cancel_read_timer()
+            self._wake()
+        elif self._phase != 2 and self._error is None:
+            self._fail(interrupted(False), exc)
+
+    # -- httptools callbacks ----------------------------------------------
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._phase == 0:
+            self._raw_headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self._phase != 0:
+            self._keep_alive = False
+            return
+        status = self._parser.get_status_code()
+        if status < 200:  # 100-continue and friends: wait for the real response
+            self._raw_headers = []
+            return
+        self._status = status
+        self._keep_alive = self._parser.should_keep_alive()
+        self._phase = 1
+        if self._head_only:
+            self._phase = 2
+            self._keep_alive = False
+        self._wake()
+
+    def on_body(self, body: bytes) -> None:
+        if self._phase != 1:
+            self._keep_alive = False
+            return
+        self._body.append(body)
+        self._buffered += len(body)
+        if self._buffered > _HIGH_WATER and not self._paused and not self._no_pause:
+            assert self._transport is not None
+            self._transport.pause_reading()
+            self._paused = True
+        self._wake()
+
+    def on_message_complete(self) -> None:
+        if self._phase == 1:
+            self._phase = 2
+            self._cancel_read_timer()
+            self._wake()
+
+    # -- the response (UpstreamResponse) ----------------------------------
+
+    @property
+    def status(self) -> int:
+        return self._status
+
+    def header(self, name: str) -> str | None:
+        want = name.lower().encode("latin-1")
+        for key, value in self._raw_headers:
+            if key.lower() == want:
+                return value.decode("latin-1")
+        return None
+
+    async def read(self) -> bytes:
+        self._no_pause = True  # the whole body is wanted: buffer it all
+        if self._paused:
+            self._resume()
+        while self._phase != 2:
+            if self._error is not None:
+                raise self._error
+            await self._wait_body()
+        body = self._body
+        self._buffered = 0
+        if len(body) == 1:
+            return body.popleft()
+        data = b"".join(body)
+        body.clear()
+        return data
+
+    def chunks(self) -> _Conn:
+        return self
+
+    def __aiter__(self) -> _Conn:
+        return self
+
+    async def __anext__(self) -> bytes:
+        body = self._body
+        while not body:
+            if self._phase == 2:
+                raise StopAsyncIteration
+            if self._error is not None:
+                raise self._error
+            await self._wait_body()
+        if len(body) == 1:
+            data = body.popleft()
+        else:
+            data = b"".join(body)
+            body.clear()
+        self._buffered = 0
+        if self._paused:
+            self._resume()
+        return data
+
+    # -- internals --------------------------------------------------------
+
+    def _begin(self, data: bytes, head_only: bool) -> None:
+        self._reset()
+        self._head_only = head_only
+        assert self._transport is not None
+        self._transport.write(data)
+
+    async def _wait(self) -> None:
+        waiter = self._waiter = self._loop.create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    async def _wait_body(self) -> None:
+        if self._read_timer is None:
+            when = self._last_data + self._owner._read_timeout
+            self._read_timer = self._loop.call_at(when, self._check_read)
+        await self._wait()
+
+    def _check_read(self) -> None:
+        self._read_timer = None
+        if self._phase != 1 or self._waiter is None:
+            return  # nobody is waiting: re-armed by the next wait
+        limit = self._owner._read_timeout
+        if self._loop.time() - self._last_data >= limit - 0.001:
+            self._fail(timed_out(False))
+        else:
+            self._read_timer = self._loop.call_at(self._last_data + limit, self._check_read)
+
+    def _headers_expired(self) -> None:
+        if self._phase == 0:
+            self._fail(timed_out(True))
+
+    def _cancel_read_timer(self) -> None:
+        if self._read_timer is not None:
+            self._read_timer.cancel()
+            self._read_timer = None
+
+    def _resume(self) -> None:
+        self._paused = False
+        self._last_data = self._loop.time()  # the silence was ours, not the upstream's
+        if self._transport is not None and not self._closed:
+            self._transport.resume_reading()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _fail(self, err: RelayError, cause: BaseException | None = None) -> None:
+        if self._error is None and self._phase != 2:
+            err.__cause__ = cause
+            self._error = err
+        self._cancel_read_timer()
+        self.abort()
+        self._wake()
+
+    def _close_delimited(self) -> bool:
+        heads = {key.lower(): value.lower() for key, value in self._raw_headers}
+        return b"content-length" not in heads and b"chunked" not in heads.get(
+            b"transfer-encoding", b""
+        )
+
+    def abort(self) -> None:
+        self._closed = True
+        self._keep_alive = False
+        self._cancel_read_timer()
+        if self._transport is not None:
+            self._transport.abort()
+
+
+class _Exchange:
+    """``async with transport.request(...)``: send, await headers, then release or abort."""
+
+    __slots__ = ("_conn", "_req", "_t")
+
+    def __init__(self, t: FastTransport, req: UpstreamRequest) -> None:
+        self._t = t
+        self._req = req
+        self._conn: _Conn | None = None
+
+    async def __aenter__(self) -> _Conn:
+        t = self._t
+        req = self._req
+        key, data = t._encode(req)
+        loop = t._loop
+        deadline = loop.time() + t._first_byte_timeout
+        head_only = req.method.upper() == "HEAD"
+        for attempt in (0, 1):
+            conn = t._acquire(key) if attempt == 0 else None
+            if conn is None:
+                conn = await t._connect(key, deadline)
+            self._conn = conn
+            timer = loop.call_at(deadline, conn._headers_expired)
+            try:
+                conn._begin(data, head_only)
+                while conn._phase == 0:
+                    err = conn._error
+                    if err is not None:
+                        if (
+                            attempt == 0
+                            and conn._reused
+                            and not conn._got_bytes
+                            and not isinstance(err, UpstreamTimeout)
+                        ):
+                            break  # a stale pooled connection: retry once on a fresh one
+                        raise err
+                    await conn._wait()
+            except BaseException:
+                conn.abort()
+                raise
+            finally:
+                timer.cancel()
+            if conn._phase != 0:
+                return conn
+        raise AssertionError("unreachable")
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        conn = self._conn
+        assert conn is not None
+        if exc_type is None and conn._phase == 2 and conn._keep_alive and not conn._closed:
+            self._t._release(conn)
+        else:
+            conn.abort()
+
+
+class FastTransport:
+    def __init__(self, settings: Settings) -> None:
+        self._connect_timeout = settings.connect_timeout
+        self._first_byte_timeout = settings.first_byte_timeout
+        self._read_timeout = settings.read_timeout
+        self._pool: dict[_Key, list[_Conn]] = {}
+        self._conns: set[_Conn] = set()
+        self._targets: dict[str, tuple[_Key, str, str]] = {}
+        self._ssl: ssl.SSLContext | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop  # set by start()
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._sweeper = self._loop.call_later(_SWEEP_EVERY, self._sweep)
+
+    async def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for conn in list(self._conns):
+            conn.abort()
+        self._pool.clear()
+
+    def request(self, req: UpstreamRequest, *, stream: bool) -> _Exchange:
+        return _Exchange(self, req)
+
+    # -- pool -------------------------------------------------------------
+
+    def _acquire(self, key: _Key) -> _Conn | None:
+        idle = self._pool.get(key)
+        if not idle:
+            return None
+        now = self._loop.time()
+        while idle:
+            conn = idle.pop()
+            if conn._closed or now - conn._idle_since > _IDLE_TTL:
+                conn.abort()
+                continue
+            conn._reused = True
+            conn._idle = False
+            return conn
+        return None
+
+    def _release(self, conn: _Conn) -> None:
+        conn._idle_since = self._loop.time()
+        conn._idle = True
+        conn._waiter = None
+        conn._body.clear()
+        idle = self._pool.get(conn._key)
+        if idle is None:
+            idle = self._pool[conn._key] = []
+        idle.append(conn)
+
+    def _sweep(self) -> None:
+        cutoff = self._loop.time() - _IDLE_TTL
+        for key, idle in list(self._pool.items()):
+            for conn in idle:
+                if conn._idle_since < cutoff:
+                    conn.abort()
+            idle[:] = [conn for conn in idle if not conn._closed]
+            if not idle:
+                del self._pool[key]
+        self._sweeper = self._loop.call_later(_SWEEP_EVERY, self._sweep)
+
+    async def _connect(self, key: _Key, deadline: float) -> _Conn:
+        scheme, host, port = key
+        ctx: ssl.SSLContext | None = None
+        if scheme == "https":
+            if self._ssl is None:
+                self._ssl = ssl.create_default_context()
+            ctx = self._ssl
+        budget = min(self._connect_timeout, deadline - self._loop.time())
+        try:
+            async with asyncio.timeout(max(budget, 0.0)):
+                _, conn = await self._loop.create_connection(
+                    lambda: _Conn(self, key),
+                    host,
+                    port,
+                    ssl=ctx,
+                    server_hostname=host if ctx is not None else None,
+                )
+        except TimeoutError as exc:
+            raise timed_out(True) from exc
+        except (OSError, ValueError) as exc:
+            raise interrupted(True) from exc
+        self._conns.add(conn)
+        return conn
+
+    # -- request encoding -------------------------------------------------
+
+    def _target(self, url: str) -> tuple[_Key, str, str]:
+        cached = self._targets.get(url)
+        if cached is not None:
+            return cached
+        try:
+            parts = urlsplit(url)
+            scheme = parts.scheme.lower()
+            host = parts.hostname
+            if scheme not in _DEFAULT_PORTS or not host:
+                raise ValueError(f"unsupported upstream URL {url!r}")
+            port = parts.port or _DEFAULT_PORTS[scheme]
+        except ValueError as exc:
+            raise interrupted(True) from exc
+        name = f"[{host}]" if ":" in host else host
+        host_header = name if port == _DEFAULT_PORTS[scheme] else f"{name}:{port}"
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        target = ((scheme, host, port), host_header, path)
+        if len(self._targets) >= 1024:
+            self._targets.clear()
+        self._targets[url] = target
+        return target
+
+    def _encode(self, req: UpstreamRequest) -> tuple[_Key, bytes]:
+        key, host_header, path = self._target(req.url)
+        method = req.method.upper()
+        body = req.body
+        lines = [f"{method} {path} HTTP/1.1\r\n"]
+        seen = set()
+        for name, value in req.headers.items():
+            low = name.lower()
+            if low == "content-length" or low == "transfer-encoding":
+                continue  # ours, from the body
+            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
+                raise interrupted(True) from ValueError(f"newline in header {name!r}")
+            seen.add(low)
+            lines.append(f"{name}: {value}\r\n")
+        if "host" not in seen:
+            lines.append(f"Host: {host_header}\r\n")
+        if "accept-encoding" not in seen:
+            lines.append("Accept-Encoding: identity\r\n")
+        if "user-agent" not in seen:
+            lines.append("User-Agent: relaygate\r\n")
+        if body or method not in ("GET", "HEAD"):
+            lines.append(f"Content-Length: {len(body)}\r\n")
+        lines.append("\r\n")
+        head = "".join(lines).encode("utf-8", "surrogateescape")
+        return key, head + body if body else head
