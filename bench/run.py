@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         text = render(saved, raw.get("argv", argv))
         if a.out:
+            Path(a.out).parent.mkdir(parents=True, exist_ok=True)
             Path(a.out).write_text(text)
         else:
             print(text)
@@ -270,11 +271,13 @@ def main(argv: list[str] | None = None) -> int:
     text = render(rep, argv)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)
         log(f"wrote {out}")
     else:
         print(text)
     if a.json:
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
         Path(a.json).write_bytes(
             orjson.dumps(
                 {

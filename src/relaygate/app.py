@@ -171,6 +171,7 @@ class RelayGateApp:
                     "inflight": st.inflight,
                     "shed_total": st.shed,
                     "usage_rows_dropped": st.usage_log.dropped if st.usage_log else 0,
+                    "usage_rows_backlog": st.usage_log.backlog if st.usage_log else 0,
                 }
                 await send_json(send, status, ok_body(body, s.envelope), req.request_id)
                 return

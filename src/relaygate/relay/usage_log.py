@@ -23,7 +23,7 @@ class UsageLogWriter:
         repo: Repository,
         *,
         max_batch: int = 5000,
-        max_queue: int = 200_000,
+        max_queue: int = 50_000,
         interval: float = 0.5,
     ) -> None:
         self._repo = repo
@@ -33,6 +33,11 @@ class UsageLogWriter:
         self._task: asyncio.Task[None] | None = None
         self._pending: list[dict[str, Any]] = []  # taken off the queue, not yet written
         self.dropped = 0
+
+    @property
+    def backlog(self) -> int:
+        """Rows recorded but not yet written."""
+        return self._queue.qsize() + len(self._pending)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -63,7 +68,9 @@ class UsageLogWriter:
     async def _run(self) -> None:
         while True:
             self._pending = [await self._queue.get()]
-            await asyncio.sleep(self._interval)  # one transaction per interval, not per row
+            if self._queue.qsize() < self._max_batch:
+                # one transaction per interval, not per row; no wait when behind
+                await asyncio.sleep(self._interval)
             batch = self._pending
             while len(batch) < self._max_batch and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
