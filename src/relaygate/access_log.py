@@ -85,11 +85,10 @@ class AccessLog:
             blob = self._blobs.get()
             if blob is None:
                 return
-            try:
+            # stderr closed or broken: there is nowhere left to write access lines
+            with contextlib.suppress(OSError, ValueError):
                 self._stream.write(blob)
                 self._stream.flush()
-            except (OSError, ValueError):  # stderr closed: nothing useful left to do
-                pass
 
     async def close(self) -> None:
         if self._task is not None:

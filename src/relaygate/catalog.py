@@ -52,9 +52,10 @@ class Catalog:
             for m in ch.models:
                 by_model.setdefault(m, []).append(ch)
                 if m not in models:
-                    owner = "relaygate-emulator" if ch.is_emulator else ch.profile
-                    if ch.provider == "anthropic":
-                        owner = "relaygate-emulator" if ch.is_emulator else "anthropic"
+                    if ch.is_emulator:
+                        owner = "relaygate-emulator"
+                    else:
+                        owner = ch.profile if ch.provider == "openai_compat" else ch.provider
                     models[m] = ModelEntry(m, owner, int(ch.created_at.timestamp()))
         for chans in by_model.values():
             chans.sort(key=lambda c: (-c.priority, c.id))

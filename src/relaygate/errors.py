@@ -160,15 +160,11 @@ class UpstreamError(RelayError):
     default_code = "upstream_error"
     type = "upstream_error"
 
-    #: whether another channel may be tried (used by failover)
-    retryable: bool = True
-
 
 class UpstreamRejected(UpstreamError):
     """An upstream 4xx caused by the request itself: passed on with its status."""
 
     type = "invalid_request_error"
-    retryable = False
 
 
 class ServiceUnavailable(RelayError):

@@ -121,6 +121,3 @@ class Gateway:
 
     def create_channel(self, **fields: Any) -> int:
         return int(self.admin("POST", "/channels", fields)["data"]["id"])
-
-    def wait_revision_loaded(self) -> None:
-        """Admin writes reload the worker at once; nothing to wait for with one worker."""

@@ -59,7 +59,7 @@ class DeepSeekEmulator(OpenAIEmulator):
         return out
 
     def decorate_message(self, msg: dict[str, Any]) -> None:
-        pass
+        """DeepSeek messages carry no OpenAI ``refusal``/``annotations`` fields: add nothing."""
 
     def decorate_completion(self, obj: dict[str, Any], choice: dict[str, Any]) -> None:
         obj["system_fingerprint"] = "fp_emulator"

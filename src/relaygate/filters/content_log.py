@@ -9,6 +9,7 @@ It is built on the public filter interface: ``before`` keeps the prompt,
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from typing import Any
 
@@ -33,14 +34,12 @@ class ContentLogFilter:
     def on_chunk(self, ctx: RelayContext, payload: bytes) -> bytes | None:
         parts = ctx.notes.get("answer")
         if isinstance(parts, list) and b'"content"' in payload:
-            try:
-                obj = orjson.loads(payload)
-                for choice in obj.get("choices") or ():
+            # a payload that is not a chunk object carries no answer text to log
+            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
+                for choice in orjson.loads(payload).get("choices") or ():
                     text = (choice.get("delta") or {}).get("content")
                     if isinstance(text, str):
                         parts.append(text)
-            except (orjson.JSONDecodeError, AttributeError):
-                pass
         return payload
 
     async def after(self, ctx: RelayContext) -> None:

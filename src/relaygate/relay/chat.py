@@ -117,7 +117,7 @@ async def _stream(
             )
             started = True
             ctx.first_byte_at = time.perf_counter()
-        body = frame(out[0]) if len(out) == 1 else b"".join(frame(p) for p in out)
+        body = frame(out[0]) if len(out) == 1 else b"".join(map(frame, out))
         if not more:
             body += DONE_FRAME
         await send({"type": "http.response.body", "body": body, "more_body": more})
@@ -181,16 +181,7 @@ async def _stream(
             await emit([_error_payload(err)], more=False)
             return
     ctx.finished = True
-    if tail:
-        await emit(tail, more=False)
-    elif not started:
-        await send(
-            {"type": "http.response.start", "status": 200, "headers": [*SSE_HEADERS, rid_header]}
-        )
-        ctx.first_byte_at = time.perf_counter()
-        await send({"type": "http.response.body", "body": DONE_FRAME, "more_body": False})
-    else:
-        await send({"type": "http.response.body", "body": DONE_FRAME, "more_body": False})
+    await emit(tail, more=False)  # trailing chunks (if any) and [DONE]
 
 
 def _error_payload(err: RelayError) -> bytes:

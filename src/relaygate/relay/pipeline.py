@@ -83,13 +83,14 @@ async def run_watched(req: Request, ctx: RelayContext, work: Callable[[], Awaita
     work (and with it the upstream request) is cancelled at once."""
     task = asyncio.current_task()
     assert task is not None
-    done = ctx  # the watcher reads ctx.finished to tell "response complete" from "client gone"
 
     async def watch() -> None:
         while True:
             message = await req.receive()
             if message["type"] == "http.disconnect":
-                if not done.finished:
+                # ctx.finished tells "response complete" (servers report that as a
+                # disconnect too) from "client gone"
+                if not ctx.finished:
                     ctx.client_disconnected = True
                     task.cancel()
                 return

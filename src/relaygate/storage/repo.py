@@ -358,14 +358,11 @@ class Repository:
             return
         cols = _LOG_COLUMNS
         dialect = self.engine.dialect
-        if dialect.paramstyle == "qmark":
+        if dialect.paramstyle == "qmark":  # sqlite3 / aiosqlite
             marks = ", ".join("?" for _ in cols)
-        elif dialect.paramstyle in ("numeric_dollar", "format"):
-            marks = ", ".join(
-                f"${i + 1}" if dialect.paramstyle == "numeric_dollar" else "%s"
-                for i in range(len(cols))
-            )
-        else:  # pragma: no cover - other drivers: the generic path
+        elif dialect.paramstyle == "numeric_dollar":  # asyncpg
+            marks = ", ".join(f"${i + 1}" for i in range(len(cols)))
+        else:  # pragma: no cover - any other driver: SQLAlchemy's generic path
             async with self.engine.begin() as conn:
                 await conn.execute(insert(request_logs), rows)
             return
