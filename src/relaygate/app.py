@@ -21,6 +21,7 @@ from relaygate.errors import NotFound, NotImplementedByProvider, RelayError, Ser
 from relaygate.filters.content_log import ContentLogFilter
 from relaygate.filters.key_limits import KeyLimitsFilter
 from relaygate.logs import setup_logging
+from relaygate.pacing import lower_helper_threads
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
@@ -99,6 +100,7 @@ class RelayGateApp:
             access_log=access,
         )
         self.state.ready = True
+        lower_helper_threads()
         log.info("relaygate worker ready", extra={"revision": catalog.revision})
 
     async def shutdown(self) -> None:

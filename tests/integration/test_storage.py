@@ -188,27 +188,34 @@ async def test_catalog_auth_and_routing(repo: Repository) -> None:
 async def test_request_logs_batch_insert(repo: Repository) -> None:
     now = datetime.now(UTC)
     rows = [
-        {
-            "request_id": f"r{i}",
-            "created_at": now,
-            "user_id": 1,
-            "key_id": 1,
-            "endpoint": "chat",
-            "model": "m",
-            "channel_id": 1,
-            "stream": bool(i % 2),
-            "status": 200,
-            "error_code": None,
-            "prompt_tokens": i,
-            "completion_tokens": 2 * i,
-            "latency_ms": 5,
-            "ttft_ms": 1,
-        }
-        for i in range(50)
+        (f"r{i}", now, 1, 1, "chat", "m", 1, bool(i % 2), 200, None, i, 2 * i, 5, 1)
+        for i in range(49)
     ]
+    rows.append(
+        ("r49", now, None, 2, "embeddings", None, None, True, 502, "upstream_error", 0, 98, 7, None)
+    )
     await repo.insert_request_logs(rows)
     got = await repo.list_request_logs(limit=10)
     assert len(got) == 10 and got[0]["request_id"] == "r49"
+    last = got[0]  # every column round-trips, NULLs and booleans included
+    assert (last["user_id"], last["key_id"], last["endpoint"], last["model"]) == (
+        None,
+        2,
+        "embeddings",
+        None,
+    )
+    assert (last["channel_id"], last["stream"], last["status"], last["error_code"]) == (
+        None,
+        True,
+        502,
+        "upstream_error",
+    )
+    assert (last["prompt_tokens"], last["latency_ms"], last["ttft_ms"]) == (0, 7, None)
+    assert datetime.fromisoformat(last["created_at"]) == now
+    assert [r["request_id"] for r in got] == [
+        f"r{i}" for i in range(49, 39, -1)
+    ]  # insertion order kept
+    assert got[1]["stream"] is False and got[2]["stream"] is True
     assert sum(r["completion_tokens"] for r in await repo.list_request_logs(limit=100)) == 2 * sum(
         range(50)
     )

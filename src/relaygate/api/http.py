@@ -88,7 +88,12 @@ async def send_json(
     request_id: str,
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    headers = [JSON_CT, (b"x-request-id", request_id.encode())]
+    # a content-length lets the server write head and body in one syscall (no chunking)
+    headers = [
+        JSON_CT,
+        (b"content-length", str(len(body)).encode()),
+        (b"x-request-id", request_id.encode()),
+    ]
     if extra:
         headers.extend(extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})

@@ -7,10 +7,10 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
-from typing import Any
 
+from relaygate.pacing import lower_helper_threads
 from relaygate.relay.context import RelayContext
-from relaygate.storage.repo import Repository
+from relaygate.storage.repo import LogRow, Repository
 
 __all__ = ["UsageLogWriter"]
 
@@ -27,11 +27,11 @@ class UsageLogWriter:
         interval: float = 0.5,
     ) -> None:
         self._repo = repo
-        self._queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(max_queue)
+        self._queue: asyncio.Queue[LogRow] = asyncio.Queue(max_queue)
         self._max_batch = max_batch
         self._interval = interval  # collect rows this long, then write them in one transaction
         self._task: asyncio.Task[None] | None = None
-        self._pending: list[dict[str, Any]] = []  # taken off the queue, not yet written
+        self._pending: list[LogRow] = []  # taken off the queue, not yet written
         self.dropped = 0
 
     @property
@@ -44,22 +44,22 @@ class UsageLogWriter:
 
     def record(self, ctx: RelayContext) -> None:
         usage = ctx.usage
-        row = {
-            "request_id": ctx.request_id,
-            "created_at": datetime.now(UTC),
-            "user_id": ctx.user.id if ctx.user else None,
-            "key_id": ctx.key.id if ctx.key else None,
-            "endpoint": ctx.endpoint,
-            "model": ctx.model[:128] if ctx.model else None,
-            "channel_id": ctx.target.channel_id if ctx.target else None,
-            "stream": ctx.stream,
-            "status": 499 if ctx.client_disconnected else ctx.status,
-            "error_code": ctx.error_code,
-            "prompt_tokens": usage.prompt_tokens if usage else 0,
-            "completion_tokens": usage.completion_tokens if usage else 0,
-            "latency_ms": ctx.elapsed_ms(),
-            "ttft_ms": ctx.ttft_ms(),
-        }
+        row = (  # LOG_COLUMNS order
+            ctx.request_id,
+            datetime.now(UTC),
+            ctx.user.id if ctx.user else None,
+            ctx.key.id if ctx.key else None,
+            ctx.endpoint,
+            ctx.model[:128] if ctx.model else None,
+            ctx.target.channel_id if ctx.target else None,
+            ctx.stream,
+            499 if ctx.client_disconnected else ctx.status,
+            ctx.error_code,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+            ctx.elapsed_ms(),
+            ctx.ttft_ms(),
+        )
         try:
             self._queue.put_nowait(row)
         except asyncio.QueueFull:
@@ -77,10 +77,11 @@ class UsageLogWriter:
             await self._write(batch)
             self._pending = []
 
-    async def _write(self, batch: list[dict[str, Any]]) -> None:
+    async def _write(self, batch: list[LogRow]) -> None:
         for attempt in range(5):
             try:
                 await self._repo.insert_request_logs(batch)
+                lower_helper_threads()  # the database driver's thread, once it exists
                 return
             except Exception:
                 log.warning("request log write failed (attempt %d)", attempt + 1, exc_info=True)
@@ -94,7 +95,7 @@ class UsageLogWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        batch: list[dict[str, Any]] = self._pending
+        batch: list[LogRow] = self._pending
         self._pending = []
         while not self._queue.empty():
             batch.append(self._queue.get_nowait())
