@@ -120,7 +120,7 @@ def detail_tables(rep: Report) -> list[str]:
         if not block:
             continue
         rows: list[list[str]] = []
-        for sysname in ("direct", "relaygate", "litellm"):
+        for sysname in ("direct", "relaygate", "litellm", "asgi-floor"):
             for r in block.get(sysname, []):
                 rows.append(
                     [sysname, str(r.get("round", 0) + 1)]

@@ -48,6 +48,7 @@ from systems import (
     finish_litellm,
     launch_litellm,
     setup_relaygate,
+    start_asgi_floor,
     start_mocks,
     start_relaygate,
     warm_up,
@@ -114,7 +115,13 @@ async def run_all(cfg: Config, workdir: Path) -> Report:
                 await sc_latency(rep, systems)
                 if not cfg.quick:  # the quick run's streams scenario reports gaps too
                     await sc_gaps(rep, systems)
-            await sc_throughput(rep, systems, workers)
+            floor = await start_asgi_floor(workdir, workers)  # reference, throughput only
+            try:
+                await warm_up(floor, 0.5, cfg.client)
+                await sc_throughput(rep, [*systems, floor], workers)
+            finally:
+                if floor.proc is not None:
+                    floor.proc.stop()
             if first:
                 await sc_streams(rep, systems)
                 try:

@@ -152,6 +152,20 @@ def summary_rows(rep: Report) -> list[Row]:
                 ok,
             )
         )
+        fl = m(k, "asgi-floor", "rps")
+        if not math.isnan(fl):
+            rows.append(
+                Row(
+                    f"reference: bare ASGI app on the same server, {w} worker(s) (req/s)",
+                    f(d, 0),
+                    f(fl, 0),
+                    "—",
+                    pct(ratio(fl, d)),
+                    "—",
+                    f"no target: relaygate serves {pct(ratio(rg, fl))} of it",
+                    None,
+                )
+            )
     # streams held
     n = rep.cfg.streams
     st = {s: m("streams", s, "stalled") for s in ("direct", "relaygate", "litellm")}

@@ -139,6 +139,27 @@ async def start_mocks(workdir: Path) -> tuple[dict[str, Proc], dict[str, str]]:
     return procs, urls
 
 
+async def start_asgi_floor(workdir: Path, workers: int) -> System:
+    """The reference point of the throughput table: a canned-reply raw ASGI app on the
+    same server stack as relaygate (bench/asgi_floor.py)."""
+    port = free_port()
+    cmd = [
+        sys.executable,
+        str(BENCH_DIR / "asgi_floor.py"),
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
+    proc = Proc(f"asgi-floor-w{workers}", cmd, child_env(), workdir / f"asgi-floor-w{workers}.log")
+    base = f"http://{HOST}:{port}"
+    await wait_http(base + "/", proc, 30)
+    urls = {p: base + "/v1" for p in MOCK_PROFILES}
+    return System("asgi-floor", urls, dict(MODELS), proc=proc, workers=workers)
+
+
 def relaygate_bin() -> str | None:
     cand = Path(sys.executable).parent / "relaygate"
     if cand.exists():

@@ -78,11 +78,21 @@ def require_model(body: dict[str, Any]) -> str:
     return model
 
 
+#: Requests still running after this long get a task watching for the client going
+#: away. Watching every request from the start cost ~20 µs of CPU each (a task, an
+#: event wait, a cancellation) — 15 % of a fast relayed request — while a client
+#: that leaves within 50 ms costs the upstream at most 50 ms of work.
+WATCH_AFTER = 0.05
+
+
 async def run_watched(req: Request, ctx: RelayContext, work: Callable[[], Awaitable[None]]) -> None:
     """Run ``work`` while watching for the client going away; on disconnect the
-    work (and with it the upstream request) is cancelled at once."""
+    work (and with it the upstream request) is cancelled at once. The watch
+    starts ``WATCH_AFTER`` seconds in (a disconnect before that is seen then)."""
     task = asyncio.current_task()
     assert task is not None
+    loop = asyncio.get_running_loop()
+    watcher: asyncio.Task[None] | None = None
 
     async def watch() -> None:
         while True:
@@ -95,7 +105,11 @@ async def run_watched(req: Request, ctx: RelayContext, work: Callable[[], Awaita
                     task.cancel()
                 return
 
-    watcher = asyncio.get_running_loop().create_task(watch())
+    def start_watching() -> None:
+        nonlocal watcher
+        watcher = loop.create_task(watch())
+
+    timer = loop.call_later(WATCH_AFTER, start_watching)
     try:
         await work()
     except asyncio.CancelledError:
@@ -103,7 +117,9 @@ async def run_watched(req: Request, ctx: RelayContext, work: Callable[[], Awaita
             return
         raise
     finally:
-        watcher.cancel()
+        timer.cancel()
+        if watcher is not None:
+            watcher.cancel()
 
 
 async def fail(state: AppState, req: Request, ctx: RelayContext, err: RelayError) -> None:
