@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from gateway import Gateway
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from relaygate.emulator import EmulatorServer, Knobs
+from relaygate.storage.crypto import Secrets
+from relaygate.storage.db import create_engine, migrate
+from relaygate.storage.repo import Repository
 
 
 @dataclass
@@ -125,3 +132,38 @@ def _reset_upstreams(request: pytest.FixtureRequest) -> Iterator[None]:
     yield
     if "upstreams" in request.fixturenames or "env" in request.fixturenames:
         request.getfixturevalue("upstreams").reset()
+
+
+# ---- storage: the same tests on SQLite and on the running PostgreSQL -------------
+PG_URL = os.environ.get(
+    "RELAYGATE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+async def repo(  # a fresh database: SQLite file, or a PostgreSQL schema
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[Repository]:
+    if request.param == "sqlite":
+        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'rg.db'}")
+        await migrate(engine)
+        yield Repository(engine, Secrets("test-secret"))
+        await engine.dispose()
+        return
+    schema = "rg_" + uuid.uuid4().hex[:10]
+    admin = create_engine(PG_URL)
+    try:
+        async with admin.begin() as conn:
+            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    except OSError as exc:  # pragma: no cover - PostgreSQL is a CI service
+        await admin.dispose()
+        pytest.fail(f"PostgreSQL at {PG_URL} is not reachable: {exc}")
+    engine = create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
+    await migrate(engine)
+    try:
+        yield Repository(engine, Secrets("test-secret"))
+    finally:
+        await engine.dispose()
+        async with admin.begin() as conn:
+            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        await admin.dispose()

@@ -319,5 +319,8 @@ def test_503_load_shedding(strict_env: Env) -> None:
     assert len(ok) >= 2 and shed, [r.status_code for r in results]
     for r in shed:
         check(r, 503, "service_unavailable", env, envelope=False)
+        assert r.headers["retry-after"] == "1"
+        # shed at once, not queued behind the 800 ms upstream calls
+        assert r.elapsed.total_seconds() < 0.4, r.elapsed
     env.up.openai.reset(knobs=True, stats=False)
     assert post(env, json=CHAT).status_code == 200  # recovers at once

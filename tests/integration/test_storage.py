@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import text
@@ -14,41 +10,8 @@ from sqlalchemy import text
 from relaygate.catalog import Catalog
 from relaygate.errors import AuthError, ModelNotFound, PolicyError, ServiceUnavailable
 from relaygate.storage.crypto import Secrets
-from relaygate.storage.db import create_engine, migrate
+from relaygate.storage.db import migrate
 from relaygate.storage.repo import Conflict, Repository
-
-PG_URL = os.environ.get(
-    "RELAYGATE_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-)
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-async def repo(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Repository]:
-    if request.param == "sqlite":
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'rg.db'}")
-        await migrate(engine)
-        yield Repository(engine, Secrets("test-secret"))
-        await engine.dispose()
-        return
-    schema = "rg_" + uuid.uuid4().hex[:10]
-    admin = create_engine(PG_URL)
-    try:
-        async with admin.begin() as conn:
-            await conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    except OSError as exc:  # pragma: no cover - PostgreSQL is a CI service
-        await admin.dispose()
-        pytest.fail(f"PostgreSQL at {PG_URL} is not reachable: {exc}")
-    from sqlalchemy.ext.asyncio import create_async_engine
-
-    engine = create_async_engine(PG_URL, connect_args={"server_settings": {"search_path": schema}})
-    await migrate(engine)
-    try:
-        yield Repository(engine, Secrets("test-secret"))
-    finally:
-        await engine.dispose()
-        async with admin.begin() as conn:
-            await conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        await admin.dispose()
 
 
 async def test_migrate_is_idempotent(repo: Repository) -> None:

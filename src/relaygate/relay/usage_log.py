@@ -27,17 +27,18 @@ class UsageLogWriter:
         interval: float = 0.5,
     ) -> None:
         self._repo = repo
-        self._queue: asyncio.Queue[LogRow] = asyncio.Queue(max_queue)
+        self._rows: list[LogRow] = []  # recorded, not yet taken by the writer
+        self._max_queue = max_queue
         self._max_batch = max_batch
         self._interval = interval  # collect rows this long, then write them in one transaction
         self._task: asyncio.Task[None] | None = None
-        self._pending: list[LogRow] = []  # taken off the queue, not yet written
+        self._pending: list[LogRow] = []  # taken by the writer, not yet written
         self.dropped = 0
 
     @property
     def backlog(self) -> int:
         """Rows recorded but not yet written."""
-        return self._queue.qsize() + len(self._pending)
+        return len(self._rows) + len(self._pending)
 
     def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -60,20 +61,21 @@ class UsageLogWriter:
             ctx.elapsed_ms(),
             ctx.ttft_ms(),
         )
-        try:
-            self._queue.put_nowait(row)
-        except asyncio.QueueFull:
+        if len(self._rows) < self._max_queue:  # a plain list: no queue, no wake-ups per row
+            self._rows.append(row)
+        else:
             self.dropped += 1
 
     async def _run(self) -> None:
         while True:
-            self._pending = [await self._queue.get()]
-            if self._queue.qsize() < self._max_batch:
+            if len(self._rows) < self._max_batch:
                 # one transaction per interval, not per row; no wait when behind
                 await asyncio.sleep(self._interval)
-            batch = self._pending
-            while len(batch) < self._max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            if not self._rows:
+                continue
+            n = self._max_batch
+            batch = self._pending = self._rows[:n]
+            del self._rows[:n]
             await self._write(batch)
             self._pending = []
 
@@ -95,9 +97,7 @@ class UsageLogWriter:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-        batch: list[LogRow] = self._pending
-        self._pending = []
-        while not self._queue.empty():
-            batch.append(self._queue.get_nowait())
+        batch = self._pending + self._rows
+        self._pending, self._rows = [], []
         if batch:
             await self._write(batch)
