@@ -88,7 +88,7 @@ async def send_json(
     request_id: str,
     extra: list[tuple[bytes, bytes]] | None = None,
 ) -> None:
-    # a content-length lets the server write head and body in one syscall (no chunking)
+    # a content-length spares the chunk framing (uvicorn still writes head and body apart)
     headers = [
         JSON_CT,
         (b"content-length", str(len(body)).encode()),
