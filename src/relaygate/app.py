@@ -21,7 +21,7 @@ from relaygate.errors import NotFound, NotImplementedByProvider, RelayError, Ser
 from relaygate.filters.content_log import ContentLogFilter
 from relaygate.filters.key_limits import KeyLimitsFilter
 from relaygate.logs import setup_logging
-from relaygate.pacing import lower_helper_threads
+from relaygate.pacing import freeze_startup_heap, lower_helper_threads
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
@@ -101,7 +101,10 @@ class RelayGateApp:
         )
         self.state.ready = True
         lower_helper_threads()
-        log.info("relaygate worker ready", extra={"revision": catalog.revision})
+        frozen = freeze_startup_heap()
+        log.info(
+            "relaygate worker ready", extra={"revision": catalog.revision, "frozen_objects": frozen}
+        )
 
     async def shutdown(self) -> None:
         st = self.state

@@ -12,17 +12,24 @@ so a request waits behind at most one slice.
 (SQLite via aiosqlite's thread) and the access-log writer run at a lower
 scheduling priority, so on a busy machine the kernel does not hand them the
 event loop's core for a full time slice (~3–4 ms pauses seen at concurrency 1).
+
+``freeze_startup_heap`` does it for the garbage collector: the ~86,000 objects
+built at startup (modules, SQLAlchemy metadata, the catalog) are moved out of
+its reach, so a full collection under load scans only what requests create.
+Before, each full collection walked them all and held the loop ~40 ms: at
+saturation (``wrk -c64``) p99 was ~50 ms against a p50 of 7 ms; frozen, ~11 ms.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import threading
 from collections.abc import Callable, Sequence
 from typing import TypeVar
 
-__all__ = ["lower_helper_threads", "paced_map"]
+__all__ = ["freeze_startup_heap", "lower_helper_threads", "paced_map"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -64,3 +71,14 @@ def lower_helper_threads(niceness: int = HELPER_NICENESS) -> None:
             os.setpriority(os.PRIO_PROCESS, tid, niceness)
         except OSError:  # the thread has just ended, or we may not lower it
             continue
+
+
+def freeze_startup_heap() -> int:
+    """Collect once, then move every object alive now to the collector's permanent
+    generation (``gc.freeze``); returns how many objects are frozen. Call it when
+    startup is done. Frozen objects are still freed by reference counting; only a
+    reference cycle among them is never collected (at worst the catalog snapshot built at
+    startup, once, when a refresh replaces it)."""
+    gc.collect()
+    gc.freeze()
+    return gc.get_freeze_count()

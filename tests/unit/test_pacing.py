@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import os
 import threading
@@ -10,7 +11,7 @@ import time
 
 import pytest
 
-from relaygate.pacing import lower_helper_threads, paced_map
+from relaygate.pacing import freeze_startup_heap, lower_helper_threads, paced_map
 
 
 async def test_paced_map_slices_in_order_and_lets_the_loop_run() -> None:
@@ -63,3 +64,17 @@ def test_helper_threads_get_a_lower_priority_main_thread_keeps_its_own() -> None
     finally:
         stop.set()
         t.join()
+
+
+def test_freeze_startup_heap_puts_live_objects_out_of_the_collectors_reach() -> None:
+    before = [object(), {"startup": True}]  # a tracked container, alive at "startup"
+    try:
+        frozen = freeze_startup_heap()
+        assert frozen == gc.get_freeze_count() > 0
+        tracked = gc.get_objects()
+        assert not any(o is before for o in tracked)  # frozen: never scanned again
+        after = [object()]
+        assert any(o is after for o in gc.get_objects())  # new objects still collected
+    finally:
+        gc.unfreeze()
+    assert any(o is before for o in gc.get_objects())

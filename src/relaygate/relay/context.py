@@ -33,9 +33,9 @@ class RelayContext:
     notes: dict[str, Any] = field(default_factory=dict)  # per-request scratch space of filters
 
     def elapsed_ms(self) -> int:
-        return int((time.perf_counter() - self.started) * 1000)
+        return round((time.perf_counter() - self.started) * 1000)
 
     def ttft_ms(self) -> int | None:
         if self.first_byte_at is None:
             return None
-        return int((self.first_byte_at - self.started) * 1000)
+        return round((self.first_byte_at - self.started) * 1000)
