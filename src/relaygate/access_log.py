@@ -45,8 +45,15 @@ _FIELDS = (
 _SLICE = 32  # lines formatted per event-loop turn
 
 
+_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
+
+
 def _ts(t: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1000):03d}Z"
+    """``2026-11-25T15:20:16.123Z``; the date part is formatted once per second."""
+    sec = int(t)
+    if sec != _second[0]:
+        _second[0], _second[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+    return f"{_second[1]}.{int((t - sec) * 1000):03d}Z"
 
 
 class AccessLog:

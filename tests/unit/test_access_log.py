@@ -47,3 +47,14 @@ async def test_nothing_recorded_writes_nothing() -> None:
     await asyncio.sleep(0.05)
     await log.close()
     assert sink.getvalue() == b""
+
+
+def test_timestamps_are_utc_with_milliseconds_across_second_boundaries() -> None:
+    from relaygate.access_log import _ts
+
+    base = 1_764_084_016.0  # 2025-11-25T15:20:16Z
+    assert _ts(base + 0.1234) == "2025-11-25T15:20:16.123Z"
+    assert _ts(base + 0.999) == "2025-11-25T15:20:16.999Z"
+    assert _ts(base + 1.0) == "2025-11-25T15:20:17.000Z"
+    assert _ts(base + 0.5) == "2025-11-25T15:20:16.500Z"  # back in time: not a stale cache
+    assert _ts(base + 86_400.25) == "2025-11-26T15:20:16.250Z"
