@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import queue
 import sys
 import threading
@@ -45,15 +46,15 @@ _FIELDS = (
 _SLICE = 32  # lines formatted per event-loop turn
 
 
-_second: list[Any] = [-1, ""]  # the last whole second formatted, and its text
+@functools.lru_cache(maxsize=4)
+def _second(sec: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
 
 
 def _ts(t: float) -> str:
     """``2026-11-25T15:20:16.123Z``; the date part is formatted once per second."""
     sec = int(t)
-    if sec != _second[0]:
-        _second[0], _second[1] = sec, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
-    return f"{_second[1]}.{int((t - sec) * 1000):03d}Z"
+    return f"{_second(sec)}.{int((t - sec) * 1000):03d}Z"
 
 
 class AccessLog:
