@@ -14,10 +14,16 @@ from urllib.parse import unquote
 
 from relaygate.access_log import AccessLog
 from relaygate.api.admin_routes import build_admin_app
-from relaygate.api.http import Receive, Request, Scope, Send, ok_body, send_error, send_json
 from relaygate.api.openai_routes import handle_model, handle_models
+from relaygate.asgi import Receive, Request, Scope, Send, ok_body, send_json
 from relaygate.catalog import Catalog
-from relaygate.errors import NotFound, NotImplementedByProvider, RelayError, ServiceUnavailable
+from relaygate.errors import (
+    NotFound,
+    NotImplementedByProvider,
+    RelayError,
+    ServiceUnavailable,
+    send_error,
+)
 from relaygate.filters.content_log import ContentLogFilter
 from relaygate.filters.key_limits import KeyLimitsFilter
 from relaygate.logs import setup_logging
@@ -25,14 +31,14 @@ from relaygate.pacing import freeze_startup_heap, lower_helper_threads
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
-from relaygate.relay.filters import FilterChain
-from relaygate.relay.transport import create_transport
-from relaygate.relay.usage_log import UsageLogWriter
+from relaygate.requestlog.writer import UsageLogWriter
 from relaygate.settings import Settings
+from relaygate.stages import FilterChain
 from relaygate.state import AppState
 from relaygate.storage.crypto import Secrets, load_or_create_secret
 from relaygate.storage.db import create_engine
 from relaygate.storage.repo import Repository
+from relaygate.transport.factory import create_transport
 
 __all__ = ["RelayGateApp", "create_app"]
 
@@ -66,7 +72,11 @@ class RelayGateApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.state: AppState | None = None
-        self._admin = build_admin_app(self)
+        self._admin = build_admin_app(self._require_state)
+
+    def _require_state(self) -> AppState:
+        assert self.state is not None, "the admin API is mounted only after start-up"
+        return self.state
 
     async def startup(self) -> None:
         s = self.settings

@@ -32,6 +32,8 @@ from typing import Any, ClassVar
 
 import orjson
 
+from relaygate.asgi import Send, send_json
+
 __all__ = [
     "AuthError",
     "BodyTooLarge",
@@ -49,6 +51,7 @@ __all__ = [
     "UpstreamTimeout",
     "error_body",
     "sanitize",
+    "send_error",
 ]
 
 
@@ -201,3 +204,15 @@ def sanitize(text: str, secrets: Iterable[str] = ()) -> str:
     if len(text) > 1000:
         text = text[:1000] + "…"
     return text
+
+
+async def send_error(
+    send: Send, err: RelayError, request_id: str, *, envelope: bool, openai_statuses: bool
+) -> int:
+    """Answer with ``err`` as a JSON error; returns the HTTP status sent."""
+    status = err.http_status(openai_statuses)
+    extra = [(b"retry-after", b"1")] if status in (429, 503) else None
+    await send_json(
+        send, status, error_body(err, envelope=envelope, status=status), request_id, extra
+    )
+    return status

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from relaygate.access_log import AccessLog
 from relaygate.catalog import Catalog
 from relaygate.providers.registry import AdaptorRegistry
-from relaygate.relay.filters import FilterChain
-from relaygate.relay.transport import Transport
-from relaygate.relay.usage_log import UsageLogWriter
+from relaygate.requestlog.writer import UsageLogWriter
 from relaygate.settings import Settings
+from relaygate.stages import FilterChain
 from relaygate.storage.crypto import Secrets
 from relaygate.storage.repo import Repository
+from relaygate.transport.base import Transport
 
 __all__ = ["AppState"]
 

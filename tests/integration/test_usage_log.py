@@ -8,9 +8,9 @@ import time
 
 from sqlalchemy import text
 
+from relaygate.context import RelayContext
 from relaygate.providers.base import Usage
-from relaygate.relay.context import RelayContext
-from relaygate.relay.usage_log import UsageLogWriter
+from relaygate.requestlog.writer import UsageLogWriter
 from relaygate.storage.repo import Repository
 
 

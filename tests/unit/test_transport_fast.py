@@ -11,9 +11,9 @@ import pytest
 
 from relaygate.errors import UpstreamError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
-from relaygate.relay.transport import create_transport
-from relaygate.relay.transport_fast import FastTransport
 from relaygate.settings import Settings
+from relaygate.transport.factory import create_transport
+from relaygate.transport.fast import FastTransport
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -30,9 +30,6 @@ from relaygate.relay.pipeline import extract_key
 from relaygate.state import AppState
 from relaygate.storage.repo import Conflict
 
-if TYPE_CHECKING:
-    from relaygate.app import RelayGateApp
-
 __all__ = ["build_admin_app"]
 
 audit = logging.getLogger("relaygate.audit")
@@ -40,10 +37,8 @@ audit = logging.getLogger("relaygate.audit")
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
-def build_admin_app(app: RelayGateApp) -> Starlette:
-    def state() -> AppState:
-        assert app.state is not None
-        return app.state
+def build_admin_app(state: Callable[[], AppState]) -> Starlette:
+    """The admin app; ``state`` returns the worker's state once it has started."""
 
     def respond(payload: dict[str, Any], status: int = 200) -> Response:
         s = state().settings

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from relaygate.api.http import Request, ok_body, send_json
+from relaygate.asgi import Request, ok_body, send_json
 from relaygate.catalog import ModelEntry
+from relaygate.context import RelayContext
 from relaygate.errors import RelayError
-from relaygate.relay.context import RelayContext
 from relaygate.relay.pipeline import authenticate, fail, finish
 from relaygate.state import AppState
 

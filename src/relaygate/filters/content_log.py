@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from relaygate.relay.context import RelayContext
+from relaygate.context import RelayContext
 
 __all__ = ["ContentLogFilter"]
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from relaygate.context import RelayContext
 from relaygate.errors import RateLimited
-from relaygate.relay.context import RelayContext
 
 __all__ = ["KeyLimitsFilter"]
 

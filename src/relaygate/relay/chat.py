@@ -11,11 +11,10 @@ from typing import Any
 
 import orjson
 
-from relaygate.api.http import SSE_HEADERS, Request, ok_body, send_json
+from relaygate.asgi import SSE_HEADERS, Request, ok_body, send_json
+from relaygate.context import RelayContext
 from relaygate.errors import InvalidRequest, RelayError, UpstreamError
 from relaygate.providers.base import Adaptor, UpstreamRequest
-from relaygate.relay.context import RelayContext
-from relaygate.relay.filters import StopStream
 from relaygate.relay.pipeline import (
     authenticate,
     fail,
@@ -25,6 +24,7 @@ from relaygate.relay.pipeline import (
     run_watched,
 )
 from relaygate.relay.sse import DONE_FRAME, SSEDecoder, frame
+from relaygate.stages import StopStream
 from relaygate.state import AppState
 
 __all__ = ["handle_chat"]

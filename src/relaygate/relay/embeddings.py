@@ -8,9 +8,9 @@ import sys
 from array import array
 from typing import Any
 
-from relaygate.api.http import Request, ok_body, send_json
+from relaygate.asgi import Request, ok_body, send_json
+from relaygate.context import RelayContext
 from relaygate.errors import InvalidRequest, RelayError, UpstreamError
-from relaygate.relay.context import RelayContext
 from relaygate.relay.pipeline import (
     authenticate,
     fail,

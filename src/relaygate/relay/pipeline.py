@@ -10,9 +10,9 @@ from typing import Any
 
 import orjson
 
-from relaygate.api.http import Request, read_body, send_error
-from relaygate.errors import AuthError, InvalidRequest, RelayError
-from relaygate.relay.context import RelayContext
+from relaygate.asgi import BodyLimitExceeded, Request, read_body
+from relaygate.context import RelayContext
+from relaygate.errors import AuthError, BodyTooLarge, InvalidRequest, RelayError, send_error
 from relaygate.state import AppState
 
 __all__ = [
@@ -59,7 +59,12 @@ def authenticate(state: AppState, req: Request, ctx: RelayContext) -> None:
 
 
 async def parse_json_body(state: AppState, req: Request) -> dict[str, Any]:
-    raw = await read_body(req, state.settings.max_body_bytes)
+    try:
+        raw = await read_body(req, state.settings.max_body_bytes)
+    except BodyLimitExceeded as exc:
+        raise BodyTooLarge(
+            f"The request body is larger than the {exc.limit // 1024} KiB this gateway accepts."
+        ) from None
     if not raw.strip():
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:

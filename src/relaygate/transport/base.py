@@ -3,10 +3,10 @@ small interface so the client library can be chosen by measurement.
 
 Backends (``RELAYGATE_HTTP_CLIENT``):
 
-* ``fast`` (default) — ``transport_fast.py``: HTTP/1.1 on asyncio Protocols with
+* ``fast`` (default) — ``transport/fast.py``: HTTP/1.1 on asyncio Protocols with
   the ``httptools`` parser and a keep-alive pool; ~40% less CPU per relayed
   request than aiohttp (``docs/decisions/0004-upstream-http-client.md``);
-* ``aiohttp`` — ``transport_aiohttp.py``: the general-purpose client, kept as a
+* ``aiohttp`` — ``transport/aiohttp_client.py``: the general-purpose client, kept as a
   fallback. Both pass the same integration suite in CI.
 
 Every backend raises only :class:`~relaygate.errors.RelayError` subclasses
@@ -24,18 +24,13 @@ from typing import Protocol
 
 from relaygate.errors import UpstreamError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
-from relaygate.settings import Settings
 
 __all__ = [
-    "HTTP_CLIENTS",
     "Transport",
     "UpstreamResponse",
-    "create_transport",
     "interrupted",
     "timed_out",
 ]
-
-HTTP_CLIENTS = ("aiohttp", "fast")
 
 
 class UpstreamResponse(Protocol):
@@ -69,18 +64,3 @@ def interrupted(connecting: bool) -> UpstreamError:
     if connecting:
         return UpstreamError("Could not connect to the upstream provider.")
     return UpstreamError("The upstream provider's response was interrupted.")
-
-
-def create_transport(settings: Settings) -> Transport:
-    if settings.http_client == "aiohttp":
-        from relaygate.relay.transport_aiohttp import AiohttpTransport
-
-        return AiohttpTransport(settings)
-    if settings.http_client == "fast":
-        from relaygate.relay.transport_fast import FastTransport
-
-        return FastTransport(settings)
-    raise ValueError(
-        f"RELAYGATE_HTTP_CLIENT must be one of {', '.join(HTTP_CLIENTS)}, "
-        f"not {settings.http_client!r}"
-    )

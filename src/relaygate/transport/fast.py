@@ -21,8 +21,8 @@ import httptools
 
 from relaygate.errors import RelayError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
-from relaygate.relay.transport import interrupted, timed_out
 from relaygate.settings import Settings
+from relaygate.transport.base import interrupted, timed_out
 
 __all__ = ["FastTransport"]
 

@@ -9,8 +9,8 @@ from contextlib import asynccontextmanager
 import aiohttp
 
 from relaygate.providers.base import UpstreamRequest
-from relaygate.relay.transport import interrupted, timed_out
 from relaygate.settings import Settings
+from relaygate.transport.base import interrupted, timed_out
 
 __all__ = ["AiohttpTransport"]
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol, runtime_checkable
 
-from relaygate.relay.context import RelayContext
+from relaygate.context import RelayContext
 
 __all__ = ["AfterFilter", "BeforeFilter", "ChunkFilter", "FilterChain", "StopStream"]
 

@@ -8,8 +8,8 @@ import contextlib
 import logging
 from datetime import UTC, datetime
 
+from relaygate.context import RelayContext
 from relaygate.pacing import lower_helper_threads
-from relaygate.relay.context import RelayContext
 from relaygate.storage.repo import LogRow, Repository
 
 __all__ = ["UsageLogWriter"]

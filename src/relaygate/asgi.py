@@ -1,4 +1,8 @@
-"""Minimal ASGI request/response helpers for the hot path (no framework objects)."""
+"""The bottom layer: raw ASGI types and helpers for the hot path (no framework objects).
+
+Like starlette's ``types.py`` this module imports nothing else of relaygate, so every
+layer above (relay, handlers, app) may use it without import cycles.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +13,14 @@ from typing import Any
 
 import orjson
 
-from relaygate.errors import BodyTooLarge, RelayError, error_body
-
 __all__ = [
+    "BodyLimitExceeded",
     "Receive",
     "Request",
     "Scope",
     "Send",
+    "ok_body",
     "read_body",
-    "send_error",
     "send_json",
 ]
 
@@ -34,6 +37,14 @@ SSE_HEADERS = [
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 ]
+
+
+class BodyLimitExceeded(Exception):
+    """The request body is larger than the limit given to :func:`read_body`."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"request body larger than {limit} bytes")
+        self.limit = limit
 
 
 class Request:
@@ -59,9 +70,7 @@ class Request:
 async def read_body(req: Request, limit: int) -> bytes:
     declared = req.headers.get(b"content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise BodyTooLarge(
-            f"The request body is larger than the {limit // 1024} KiB this gateway accepts."
-        )
+        raise BodyLimitExceeded(limit)
     chunks: list[bytes] = []
     size = 0
     while True:
@@ -72,9 +81,7 @@ async def read_body(req: Request, limit: int) -> bytes:
         if chunk:
             size += len(chunk)
             if size > limit:
-                raise BodyTooLarge(
-                    f"The request body is larger than the {limit // 1024} KiB this gateway accepts."
-                )
+                raise BodyLimitExceeded(limit)
             chunks.append(chunk)
         if not message.get("more_body", False):
             break
@@ -104,14 +111,3 @@ def ok_body(payload: dict[str, Any], envelope: bool) -> bytes:
     if envelope:
         return orjson.dumps({"code": 0, "msg": "ok", **payload})
     return orjson.dumps(payload)
-
-
-async def send_error(
-    send: Send, err: RelayError, request_id: str, *, envelope: bool, openai_statuses: bool
-) -> int:
-    status = err.http_status(openai_statuses)
-    extra = [(b"retry-after", b"1")] if status in (429, 503) else None
-    await send_json(
-        send, status, error_body(err, envelope=envelope, status=status), request_id, extra
-    )
-    return status

@@ -1,0 +1,1 @@
+"""The request log: rows recorded on the hot path, written in the background."""
