@@ -80,6 +80,17 @@ class Catalog:
                     "configuration refresh failed; serving the last snapshot", exc_info=True
                 )
 
+    async def reload_if_changed(self) -> bool:
+        """Reload now if the database holds a newer revision (one small query).
+
+        For paths off the hot path (the admin API) that must see a change made by
+        another process at once, e.g. a token just printed by ``admin bootstrap``.
+        """
+        if await self._repo.revision() != self._snap.revision:
+            await self.load()
+            return True
+        return False
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

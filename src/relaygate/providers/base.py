@@ -65,6 +65,7 @@ class UpstreamRequest:
     headers: dict[str, str]
     body: bytes
     method: str = "POST"
+    proxy: str | None = None  # HTTP CONNECT proxy for this call (set by the relay)
 
 
 @dataclass(slots=True)

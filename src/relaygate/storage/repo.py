@@ -11,59 +11,25 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import orjson
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from relaygate.pacing import paced_map
 from relaygate.providers import PROVIDERS
 from relaygate.providers.profiles import get_profile
 from relaygate.storage.crypto import Secrets
 from relaygate.storage.records import ChannelRecord, KeyRecord, UserRecord
-from relaygate.storage.tables import api_keys, channels, request_logs, revisions, users
+from relaygate.storage.request_logs import (
+    LOG_COLUMNS,
+    LogRow,
+    insert_request_logs,
+    list_request_logs,
+)
+from relaygate.storage.tables import api_keys, channels, revisions, users
 
 __all__ = ["LOG_COLUMNS", "Conflict", "LogRow", "Repository", "Snapshot"]
 
 KEY_KINDS = ("api", "personal", "admin")
-
-
-LOG_COLUMNS = (
-    "request_id",
-    "created_at",
-    "user_id",
-    "key_id",
-    "endpoint",
-    "model",
-    "channel_id",
-    "stream",
-    "status",
-    "error_code",
-    "prompt_tokens",
-    "completion_tokens",
-    "latency_ms",
-    "ttft_ms",
-)
-LogRow = tuple[Any, ...]  # one request-log row, values in LOG_COLUMNS order; created_at a datetime
-
-_LOG_SLICE = 64  # rows encoded per event-loop turn (see insert_request_logs)
-_PG_SLICE = 256  # rows per executemany round trip on PostgreSQL
-_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DATETIME on SQLite
-_SQLITE_LOG_INSERT = (
-    f"INSERT INTO request_logs ({', '.join(LOG_COLUMNS)}) SELECT "
-    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(LOG_COLUMNS)))
-    + " FROM json_each(?) ORDER BY key"
-)
-
-
-def _sqlite_log_json(rows: Sequence[LogRow]) -> bytes:
-    return orjson.dumps([(r[0], r[1].strftime(_SQLITE_TS), *r[2:]) for r in rows])
-
-
-_PG_LOG_INSERT = (
-    f"INSERT INTO request_logs ({', '.join(LOG_COLUMNS)}) VALUES "
-    f"({', '.join(f'${i + 1}' for i in range(len(LOG_COLUMNS)))})"
-)
 
 
 class Conflict(ValueError):
@@ -368,51 +334,14 @@ class Repository:
             channels=tuple(self._channel(r) for r in crows),
         )
 
-    # ---- request logs -----------------------------------------------------
+    # ---- request logs (storage/request_logs.py) ----------------------------
     async def insert_request_logs(self, rows: Sequence[LogRow]) -> None:
-        """Insert usage rows (tuples in ``LOG_COLUMNS`` order) in one transaction.
-
-        Bypasses SQLAlchemy's per-row type processing, which cost more CPU than the
-        rest of the request path at a few thousand rows per second. On SQLite the
-        whole batch is one statement reading a JSON document (``json_each``)
-        instead of ``executemany``: the gateway's CPU per relayed request fell from
-        ~155 to ~129 µs with it (docs/performance.md).
-        """
-        if not rows:
-            return
-        dialect = self.engine.dialect
-        # Encoding runs on the event loop in slices (see relaygate.pacing): one
-        # 4,000-row batch encoded at once held the loop for ~9 ms.
-        n = len(rows)
-        if dialect.name == "sqlite":
-            parts = await paced_map(_sqlite_log_json, rows, _LOG_SLICE)
-            doc = parts[0] if len(parts) == 1 else b"[" + b",".join(p[1:-1] for p in parts) + b"]"
-            async with self.engine.begin() as conn:
-                await conn.exec_driver_sql(_SQLITE_LOG_INSERT, (doc.decode(),))
-        elif dialect.paramstyle == "numeric_dollar":  # asyncpg: pipelined executemany
-            async with self.engine.begin() as conn:
-                for i in range(0, n, _PG_SLICE):  # each slice awaits the server: loop breathes
-                    await conn.exec_driver_sql(_PG_LOG_INSERT, list(rows[i : i + _PG_SLICE]))
-        else:  # pragma: no cover - any other driver: SQLAlchemy's generic path
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    insert(request_logs), [dict(zip(LOG_COLUMNS, r, strict=True)) for r in rows]
-                )
+        await insert_request_logs(self.engine, rows)
 
     async def list_request_logs(
         self, limit: int = 100, user_id: int | None = None
     ) -> list[dict[str, Any]]:
-        q = select(request_logs).order_by(request_logs.c.id.desc()).limit(limit)
-        if user_id is not None:
-            q = q.where(request_logs.c.user_id == user_id)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(q)).all()
-        out = []
-        for r in rows:
-            d = {str(k): v for k, v in r._asdict().items()}
-            d["created_at"] = (_aware(d["created_at"]) or _now()).isoformat()
-            out.append(d)
-        return out
+        return await list_request_logs(self.engine, limit, user_id)
 
 
 def _check_channel(
