@@ -35,8 +35,15 @@ LOG_COLUMNS = (
     "completion_tokens",
     "latency_ms",
     "ttft_ms",
+    "cached_tokens",
+    "reasoning_tokens",
+    "log_uid",
 )
 LogRow = tuple[Any, ...]  # one request-log row, values in LOG_COLUMNS order; created_at a datetime
+# Values of trailing columns a shorter row leaves out (rows built before these columns existed).
+_TRAILING_DEFAULTS: dict[str, Any] = {"cached_tokens": 0, "reasoning_tokens": 0, "log_uid": None}
+_N = len(LOG_COLUMNS)
+_PAD = tuple(_TRAILING_DEFAULTS.values())
 
 _LOG_SLICE = 64  # rows encoded per event-loop turn (see insert_request_logs)
 _PG_SLICE = 256  # rows per executemany round trip on PostgreSQL
@@ -44,7 +51,8 @@ _SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DATETIME on SQLite
 _SQLITE_LOG_INSERT = (
     f"INSERT INTO request_logs ({', '.join(LOG_COLUMNS)}) SELECT "
     + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(LOG_COLUMNS)))
-    + " FROM json_each(?) ORDER BY key"
+    # WHERE true: SQLite needs it to tell the upsert's ON from a join's ON
+    + " FROM json_each(?) WHERE true ORDER BY key ON CONFLICT (log_uid) DO NOTHING"
 )
 
 
@@ -55,11 +63,25 @@ def _sqlite_log_json(rows: Sequence[LogRow]) -> bytes:
 _PG_LOG_INSERT = (
     f"INSERT INTO request_logs ({', '.join(LOG_COLUMNS)}) VALUES "
     f"({', '.join(f'${i + 1}' for i in range(len(LOG_COLUMNS)))})"
+    " ON CONFLICT (log_uid) DO NOTHING"
 )
+
+
+def _complete(rows: Sequence[LogRow]) -> Sequence[LogRow]:
+    """Rows may leave out trailing columns (``_TRAILING_DEFAULTS``); fill them in. A batch
+    is taken as uniform (the writer builds full rows): only its first row is checked."""
+    if len(rows[0]) == _N:
+        return rows
+    return [r + _PAD[len(r) - _N :] if len(r) < _N else r for r in rows]
 
 
 async def insert_request_logs(engine: AsyncEngine, rows: Sequence[LogRow]) -> None:
     """Insert usage rows (tuples in ``LOG_COLUMNS`` order) in one transaction.
+
+    Idempotent per ``log_uid``: a row whose ``log_uid`` is already in the table is
+    skipped (``ON CONFLICT DO NOTHING``), so replaying a crash spool never doubles a
+    row that was committed just before the crash. Rows with a NULL ``log_uid`` are
+    always inserted.
 
     Bypasses SQLAlchemy's per-row type processing, which cost more CPU than the
     rest of the request path at a few thousand rows per second. On SQLite the
@@ -69,6 +91,7 @@ async def insert_request_logs(engine: AsyncEngine, rows: Sequence[LogRow]) -> No
     """
     if not rows:
         return
+    rows = _complete(rows)
     dialect = engine.dialect
     # Encoding runs on the event loop in slices (see relaygate.pacing): one
     # 4,000-row batch encoded at once held the loop for ~9 ms.

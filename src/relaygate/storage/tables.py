@@ -93,7 +93,13 @@ request_logs = Table(
     Column("completion_tokens", Integer, nullable=False, default=0),
     Column("latency_ms", Integer, nullable=False, default=0),
     Column("ttft_ms", Integer, nullable=True),
+    Column("cached_tokens", Integer, nullable=False, default=0, server_default="0"),
+    Column("reasoning_tokens", Integer, nullable=False, default=0, server_default="0"),
+    # unique per recorded row (writer tag + sequence): a row replayed from the spool after a
+    # crash is inserted once (ON CONFLICT DO NOTHING); NULL for rows written before 0003
+    Column("log_uid", String(40), nullable=True),
 )
 
 Index("ix_request_logs_user_created", request_logs.c.user_id, request_logs.c.created_at)
 Index("ix_request_logs_created", request_logs.c.created_at)
+Index("ux_request_logs_log_uid", request_logs.c.log_uid, unique=True)
