@@ -121,11 +121,11 @@ def test_openai_usage_chunk_forwarded_only_if_asked(include_usage: bool) -> None
             "usage": USAGE,
         }
     )
-    assert tr.feed(None, usage_chunk) == ([usage_chunk] if include_usage else [])
-    assert tr.feed(None, usage_chunk) == []  # never a second one
+    assert tr.feed(None, usage_chunk) == []  # held back: sent once, last, by finish()
+    assert tr.feed(None, usage_chunk) == []
     assert tr.feed(None, b"[DONE]") == [] and tr.done
     assert tr.usage is not None and tr.usage.completion_tokens == 7
-    assert tr.finish() == []
+    assert tr.finish() == ([usage_chunk] if include_usage else [])
 
 
 def test_glm_usage_on_finish_chunk_synthesised() -> None:
@@ -140,7 +140,8 @@ def test_glm_usage_on_finish_chunk_synthesised() -> None:
             "usage": USAGE,
         }
     )
-    assert tr.feed(None, fin) == [fin]
+    [out] = tr.feed(None, fin)
+    assert orjson.loads(out)["usage"] is None  # not on the finish chunk: only once, at the end
     [tail] = tr.finish()
     obj = orjson.loads(tail)
     assert obj["choices"] == [] and obj["usage"]["total_tokens"] == 12

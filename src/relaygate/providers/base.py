@@ -21,8 +21,9 @@ Lifecycle of one call (see ``docs/architecture.md``)::
 from __future__ import annotations
 
 import time
+from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
@@ -37,11 +38,15 @@ from relaygate.errors import (
 
 __all__ = [
     "Adaptor",
+    "LocalTokenSource",
     "StreamTranslator",
     "Target",
+    "TokenSource",
     "UpstreamRequest",
     "Usage",
     "error_from_status",
+    "legacy_functions_requested",
+    "normalize_usage",
     "usage_chunk",
 ]
 
@@ -57,6 +62,9 @@ class Target:
     api_key: str
     upstream_model: str
     config: dict[str, Any] = field(default_factory=dict)  # channel extras (api_version, …)
+    #: a short-lived credential resolved by the relay through the adaptor's
+    #: ``TokenSource``/``LocalTokenSource``; adaptors send it instead of ``api_key``
+    token: str | None = None
 
 
 @dataclass(slots=True)
@@ -66,6 +74,44 @@ class UpstreamRequest:
     body: bytes
     method: str = "POST"
     proxy: str | None = None  # HTTP CONNECT proxy for this call (set by the relay)
+    #: the client used the legacy ``functions``/``function_call`` fields: the answer must
+    #: come back as ``message.function_call`` (see ``legacy_functions_requested``)
+    legacy_functions: bool = False
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def normalize_usage(raw: dict[str, Any]) -> dict[str, Any]:
+    """An upstream ``usage`` object in OpenAI's accounting (a copy; extras kept).
+
+    * reasoning tokens given at the top level (``reasoning_tokens``) move under
+      ``completion_tokens_details.reasoning_tokens``;
+    * providers that count reasoning outside ``completion_tokens`` (xAI:
+      ``total = prompt + completion + reasoning``) get the reasoning added to
+      ``completion_tokens``, which then is what the provider bills, and the total
+      adds up (``docs/providers.md``, "Usage").
+    """
+    out = dict(raw)
+    prompt = _int(out.get("prompt_tokens"))
+    completion = _int(out.get("completion_tokens"))
+    details = out.get("completion_tokens_details")
+    details = dict(details) if isinstance(details, dict) else {}
+    reasoning = _int(details.get("reasoning_tokens"))
+    top = out.pop("reasoning_tokens", None)
+    if not reasoning and _int(top):
+        reasoning = _int(top)
+        details["reasoning_tokens"] = reasoning
+    if details:
+        out["completion_tokens_details"] = details
+    total = _int(out.get("total_tokens"))
+    if reasoning and total and total == prompt + completion + reasoning:
+        completion += reasoning
+        out["completion_tokens"] = completion
+    if not total:
+        out["total_tokens"] = prompt + completion
+    return out
 
 
 @dataclass(slots=True)
@@ -78,17 +124,21 @@ class Usage:
 
     @classmethod
     def from_openai(cls, raw: dict[str, Any]) -> Usage:
-        prompt = int(raw.get("prompt_tokens") or 0)
-        completion = int(raw.get("completion_tokens") or 0)
-        ptd = raw.get("prompt_tokens_details") or {}
-        ctd = raw.get("completion_tokens_details") or {}
-        cached = int(ptd.get("cached_tokens") or raw.get("prompt_cache_hit_tokens") or 0)
+        """From an OpenAI-shaped usage object (normalised with :func:`normalize_usage`)."""
+        raw = normalize_usage(raw)
+        prompt = _int(raw.get("prompt_tokens"))
+        completion = _int(raw.get("completion_tokens"))
+        ptd = raw.get("prompt_tokens_details")
+        ctd = raw.get("completion_tokens_details")
+        ptd = ptd if isinstance(ptd, dict) else {}
+        ctd = ctd if isinstance(ctd, dict) else {}
+        cached = _int(ptd.get("cached_tokens")) or _int(raw.get("prompt_cache_hit_tokens"))
         return cls(
             prompt_tokens=prompt,
             completion_tokens=completion,
-            total_tokens=int(raw.get("total_tokens") or prompt + completion),
+            total_tokens=_int(raw.get("total_tokens")) or prompt + completion,
             cached_tokens=cached,
-            reasoning_tokens=int(ctd.get("reasoning_tokens") or 0),
+            reasoning_tokens=_int(ctd.get("reasoning_tokens")),
         )
 
     def to_openai(self) -> dict[str, Any]:
@@ -140,6 +190,58 @@ class Adaptor(Protocol):
     ) -> tuple[dict[str, Any], Usage | None]: ...
 
     def error(self, target: Target, status: int, raw: bytes) -> RelayError: ...
+
+
+# ---------------------------------------------------------------- token sources
+
+
+@runtime_checkable
+class TokenSource(Protocol):
+    """An adaptor whose channel credential is exchanged for a short-lived token over HTTP
+    (Baidu OAuth ``access_token``, Google service-account tokens).
+
+    The adaptor stays free of I/O: it builds the token request and parses the
+    answer; the relay sends it on the shared transport, caches the token per
+    ``(channel_id, api_key)`` until shortly before it expires, and calls the
+    adaptor with ``dataclasses.replace(target, token=token)``.
+    """
+
+    def token_request(self, target: Target) -> UpstreamRequest | None:
+        """The HTTP request that yields a token, or ``None`` if ``target`` needs none."""
+        ...
+
+    def token_response(self, target: Target, status: int, raw: bytes) -> tuple[str, float]:
+        """``(token, expires_in_seconds)`` from the token endpoint's answer; raises a
+        ``RelayError`` (``UpstreamError``) when the exchange failed."""
+        ...
+
+
+@runtime_checkable
+class LocalTokenSource(Protocol):
+    """An adaptor that computes a short-lived token itself (Zhipu's HS256 JWT).
+
+    ``now`` is the wall-clock time in seconds (``time.time()``), passed in so the
+    result is deterministic in tests. Returns ``(token, expires_in_seconds)``, or
+    ``None`` when ``target`` uses its key as is.
+    """
+
+    def local_token(self, target: Target, now: float) -> tuple[str, float] | None: ...
+
+
+# ---------------------------------------------------------------- legacy functions
+
+_LEGACY_FUNCTIONS: ContextVar[bool] = ContextVar("relaygate_legacy_functions", default=False)
+
+
+def mark_legacy_functions(on: bool) -> None:
+    """Record, for the current request (asyncio task), whether the client used the
+    legacy ``functions`` field. ``chat_request`` sets it; ``chat_response`` and
+    ``chat_stream`` read it when the caller does not pass ``legacy_functions``."""
+    _LEGACY_FUNCTIONS.set(on)
+
+
+def legacy_functions_requested() -> bool:
+    return _LEGACY_FUNCTIONS.get()
 
 
 def usage_chunk(chunk_id: str, model: str, created: int, usage: Usage) -> bytes:

@@ -20,10 +20,18 @@ from relaygate.providers.base import (
     UpstreamRequest,
     Usage,
     error_from_status,
+    legacy_functions_requested,
+    mark_legacy_functions,
+    normalize_usage,
     parse_json_object,
-    usage_chunk,
+)
+from relaygate.providers.legacy_functions import (
+    LegacyStream,
+    to_function_call_message,
+    upgrade_legacy_functions,
 )
 from relaygate.providers.profiles import Profile, get_profile
+from relaygate.providers.zhipu_jwt import zhipu_jwt
 
 __all__ = ["OpenAICompatAdaptor"]
 
@@ -72,10 +80,11 @@ class OpenAICompatAdaptor:
 
     def _headers(self, profile: Profile, target: Target) -> dict[str, str]:
         headers = {"Content-Type": "application/json"}
+        credential = target.token or target.api_key
         if profile.auth == "api-key":
-            headers["api-key"] = target.api_key
-        elif target.api_key:
-            headers["Authorization"] = "Bearer " + target.api_key
+            headers["api-key"] = credential
+        elif credential:
+            headers["Authorization"] = "Bearer " + credential
         extra = target.config.get("headers")
         if isinstance(extra, dict):
             headers.update({str(k): str(v) for k, v in extra.items()})
@@ -83,6 +92,10 @@ class OpenAICompatAdaptor:
 
     def chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
         profile = self._profile(target)
+        legacy = False
+        if not profile.native_functions:
+            body, legacy = upgrade_legacy_functions(body)
+        mark_legacy_functions(legacy)
         out = dict(body)
         out["model"] = target.upstream_model
         for src, dst in profile.param_renames.items():
@@ -106,7 +119,16 @@ class OpenAICompatAdaptor:
             self._url(profile, target, profile.chat_path),
             self._headers(profile, target),
             orjson.dumps(out),
+            legacy_functions=legacy,
         )
+
+    def local_token(self, target: Target, now: float) -> tuple[str, float] | None:
+        """Zhipu's signed JWT for profiles with ``auth = "zhipu_jwt"`` (``LocalTokenSource``)."""
+        if self._profile(target).auth != "zhipu_jwt":
+            return None
+        ttl = target.config.get("token_ttl")
+        seconds = float(ttl) if isinstance(ttl, int | float) and ttl > 0 else 3600.0
+        return zhipu_jwt(target.api_key, now, seconds), seconds
 
     def embeddings_request(self, target: Target, body: dict[str, Any]) -> UpstreamRequest:
         profile = self._profile(target)
@@ -125,19 +147,28 @@ class OpenAICompatAdaptor:
         )
 
     # ---- responses -------------------------------------------------------
-    def chat_response(self, target: Target, raw: bytes) -> tuple[dict[str, Any], Usage | None]:
+    def chat_response(
+        self, target: Target, raw: bytes, *, legacy_functions: bool | None = None
+    ) -> tuple[dict[str, Any], Usage | None]:
         obj = parse_json_object(raw)
         if "error" in obj and "choices" not in obj:
             raise self._error_obj(target, 502, obj)
         _fix_service_tier(obj)
         profile = self._profile(target)
-        if profile.reasoning_field:
-            for choice in obj.get("choices") or ():
-                msg = choice.get("message") if isinstance(choice, dict) else None
-                if isinstance(msg, dict) and profile.reasoning_field in msg:
-                    msg.setdefault("reasoning_content", msg.pop(profile.reasoning_field))
+        legacy = legacy_functions_requested() if legacy_functions is None else legacy_functions
+        for choice in obj.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            msg = choice.get("message")
+            if isinstance(msg, dict):
+                normalize_reasoning(msg, profile.reasoning_field)
+            if legacy:
+                to_function_call_message(choice)
         raw_usage = obj.get("usage")
-        usage = Usage.from_openai(raw_usage) if isinstance(raw_usage, dict) else None
+        usage = None
+        if isinstance(raw_usage, dict):
+            obj["usage"] = normalize_usage(raw_usage)
+            usage = Usage.from_openai(obj["usage"])
         return obj, usage
 
     def embeddings_response(
@@ -150,8 +181,11 @@ class OpenAICompatAdaptor:
         usage = Usage.from_openai(raw_usage) if isinstance(raw_usage, dict) else None
         return obj, usage
 
-    def chat_stream(self, target: Target, include_usage: bool) -> OpenAIStreamTranslator:
-        return OpenAIStreamTranslator(self._profile(target), target, include_usage)
+    def chat_stream(
+        self, target: Target, include_usage: bool, *, legacy_functions: bool | None = None
+    ) -> OpenAIStreamTranslator:
+        legacy = legacy_functions_requested() if legacy_functions is None else legacy_functions
+        return OpenAIStreamTranslator(self._profile(target), target, include_usage, legacy)
 
     # ---- errors -----------------------------------------------------------
     def error(self, target: Target, status: int, raw: bytes) -> RelayError:
@@ -179,56 +213,77 @@ class OpenAICompatAdaptor:
 class OpenAIStreamTranslator:
     """Passes upstream chunks through as bytes; parses only what it must.
 
-    * the trailing ``choices: []`` usage chunk is forwarded as it arrives if the
-      client asked for usage, and dropped otherwise (its figures are kept);
-    * usage placed on the finish chunk (GLM) or inside ``choices[0]`` (Moonshot)
-      is recorded, and one standard usage chunk is synthesised for clients that
-      asked;
+    * usage, wherever the upstream puts it (a ``choices: []`` chunk, the finish
+      chunk as GLM/OpenRouter/Vercel do, inside ``choices[0]`` as Moonshot does,
+      on every chunk), is recorded (the last one wins), removed from chunks that
+      carry choices, and sent exactly once, in OpenAI's shape, as the final
+      ``choices: []`` chunk from :meth:`finish`, only if the client asked;
+    * a finish chunk repeated only to carry usage (OpenRouter) is dropped;
+    * reasoning under ``reasoning`` or ``reasoning_details[].text`` (or the
+      profile's own name) reaches the client as ``reasoning_content``;
     * Azure's identity-less filter chunk (``"object":""``) is dropped — it breaks
       strict clients;
+    * with ``legacy``, ``delta.tool_calls`` become ``delta.function_call``;
     * ``{"error": …}`` inside the stream becomes ``self.error``.
     """
 
     __slots__ = (
+        "_created",
+        "_finished",
         "_id",
         "_include_usage",
+        "_legacy",
         "_model",
         "_profile",
         "_rename",
         "_target",
-        "_usage_sent",
+        "_usage_raw",
         "done",
         "error",
         "usage",
     )
 
-    def __init__(self, profile: Profile, target: Target, include_usage: bool) -> None:
+    def __init__(
+        self, profile: Profile, target: Target, include_usage: bool, legacy: bool = False
+    ) -> None:
         self._profile = profile
         self._target = target
         self._include_usage = include_usage
         self._rename = profile.reasoning_field
-        self._usage_sent = False
+        self._legacy = LegacyStream() if legacy else None
+        self._finished = False
         self._id = ""
+        self._created = 0
         self._model = target.upstream_model
+        self._usage_raw: dict[str, Any] | None = None
         self.usage: Usage | None = None
         self.error: RelayError | None = None
         self.done = False
 
-    def feed(self, event: str | None, data: bytes) -> list[bytes]:
-        if data == b"[DONE]":
-            self.done = True
-            return []
-        needs_parse = (
+    def _needs_parse(self, data: bytes) -> bool:
+        return (
             (b'"usage"' in data and _has_usage_value(data))
             or b'"error"' in data[:16]
             or b'"choices":[]' in data
             or b'"object":""' in data
             or not self._id
+            or b'"reasoning"' in data
+            or b'"reasoning_details"' in data
+            or (self._rename is not None and self._rename.encode() in data)
+            or (self._legacy is not None and b'"tool_calls"' in data)
         )
-        if self._rename is not None and self._rename.encode() in data:
-            needs_parse = True
+
+    def feed(self, event: str | None, data: bytes) -> list[bytes]:
+        if data == b"[DONE]":
+            self.done = True
+            return []
+        if not self._finished and (b'"finish_reason":"' in data or b'"finish_reason": "' in data):
+            self._finished = True  # noted before parsing: a repeat is recognised below
+            repeat = False
+        else:
+            repeat = self._finished
         odd_tier = _odd_service_tier(data)
-        if not needs_parse and not odd_tier:
+        if not self._needs_parse(data) and not odd_tier:
             return [data]
         try:
             obj = orjson.loads(data)
@@ -237,61 +292,111 @@ class OpenAIStreamTranslator:
         if not isinstance(obj, dict):
             return []
         if "error" in obj and "choices" not in obj:
-            err = obj["error"]
-            message = str(err.get("message") or "") if isinstance(err, dict) else str(err)
-            code = err.get("code") if isinstance(err, dict) else None
-            self.error = error_from_status(
-                500,
-                message,
-                upstream_code=str(code) if code else None,
-                secrets=(self._target.api_key, self._target.base_url),
-            )
-            if message:
-                self.error.message = (
-                    f"The upstream provider failed mid-stream: {self.error.message}"
-                )
+            self._stream_error(obj["error"])
             return []
-        if odd_tier:
-            _fix_service_tier(obj)
-            data = orjson.dumps(obj)
+        _fix_service_tier(obj)
         if not self._id and obj.get("id"):
             self._id = str(obj["id"])
             self._model = str(obj.get("model") or self._model)
+            created = obj.get("created")
+            self._created = created if isinstance(created, int) else 0
         choices = obj.get("choices")
         usage = obj.get("usage")
         if not isinstance(usage, dict) and isinstance(choices, list) and choices:
             first = choices[0]
             if isinstance(first, dict) and isinstance(first.get("usage"), dict):
-                usage = first.pop("usage")  # Moonshot: hoist
-                obj["usage"] = usage
+                usage = first.pop("usage")  # Moonshot: inside the choice
         if isinstance(usage, dict):
-            self.usage = Usage.from_openai(usage)
+            self._usage_raw = normalize_usage(usage)
+            self.usage = Usage.from_openai(self._usage_raw)
         if not choices:
             if obj.get("object") == "" or not obj.get("id"):
                 return []  # Azure prompt-filter chunk
             if isinstance(usage, dict):
-                # the standard usage chunk: exactly one reaches a client that asked for it
-                if self._include_usage and not self._usage_sent:
-                    self._usage_sent = True
-                    return [data]
-                return []
-        if self._rename is not None and isinstance(choices, list):
-            for choice in choices:
-                delta = choice.get("delta") if isinstance(choice, dict) else None
-                if isinstance(delta, dict) and self._rename in delta:
-                    delta.setdefault("reasoning_content", delta.pop(self._rename))
+                return []  # the usage chunk: held back, sent once by finish()
             return [orjson.dumps(obj)]
-        if not self._include_usage and isinstance(usage, dict):
-            obj["usage"] = None
-            return [orjson.dumps(obj)]
-        return [data]
+        if "usage" in obj:
+            obj["usage"] = None  # usage goes only in the final choices: [] chunk
+            if repeat and isinstance(usage, dict) and _only_finish(choices):
+                return []  # a finish chunk repeated to carry usage (OpenRouter)
+        for choice in choices:
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if isinstance(delta, dict):
+                normalize_reasoning(delta, self._rename)
+            if self._legacy is not None:
+                self._legacy.choice(choice)
+        return [orjson.dumps(obj)]
+
+    def _stream_error(self, err: Any) -> None:
+        message = str(err.get("message") or "") if isinstance(err, dict) else str(err)
+        code = err.get("code") if isinstance(err, dict) else None
+        self.error = error_from_status(
+            500,
+            message,
+            upstream_code=str(code) if code else None,
+            secrets=(self._target.api_key, self._target.base_url),
+        )
+        if message:
+            self.error.message = f"The upstream provider failed mid-stream: {self.error.message}"
 
     def finish(self) -> list[bytes]:
-        if not self._include_usage or self.usage is None or self._usage_sent:
+        if not self._include_usage or self._usage_raw is None:
             return []
         return [
-            usage_chunk(self._id or "chatcmpl-relaygate", self._model, int(time.time()), self.usage)
+            orjson.dumps(
+                {
+                    "id": self._id or "chatcmpl-relaygate",
+                    "object": "chat.completion.chunk",
+                    "created": self._created or int(time.time()),
+                    "model": self._model,
+                    "choices": [],
+                    "usage": self._usage_raw,
+                }
+            )
         ]
+
+
+def _only_finish(choices: list[Any]) -> bool:
+    """Every choice is a bare finish marker (no content, tool call or reasoning)."""
+    for choice in choices:
+        if not isinstance(choice, dict) or not choice.get("finish_reason"):
+            return False
+        delta = choice.get("delta")
+        if isinstance(delta, dict) and any(v for k, v in delta.items() if k != "role"):
+            return False
+    return True
+
+
+def normalize_reasoning(msg: dict[str, Any], vendor_field: str | None = None) -> None:
+    """Put a message's or delta's reasoning text under ``reasoning_content``.
+
+    Sources, in order: ``reasoning_content``; the profile's own field name;
+    ``reasoning`` (a string: OpenRouter, Ollama, vLLM); the texts of
+    ``reasoning_details`` (OpenRouter ``reasoning.text``/``reasoning.summary``,
+    MiniMax). ``reasoning`` is removed (it would count the text twice);
+    ``reasoning_details`` stays (OpenRouter wants it back, encrypted parts too).
+    """
+    if vendor_field is not None and vendor_field in msg and vendor_field != "reasoning":
+        value = msg.pop(vendor_field)
+        if not msg.get("reasoning_content") and isinstance(value, str):
+            msg["reasoning_content"] = value
+    if "reasoning" in msg and (msg["reasoning"] is None or isinstance(msg["reasoning"], str)):
+        value = msg.pop("reasoning")
+        if not msg.get("reasoning_content") and value:
+            msg["reasoning_content"] = value
+    details = msg.get("reasoning_details")
+    if not msg.get("reasoning_content") and isinstance(details, list):
+        texts = [
+            t
+            for d in details
+            if isinstance(d, dict)
+            for t in (d.get("text"), d.get("summary"))
+            if isinstance(t, str) and t
+        ]
+        if texts:
+            msg["reasoning_content"] = "".join(texts)
 
 
 def _has_usage_value(data: bytes) -> bool:
