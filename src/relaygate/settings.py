@@ -47,7 +47,15 @@ class Settings:
     refresh_interval: float = 2.0  # how often workers check for config changes
     key_prefix: str = "sk-"
     trust_request_id: bool = True  # reuse a sane incoming X-Request-Id
+    # relay core (routing, streams, shutdown, CORS)
+    max_attempts: int = 3  # upstream attempts per request (channels tried before the first byte)
+    sse_keepalive: float = 15.0  # ": keep-alive" to the client after this much silence; 0: off
+    drain_seconds: float = 30.0  # on SIGTERM: let open requests finish this long, then cut them
+    cors_origins: tuple[str, ...] = ("*",)  # origins allowed to call the model API; () = none
     http_client: str = "fast"  # upstream HTTP client: fast | aiohttp (see relay/transport.py)
+    total_timeout: float = 1800.0  # whole upstream exchange, from sending to the last byte; 0: off
+    max_upstream_body_bytes: int = 64 * 1024 * 1024  # largest non-streamed upstream body read
+    ca_bundle: str = ""  # PEM file of trusted CAs for upstream TLS (empty: the system store)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -69,7 +77,18 @@ class Settings:
             refresh_interval=_float("RELAYGATE_REFRESH_INTERVAL", 2.0),
             key_prefix=os.environ.get("RELAYGATE_KEY_PREFIX", "sk-"),
             trust_request_id=_flag("RELAYGATE_TRUST_REQUEST_ID", True),
+            max_attempts=_int("RELAYGATE_MAX_ATTEMPTS", 3),
+            sse_keepalive=_float("RELAYGATE_SSE_KEEPALIVE", 15.0),
+            drain_seconds=_float("RELAYGATE_DRAIN_SECONDS", 30.0),
+            cors_origins=tuple(
+                o.strip()
+                for o in os.environ.get("RELAYGATE_CORS_ORIGINS", "*").split(",")
+                if o.strip()
+            ),
             http_client=os.environ.get("RELAYGATE_HTTP_CLIENT", "fast").strip().lower(),
+            total_timeout=_float("RELAYGATE_TOTAL_TIMEOUT", 1800.0),
+            max_upstream_body_bytes=_int("RELAYGATE_MAX_UPSTREAM_BODY_BYTES", 64 * 1024 * 1024),
+            ca_bundle=os.environ.get("RELAYGATE_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE", ""),
         )
         return s
 

@@ -1,25 +1,55 @@
-"""The aiohttp upstream transport (see ``transport.py``)."""
+"""The aiohttp upstream transport (the contract is in ``transport/base.py``).
+
+Proxies: the same choice as ``fast`` (``transport/proxy.py``), passed to aiohttp per call
+(``proxy=``, ``Proxy-Authorization`` as a proxy header); aiohttp tunnels https targets
+with CONNECT and sends http targets in absolute form, like ``fast``. The total deadline
+is aiohttp's ``ClientTimeout(total=…)`` plus a check per body chunk (aiohttp checks its
+timer only while waiting for data).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import math
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from urllib.parse import urlsplit
 
 import aiohttp
 
+from relaygate.errors import RelayError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
 from relaygate.settings import Settings
-from relaygate.transport.base import interrupted, timed_out
+from relaygate.transport.base import (
+    interrupted,
+    make_ssl_context,
+    proxy_refused,
+    proxy_unreachable,
+    timed_out,
+    tls_failed,
+    too_large,
+    total_expired,
+)
+from relaygate.transport.proxy import Proxy, ProxyResolver
 
 __all__ = ["AiohttpTransport"]
 
 
 class _Response:
-    __slots__ = ("_resp",)
+    __slots__ = ("_deadline", "_limit", "_loop", "_resp")
 
-    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+    def __init__(
+        self,
+        resp: aiohttp.ClientResponse,
+        deadline: float,
+        limit: int,
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
         self._resp = resp
+        self._deadline = deadline
+        self._limit = limit
+        self._loop = loop
 
     @property
     def status(self) -> int:
@@ -29,34 +59,68 @@ class _Response:
         return self._resp.headers.get(name)
 
     async def read(self) -> bytes:
+        limit = self._limit
+        length = self._resp.content_length
+        if length is not None and length > limit:
+            raise too_large(limit)
+        parts: list[bytes] = []
+        size = 0
         try:
-            return await self._resp.read()
+            async for data in self._resp.content.iter_any():
+                size += len(data)
+                if size > limit:
+                    raise too_large(limit)
+                if self._loop.time() >= self._deadline:
+                    raise total_expired()
+                parts.append(data)
+        except RelayError:
+            self._resp.close()
+            raise
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise timed_out(False) from exc
+            raise self._timeout() from exc
         except aiohttp.ClientError as exc:
             raise interrupted(False) from exc
+        return parts[0] if len(parts) == 1 else b"".join(parts)
 
     async def chunks(self) -> AsyncIterator[bytes]:
         try:
             async for data in self._resp.content.iter_any():
+                if self._loop.time() >= self._deadline:
+                    self._resp.close()
+                    raise total_expired()
                 yield data
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            raise timed_out(False) from exc
+            raise self._timeout() from exc
         except aiohttp.ClientError as exc:
             raise interrupted(False) from exc
 
+    def _timeout(self) -> UpstreamTimeout:
+        if self._loop.time() >= self._deadline - 0.001:
+            return total_expired()
+        return timed_out(False)
+
 
 class AiohttpTransport:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, proxies: ProxyResolver | None = None) -> None:
         self._settings = settings
         self._session: aiohttp.ClientSession | None = None
+        self._total = settings.total_timeout if settings.total_timeout > 0 else math.inf
         self._timeout = aiohttp.ClientTimeout(
-            total=None, sock_connect=settings.connect_timeout, sock_read=settings.read_timeout
+            total=self._total if settings.total_timeout > 0 else None,
+            sock_connect=settings.connect_timeout,
+            sock_read=settings.read_timeout,
         )
+        self._ssl: ssl.SSLContext = make_ssl_context(settings)
+        self._proxies = proxies if proxies is not None else ProxyResolver()
+        self._proxy_of: dict[tuple[str, str | None], Proxy | None] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
-            limit=0, ttl_dns_cache=300, keepalive_timeout=60, enable_cleanup_closed=True
+            limit=0,
+            ttl_dns_cache=300,
+            keepalive_timeout=60,
+            enable_cleanup_closed=True,
+            ssl=self._ssl,
         )
         self._session = aiohttp.ClientSession(
             connector=connector,
@@ -70,22 +134,66 @@ class AiohttpTransport:
             await self._session.close()
             self._session = None
 
+    def _proxy(self, req: UpstreamRequest) -> Proxy | None:
+        cache_key = (req.url, req.proxy)
+        if cache_key in self._proxy_of:
+            return self._proxy_of[cache_key]
+        try:
+            parts = urlsplit(req.url)
+            scheme, host = parts.scheme.lower(), parts.hostname
+            port = parts.port or (443 if scheme == "https" else 80)
+        except ValueError as exc:
+            raise interrupted(True) from exc
+        if not host:
+            raise interrupted(True)
+        proxy = self._proxies.resolve(scheme, host, port, req.proxy)
+        if len(self._proxy_of) >= 1024:
+            self._proxy_of.clear()
+        self._proxy_of[cache_key] = proxy
+        return proxy
+
     @asynccontextmanager
     async def request(self, req: UpstreamRequest, *, stream: bool) -> AsyncIterator[_Response]:
         assert self._session is not None, "transport not started"
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._total
+        proxy = self._proxy(req)
+        proxy_url = proxy_headers = None
+        if proxy is not None:
+            proxy_url = proxy.url
+            if proxy.authorization is not None:
+                proxy_headers = {"Proxy-Authorization": proxy.authorization}
         try:
             async with asyncio.timeout(self._settings.first_byte_timeout):
                 resp = await self._session.request(
-                    req.method, req.url, data=req.body, headers=req.headers
+                    req.method,
+                    req.url,
+                    data=req.body,
+                    headers=req.headers,
+                    proxy=proxy_url,
+                    proxy_headers=proxy_headers,
                 )
         except TimeoutError as exc:
-            raise timed_out(True) from exc
+            late = loop.time() >= deadline - 0.001
+            raise (total_expired() if late else timed_out(True)) from exc
+        except aiohttp.ClientConnectorCertificateError as exc:
+            cert_error = exc.certificate_error
+            if isinstance(cert_error, ssl.SSLCertVerificationError):
+                raise tls_failed(cert_error) from exc
+            raise interrupted(True) from exc
+        except aiohttp.ClientHttpProxyError as exc:
+            raise proxy_refused(exc.status, exc.message) from exc
+        except aiohttp.ClientProxyConnectionError as exc:
+            raise proxy_unreachable() from exc
         except aiohttp.ClientConnectorError as exc:
             raise interrupted(True) from exc
         except aiohttp.ClientError as exc:
             raise interrupted(False) from exc
+        if proxy is not None and resp.status == 407:  # absolute form: the proxy answered
+            resp.close()
+            raise proxy_refused(407, resp.reason or "")
         try:
-            yield _Response(resp)
+            yield _Response(resp, deadline, self._settings.max_upstream_body_bytes, loop)
         except BaseException:
             resp.close()  # failed or cancelled: do not reuse a half-read connection
             raise

@@ -14,22 +14,36 @@ Every backend raises only :class:`~relaygate.errors.RelayError` subclasses
 waiting for headers, and from ``read``/``chunks`` while the body arrives.
 Leaving ``request``'s block early (client disconnect, cancellation) closes the
 upstream connection instead of returning it to the pool.
+
+Both backends also keep the same bounds (``docs/limits-and-timeouts.md``): TLS
+certificates verified against the system store or ``RELAYGATE_CA_BUNDLE``; the
+proxy of ``transport/proxy.py``; ``read()`` refuses a body larger than
+``RELAYGATE_MAX_UPSTREAM_BODY_BYTES``; ``RELAYGATE_TOTAL_TIMEOUT`` bounds a whole
+exchange from the start of ``request()`` to the last byte.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from relaygate.errors import UpstreamError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
+from relaygate.settings import Settings
 
 __all__ = [
     "Transport",
     "UpstreamResponse",
     "interrupted",
+    "make_ssl_context",
+    "proxy_refused",
+    "proxy_unreachable",
     "timed_out",
+    "tls_failed",
+    "too_large",
+    "total_expired",
 ]
 
 
@@ -64,3 +78,36 @@ def interrupted(connecting: bool) -> UpstreamError:
     if connecting:
         return UpstreamError("Could not connect to the upstream provider.")
     return UpstreamError("The upstream provider's response was interrupted.")
+
+
+def total_expired() -> UpstreamTimeout:
+    return UpstreamTimeout("The upstream provider did not finish in time.")
+
+
+def too_large(limit: int) -> UpstreamError:
+    return UpstreamError(f"The upstream provider's response is larger than {limit} bytes.")
+
+
+def tls_failed(exc: ssl.SSLCertVerificationError) -> UpstreamError:
+    reason = _printable(exc.verify_message or exc.reason or "verification failed")
+    return UpstreamError(
+        f"The upstream provider's TLS certificate could not be verified ({reason})."
+    )
+
+
+def proxy_unreachable() -> UpstreamError:
+    return UpstreamError("Could not connect to the HTTP proxy.")
+
+
+def proxy_refused(status: int, reason: str) -> UpstreamError:
+    text = f"{status} {_printable(reason)}".strip()
+    return UpstreamError(f"The HTTP proxy refused the connection to the upstream ({text}).")
+
+
+def make_ssl_context(settings: Settings) -> ssl.SSLContext:
+    """Certificates and host names verified; ``settings.ca_bundle`` replaces the system store."""
+    return ssl.create_default_context(cafile=settings.ca_bundle or None)
+
+
+def _printable(text: str) -> str:
+    return "".join(c for c in text[:120] if " " <= c <= "~")

@@ -4,33 +4,48 @@
 One :class:`_Conn` is one TCP connection *and* the response of the exchange it
 is carrying: the parser callbacks fill its status, headers and a deque of body
 chunks, and a single Future wakes the one consumer. Fully read keep-alive
-connections go back to a LIFO pool per ``(scheme, host, port)``; anything left
-half-read (error, cancellation, early exit) is aborted, so the upstream sees the
-disconnect at once.
+connections go back to a LIFO pool per ``(scheme, host, port, proxy)``; anything
+left half-read (error, cancellation, early exit) is aborted, so the upstream sees
+the disconnect at once.
+
+Through a proxy (``transport/proxy.py``), https targets get a CONNECT tunnel
+(``transport/tunnel.py``) with TLS inside; http targets are sent to the proxy in
+absolute form (``POST http://host/path``). The total deadline costs one float
+comparison per received segment plus the read timer that exists anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import ssl
 from collections import deque
 from typing import cast
-from urllib.parse import urlsplit
 
 import httptools
 
 from relaygate.errors import RelayError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
 from relaygate.settings import Settings
-from relaygate.transport.base import interrupted, timed_out
+from relaygate.transport.base import (
+    interrupted,
+    make_ssl_context,
+    proxy_refused,
+    timed_out,
+    tls_failed,
+    too_large,
+    total_expired,
+)
+from relaygate.transport.encode import Key as _Key
+from relaygate.transport.encode import RequestEncoder
+from relaygate.transport.proxy import ProxyResolver
+from relaygate.transport.tunnel import connect_through
 
 __all__ = ["FastTransport"]
 
-_Key = tuple[str, str, int]
 _HIGH_WATER = 1024 * 1024  # pause reading when this much body is buffered, unread
 _IDLE_TTL = 60.0  # drop pooled connections idle for longer
 _SWEEP_EVERY = 30.0
-_DEFAULT_PORTS: dict[str, int] = {"http": 80, "https": 443}
 
 
 class _Conn(asyncio.Protocol):
@@ -60,7 +75,9 @@ class _Conn(asyncio.Protocol):
         self._error: RelayError | None = None
         self._buffered = 0
         self._paused = False
-        self._no_pause = False
+        self._reading_all = False  # read(): the whole body is wanted, up to the body limit
+        self._high_water = _HIGH_WATER
+        self._deadline = math.inf  # the exchange's total deadline (loop time)
         self._waiter: asyncio.Future[None] | None = None
         self._last_data = 0.0
         self._read_timer: asyncio.TimerHandle | None = None
@@ -77,7 +94,10 @@ class _Conn(asyncio.Protocol):
                 self.abort()
             return
         self._got_bytes = True
-        self._last_data = self._loop.time()
+        now = self._last_data = self._loop.time()
+        if now >= self._deadline:
+            self._fail(total_expired())
+            return
         try:
             self._parser.feed_data(data)
         except (httptools.HttpParserError, httptools.HttpParserUpgrade) as exc:
@@ -125,10 +145,8 @@ class _Conn(asyncio.Protocol):
             return
         self._body.append(body)
         self._buffered += len(body)
-        if self._buffered > _HIGH_WATER and not self._paused and not self._no_pause:
-            assert self._transport is not None
-            self._transport.pause_reading()
-            self._paused = True
+        if self._buffered > self._high_water:
+            self._over_high_water()
         self._wake()
 
     def on_message_complete(self) -> None:
@@ -151,13 +169,19 @@ class _Conn(asyncio.Protocol):
         return None
 
     async def read(self) -> bytes:
-        self._no_pause = True  # the whole body is wanted: buffer it all
+        limit = self._high_water = self._owner._max_body
+        self._reading_all = True  # the whole body is wanted: buffer it, up to the limit
+        if self._buffered > limit:
+            self.abort()
+            raise too_large(limit)
         if self._paused:
             self._resume()
         while self._phase != 2:
             if self._error is not None:
                 raise self._error
             await self._wait_body()
+        if self._error is not None:  # failed, then completed in the same segment
+            raise self._error
         body = self._body
         self._buffered = 0
         if len(body) == 1:
@@ -192,9 +216,10 @@ class _Conn(asyncio.Protocol):
 
     # -- internals --------------------------------------------------------
 
-    def _begin(self, data: bytes, head_only: bool) -> None:
+    def _begin(self, data: bytes, head_only: bool, deadline: float) -> None:
         self._reset()
         self._head_only = head_only
+        self._deadline = deadline
         assert self._transport is not None
         self._transport.write(data)
 
@@ -207,23 +232,39 @@ class _Conn(asyncio.Protocol):
 
     async def _wait_body(self) -> None:
         if self._read_timer is None:
-            when = self._last_data + self._owner._read_timeout
+            when = min(self._last_data + self._owner._read_timeout, self._deadline)
             self._read_timer = self._loop.call_at(when, self._check_read)
         await self._wait()
 
     def _check_read(self) -> None:
         self._read_timer = None
-        if self._phase != 1 or self._waiter is None:
+        if self._phase != 1:
+            return
+        now = self._loop.time()
+        if now >= self._deadline - 0.001:  # even if nobody waits: stop a busy endless body
+            self._fail(total_expired())
+            return
+        if self._waiter is None:
             return  # nobody is waiting: re-armed by the next wait
         limit = self._owner._read_timeout
-        if self._loop.time() - self._last_data >= limit - 0.001:
+        if now - self._last_data >= limit - 0.001:
             self._fail(timed_out(False))
         else:
-            self._read_timer = self._loop.call_at(self._last_data + limit, self._check_read)
+            when = min(self._last_data + limit, self._deadline)
+            self._read_timer = self._loop.call_at(when, self._check_read)
 
     def _headers_expired(self) -> None:
         if self._phase == 0:
-            self._fail(timed_out(True))
+            late = self._loop.time() >= self._deadline - 0.001
+            self._fail(total_expired() if late else timed_out(True))
+
+    def _over_high_water(self) -> None:
+        if self._reading_all:
+            self._fail(too_large(self._high_water))
+        elif not self._paused:
+            assert self._transport is not None
+            self._transport.pause_reading()
+            self._paused = True
 
     def _cancel_read_timer(self) -> None:
         if self._read_timer is not None:
@@ -278,7 +319,9 @@ class _Exchange:
         req = self._req
         key, data = t._encode(req)
         loop = t._loop
-        deadline = loop.time() + t._first_byte_timeout
+        now = loop.time()
+        total = now + t._total_timeout if t._total_timeout > 0 else math.inf
+        deadline = min(now + t._first_byte_timeout, total)
         head_only = req.method.upper() == "HEAD"
         for attempt in (0, 1):
             conn = t._acquire(key) if attempt == 0 else None
@@ -287,7 +330,7 @@ class _Exchange:
             self._conn = conn
             timer = loop.call_at(deadline, conn._headers_expired)
             try:
-                conn._begin(data, head_only)
+                conn._begin(data, head_only, total)
                 while conn._phase == 0:
                     err = conn._error
                     if err is not None:
@@ -305,6 +348,9 @@ class _Exchange:
                 raise
             finally:
                 timer.cancel()
+            if conn._status == 407 and key[3] is not None:  # absolute form: the proxy answered
+                conn.abort()
+                raise proxy_refused(407, "Proxy Authentication Required")
             if conn._phase != 0:
                 return conn
         raise AssertionError("unreachable")
@@ -319,14 +365,16 @@ class _Exchange:
 
 
 class FastTransport:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, proxies: ProxyResolver | None = None) -> None:
         self._connect_timeout = settings.connect_timeout
         self._first_byte_timeout = settings.first_byte_timeout
         self._read_timeout = settings.read_timeout
+        self._total_timeout = settings.total_timeout
+        self._max_body = settings.max_upstream_body_bytes
+        self._encode = RequestEncoder(proxies if proxies is not None else ProxyResolver()).encode
         self._pool: dict[_Key, list[_Conn]] = {}
         self._conns: set[_Conn] = set()
-        self._targets: dict[str, tuple[_Key, str, str]] = {}
-        self._ssl: ssl.SSLContext | None = None
+        self._ssl = make_ssl_context(settings)
         self._sweeper: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop  # set by start()
 
@@ -384,75 +432,28 @@ class FastTransport:
         self._sweeper = self._loop.call_later(_SWEEP_EVERY, self._sweep)
 
     async def _connect(self, key: _Key, deadline: float) -> _Conn:
-        scheme, host, port = key
-        ctx: ssl.SSLContext | None = None
-        if scheme == "https":
-            if self._ssl is None:
-                self._ssl = ssl.create_default_context()
-            ctx = self._ssl
+        scheme, host, port, proxy = key
+        ctx = self._ssl if scheme == "https" else None
         budget = min(self._connect_timeout, deadline - self._loop.time())
         try:
             async with asyncio.timeout(max(budget, 0.0)):
-                _, conn = await self._loop.create_connection(
-                    lambda: _Conn(self, key),
-                    host,
-                    port,
-                    ssl=ctx,
-                    server_hostname=host if ctx is not None else None,
-                )
+                if proxy is None:
+                    _, conn = await self._loop.create_connection(
+                        lambda: _Conn(self, key),
+                        host,
+                        port,
+                        ssl=ctx,
+                        server_hostname=host if ctx is not None else None,
+                    )
+                else:
+                    conn = await connect_through(
+                        self._loop, proxy, host, port, ctx, lambda: _Conn(self, key)
+                    )
         except TimeoutError as exc:
             raise timed_out(True) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise tls_failed(exc) from exc
         except (OSError, ValueError) as exc:
             raise interrupted(True) from exc
         self._conns.add(conn)
         return conn
-
-    # -- request encoding -------------------------------------------------
-
-    def _target(self, url: str) -> tuple[_Key, str, str]:
-        cached = self._targets.get(url)
-        if cached is not None:
-            return cached
-        try:
-            parts = urlsplit(url)
-            scheme = parts.scheme.lower()
-            host = parts.hostname
-            if scheme not in _DEFAULT_PORTS or not host:
-                raise ValueError(f"unsupported upstream URL {url!r}")
-            port = parts.port or _DEFAULT_PORTS[scheme]
-        except ValueError as exc:
-            raise interrupted(True) from exc
-        name = f"[{host}]" if ":" in host else host
-        host_header = name if port == _DEFAULT_PORTS[scheme] else f"{name}:{port}"
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        target = ((scheme, host, port), host_header, path)
-        if len(self._targets) >= 1024:
-            self._targets.clear()
-        self._targets[url] = target
-        return target
-
-    def _encode(self, req: UpstreamRequest) -> tuple[_Key, bytes]:
-        key, host_header, path = self._target(req.url)
-        method = req.method.upper()
-        body = req.body
-        lines = [f"{method} {path} HTTP/1.1\r\n"]
-        seen = set()
-        for name, value in req.headers.items():
-            low = name.lower()
-            if low == "content-length" or low == "transfer-encoding":
-                continue  # ours, from the body
-            if "\n" in value or "\r" in value or "\n" in name or "\r" in name:
-                raise interrupted(True) from ValueError(f"newline in header {name!r}")
-            seen.add(low)
-            lines.append(f"{name}: {value}\r\n")
-        if "host" not in seen:
-            lines.append(f"Host: {host_header}\r\n")
-        if "accept-encoding" not in seen:
-            lines.append("Accept-Encoding: identity\r\n")
-        if "user-agent" not in seen:
-            lines.append("User-Agent: relaygate\r\n")
-        if body or method not in ("GET", "HEAD"):
-            lines.append(f"Content-Length: {len(body)}\r\n")
-        lines.append("\r\n")
-        head = "".join(lines).encode("utf-8", "surrogateescape")
-        return key, head + body if body else head
