@@ -379,6 +379,7 @@ def test_chat_response_with_thinking_tools_and_cache_usage() -> None:
         "role": "assistant",
         "content": None,
         "reasoning_content": "Let me think.",
+        "thinking_blocks": [{"type": "thinking", "thinking": "Let me think.", "signature": "sig"}],
         "tool_calls": [
             {
                 "id": "toolu_1",

@@ -889,7 +889,7 @@ async def test_anthropic_thinking_stream(
     _, _, raw = await post(
         http,
         anthropic_emu.base_url + "/v1/messages",
-        _an_body(stream=True, thinking={"type": "enabled", "budget_tokens": 1024}),
+        _an_body(stream=True, max_tokens=2000, thinking={"type": "enabled", "budget_tokens": 1024}),
         AN_HEADERS,
     )
     payloads = [json.loads(d) for _, d in sse_events(raw)]
@@ -897,6 +897,60 @@ async def test_anthropic_thinking_stream(
     assert "".join(d.get("thinking", "") for d in deltas) == DEFAULT_REASONING
     assert any(d["type"] == "signature_delta" for d in deltas)
     assert "".join(d.get("text", "") for d in deltas) == DEFAULT_REPLY
+
+
+async def test_anthropic_thinking_rules(
+    anthropic_emu: EmulatorServer, http: aiohttp.ClientSession
+) -> None:
+    """Anthropic's rules: budget >= 1024 below max_tokens; with thinking on, the last
+    assistant turn with tool_use starts with a thinking block; signatures must be real."""
+    url = anthropic_emu.base_url + "/v1/messages"
+    thinking = {"type": "enabled", "budget_tokens": 1024}
+    tools = [{"name": "weather", "input_schema": {"type": "object", "properties": {}}}]
+    status, _, raw = await post(
+        http, url, _an_body(max_tokens=3000, thinking=thinking, tools=tools), AN_HEADERS
+    )
+    first = json.loads(raw)
+    assert status == 200 and [b["type"] for b in first["content"]] == [
+        "thinking",
+        "text",
+        "tool_use",
+    ]
+    tool_use = first["content"][2]
+    result = {
+        "role": "user",
+        "content": [{"type": "tool_result", "tool_use_id": tool_use["id"], "content": "sunny"}],
+    }
+    user = {"role": "user", "content": "weather?"}
+
+    async def turn2(assistant_content: list[dict[str, Any]], **extra: Any) -> tuple[int, Any]:
+        body = _an_body(
+            max_tokens=3000,
+            tools=tools,
+            messages=[user, {"role": "assistant", "content": assistant_content}, result],
+            **extra,
+        )
+        status, _, raw = await post(http, url, body, AN_HEADERS)
+        return status, json.loads(raw)
+
+    status, body = await turn2([tool_use], thinking=thinking)
+    assert status == 400 and body["error"]["type"] == "invalid_request_error"
+    assert body["error"]["message"].startswith(
+        "messages.1.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+        "`tool_use`. When `thinking` is enabled"
+    )
+    status, body = await turn2(first["content"], thinking=thinking)
+    assert status == 200, body
+    forged = [{**first["content"][0], "signature": "forged"}, tool_use]
+    status, body = await turn2(forged, thinking=thinking)
+    assert status == 400 and "signature" in body["error"]["message"]
+    status, _ = await turn2([tool_use])  # thinking off: no rule
+    assert status == 200
+    for bad in ({"type": "enabled", "budget_tokens": 1000}, {"type": "enabled"}):
+        status, body = await turn2(first["content"], thinking=bad)
+        assert status == 400 and "budget_tokens" in body["error"]["message"]
+    status, _, raw = await post(http, url, _an_body(thinking=thinking), AN_HEADERS)  # max 1000
+    assert status == 400 and "max_tokens" in json.loads(raw)["error"]["message"]
 
 
 async def test_anthropic_errors(anthropic_emu: EmulatorServer, http: aiohttp.ClientSession) -> None:

@@ -40,6 +40,14 @@ _MIDSTREAM_ERROR = (
     b"event: error\n"
     b'data: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
 )
+_THINKING_RULE = (
+    "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found "
+    "`{found}`. When `thinking` is enabled, a final `assistant` message must start with a "
+    "thinking block (preceeding the lastmost set of `tool_use` and `tool_result` blocks). "
+    "We recommend you include thinking blocks from previous turns. To avoid this "
+    "requirement, disable `thinking`. Please consult our documentation at "
+    "https://docs.claude.com/en/docs/build-with-claude/extended-thinking"
+)
 _MODELS = (
     ("claude-sonnet-4-20250514", "Claude Sonnet 4", "2025-05-22T00:00:00Z"),
     ("claude-3-5-haiku-20241022", "Claude Haiku 3.5", "2024-10-22T00:00:00Z"),
@@ -143,6 +151,55 @@ class AnthropicEmulator(Provider):
             raise EarlyResponse(self.error(400, "messages: Field required"))
         return body, model
 
+    def _check_thinking(self, body: dict[str, Any]) -> None:
+        """Anthropic's rules for thinking blocks sent back in the conversation.
+
+        With thinking enabled, the last assistant message that holds ``tool_use``
+        must start with a ``thinking``/``redacted_thinking`` block; a thinking
+        block's ``signature`` must be one this server issued.
+        """
+        messages = body["messages"]
+        for i, msg in enumerate(messages):
+            content = msg.get("content") if isinstance(msg, dict) else None
+            for j, block in enumerate(content if isinstance(content, list) else ()):
+                if (
+                    isinstance(block, dict)
+                    and block.get("type") == "thinking"
+                    and block.get("signature") != _SIGNATURE
+                ):
+                    raise EarlyResponse(
+                        self.error(
+                            400,
+                            f"messages.{i}.content.{j}: Invalid `signature` in `thinking` block",
+                        )
+                    )
+        thinking = body.get("thinking")
+        if not (isinstance(thinking, dict) and thinking.get("type") == "enabled"):
+            return
+        budget = thinking.get("budget_tokens")
+        if not isinstance(budget, int) or budget < 1024:
+            raise EarlyResponse(
+                self.error(
+                    400,
+                    "thinking.enabled.budget_tokens: Input should be greater than or equal to 1024",
+                )
+            )
+        if body["max_tokens"] <= budget:
+            raise EarlyResponse(
+                self.error(400, "`max_tokens` must be greater than `thinking.budget_tokens`.")
+            )
+        for i in range(len(messages) - 1, -1, -1):
+            msg = messages[i]
+            if not isinstance(msg, dict) or msg.get("role") != "assistant":
+                continue
+            content = msg.get("content")
+            blocks = content if isinstance(content, list) else [{"type": "text"}]
+            has_tool_use = any(isinstance(b, dict) and b.get("type") == "tool_use" for b in blocks)
+            first = blocks[0].get("type") if blocks and isinstance(blocks[0], dict) else "text"
+            if has_tool_use and first not in ("thinking", "redacted_thinking"):
+                raise EarlyResponse(self.error(400, _THINKING_RULE.format(i=i, found=first)))
+            return
+
     def _compose(self, body: dict[str, Any], knobs: Knobs) -> _Reply:
         reply = _Reply(input_tokens=_input_tokens(body))
         last = body["messages"][-1]
@@ -209,6 +266,7 @@ class AnthropicEmulator(Provider):
         body, model = self._validate(body)
         if not isinstance(body.get("max_tokens"), int):
             raise EarlyResponse(self.error(400, "max_tokens: Field required"))
+        self._check_thinking(body)
         trigger = await self.gate(knobs, model)
         reply = self._compose(body, knobs)
         mid = self.core.ids("msg_")

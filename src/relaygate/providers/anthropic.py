@@ -16,14 +16,23 @@ from typing import Any
 import orjson
 
 from relaygate.errors import NotImplementedByProvider, RelayError, UpstreamError
-from relaygate.providers.anthropic_request import build_messages_body
+from relaygate.providers.anthropic_request import build_messages_request
 from relaygate.providers.anthropic_stream import (
     AnthropicStreamTranslator,
     anthropic_error,
     finish_reason,
     usage_from_anthropic,
 )
-from relaygate.providers.base import Target, UpstreamRequest, Usage, parse_json_object
+from relaygate.providers.anthropic_thinking import client_thinking_block
+from relaygate.providers.base import (
+    Target,
+    UpstreamRequest,
+    Usage,
+    legacy_functions_requested,
+    mark_legacy_functions,
+    parse_json_object,
+)
+from relaygate.providers.legacy_functions import to_function_call_message
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicAdaptor"]
 
@@ -41,9 +50,10 @@ class AnthropicAdaptor:
     name = "anthropic"
 
     def chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
-        payload = build_messages_body(target, body, stream)
+        payload, legacy = build_messages_request(target, body, stream)
+        mark_legacy_functions(legacy)
         headers = {
-            "x-api-key": target.api_key,
+            "x-api-key": target.token or target.api_key,
             "anthropic-version": str(target.config.get("anthropic_version") or ANTHROPIC_VERSION),
             "content-type": "application/json",
         }
@@ -53,10 +63,15 @@ class AnthropicAdaptor:
         if stream:
             headers["accept"] = "text/event-stream"
         return UpstreamRequest(
-            url=messages_url(target.base_url), headers=headers, body=orjson.dumps(payload)
+            url=messages_url(target.base_url),
+            headers=headers,
+            body=orjson.dumps(payload),
+            legacy_functions=legacy,
         )
 
-    def chat_response(self, target: Target, raw: bytes) -> tuple[dict[str, Any], Usage | None]:
+    def chat_response(
+        self, target: Target, raw: bytes, *, legacy_functions: bool | None = None
+    ) -> tuple[dict[str, Any], Usage | None]:
         obj = parse_json_object(raw)
         if obj.get("type") == "error":
             raise anthropic_error(None, obj, (target.api_key,))
@@ -66,6 +81,7 @@ class AnthropicAdaptor:
 
         texts: list[str] = []
         thinking: list[str] = []
+        thinking_blocks: list[dict[str, Any]] = []
         tool_calls: list[dict[str, Any]] = []
         for block in blocks:
             if not isinstance(block, dict):
@@ -84,9 +100,13 @@ class AnthropicAdaptor:
                         },
                     }
                 )
-            elif kind == "thinking":
-                thinking.append(str(block.get("thinking") or ""))
-            # redacted_thinking, server_tool_use, web_search_tool_result: not representable
+            elif kind in ("thinking", "redacted_thinking"):
+                if kind == "thinking":
+                    thinking.append(str(block.get("thinking") or ""))
+                client_block = client_thinking_block(block)
+                if client_block is not None:
+                    thinking_blocks.append(client_block)
+            # server_tool_use, web_search_tool_result: not representable
 
         message: dict[str, Any] = {
             "role": "assistant",
@@ -96,6 +116,8 @@ class AnthropicAdaptor:
             message["tool_calls"] = tool_calls
         if thinking:
             message["reasoning_content"] = "".join(thinking)
+        if thinking_blocks:
+            message["thinking_blocks"] = thinking_blocks  # sent back on the next turn
 
         raw_usage = obj.get("usage")
         usage = usage_from_anthropic(raw_usage) if isinstance(raw_usage, dict) else None
@@ -116,10 +138,16 @@ class AnthropicAdaptor:
         }
         if usage is not None:
             result["usage"] = usage.to_openai()
+        legacy = legacy_functions_requested() if legacy_functions is None else legacy_functions
+        if legacy:
+            to_function_call_message(result["choices"][0])
         return result, usage
 
-    def chat_stream(self, target: Target, include_usage: bool) -> AnthropicStreamTranslator:
-        return AnthropicStreamTranslator(target, include_usage)
+    def chat_stream(
+        self, target: Target, include_usage: bool, *, legacy_functions: bool | None = None
+    ) -> AnthropicStreamTranslator:
+        legacy = legacy_functions_requested() if legacy_functions is None else legacy_functions
+        return AnthropicStreamTranslator(target, include_usage, legacy)
 
     def embeddings_request(self, target: Target, body: dict[str, Any]) -> UpstreamRequest:
         raise NotImplementedByProvider(_NO_EMBEDDINGS)

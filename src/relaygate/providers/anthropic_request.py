@@ -9,8 +9,12 @@ Rules (spec ``providers.md`` §3):
 * Consecutive messages of the same role are merged: Anthropic requires alternation.
 * ``max_tokens`` is mandatory upstream; the channel's ``default_max_tokens`` (4096)
   fills it in when the client gave none.
-* ``cache_control`` on a content part or on a message (OpenRouter/LiteLLM style) is
-  passed on to the block (for a message: its last block).
+* ``cache_control`` on a content part, a tool call, a tool definition or a message
+  (OpenRouter/LiteLLM style) is passed on to the block (for a message: its last block).
+* Legacy ``functions``/``function_call`` are rewritten to ``tools`` first
+  (``legacy_functions.py``).
+* Extended thinking (``thinking``, ``reasoning_effort``) and thinking blocks
+  sent back on assistant messages: ``anthropic_thinking.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +24,9 @@ from typing import Any
 import orjson
 
 from relaygate.errors import InvalidRequest
+from relaygate.providers.anthropic_thinking import apply_thinking, thinking_blocks_of
 from relaygate.providers.base import Target, require_messages
+from relaygate.providers.legacy_functions import upgrade_legacy_functions
 
 __all__ = ["DEFAULT_MAX_TOKENS", "build_messages_body"]
 
@@ -38,6 +44,14 @@ Block = dict[str, Any]
 
 def build_messages_body(target: Target, body: dict[str, Any], stream: bool) -> dict[str, Any]:
     """The JSON body of ``POST /v1/messages`` for an OpenAI-shaped ``body``."""
+    return build_messages_request(target, body, stream)[0]
+
+
+def build_messages_request(
+    target: Target, body: dict[str, Any], stream: bool
+) -> tuple[dict[str, Any], bool]:
+    """``(Messages body, whether the client used legacy functions)``."""
+    body, legacy = upgrade_legacy_functions(body)
     messages = require_messages(body)
     system_blocks: list[Block] = []
     system_plain = True  # every system message was a plain string without cache_control
@@ -76,6 +90,7 @@ def build_messages_body(target: Target, body: dict[str, Any], stream: bool) -> d
             "`messages` must contain at least one user or assistant message.", param="messages"
         )
 
+    max_given = body.get("max_tokens") is not None or body.get("max_completion_tokens") is not None
     out: dict[str, Any] = {
         "model": target.upstream_model,
         "max_tokens": _max_tokens(target, body),
@@ -88,15 +103,23 @@ def build_messages_body(target: Target, body: dict[str, Any], stream: bool) -> d
     out["messages"] = [{"role": role, "content": _compact(blocks)} for role, blocks in turns]
     _sampling(body, out)
     _tools(body, out)
+    if legacy and isinstance(out.get("tool_choice"), dict) and out["tool_choice"]["type"] != "none":
+        out["tool_choice"]["disable_parallel_tool_use"] = True  # the legacy shape has one call
+    elif legacy and "tools" in out and "tool_choice" not in out:
+        out["tool_choice"] = {"type": "auto", "disable_parallel_tool_use": True}
     user = body.get("user")
     if isinstance(user, str) and user:
         out["metadata"] = {"user_id": user}
-    thinking = body.get("thinking")
-    if isinstance(thinking, dict):
-        out["thinking"] = thinking
+    apply_thinking(
+        body,
+        out,
+        target.config,
+        default_max_tokens=_max_tokens(target, {}),
+        max_given=max_given,
+    )
     if stream:
         out["stream"] = True
-    return out
+    return out, legacy
 
 
 # ---------------------------------------------------------------- messages
@@ -192,7 +215,10 @@ def _image_block(part: dict[str, Any], param: str) -> Block:
 
 
 def _assistant_blocks(msg: dict[str, Any], i: int) -> list[Block]:
-    blocks = _content_blocks(msg.get("content"), i, text_only=True)
+    # thinking blocks sent back by the client come first: Anthropic requires the
+    # thinking block before the tool_use block of a turn
+    blocks = thinking_blocks_of(msg, i)
+    blocks.extend(_content_blocks(msg.get("content"), i, text_only=True))
     tool_calls = msg.get("tool_calls")
     if tool_calls is None:
         return blocks
@@ -208,9 +234,11 @@ def _assistant_blocks(msg: dict[str, Any], i: int) -> list[Block]:
         call_id, name = call.get("id"), fn.get("name")
         if not isinstance(call_id, str) or not call_id or not isinstance(name, str) or not name:
             raise InvalidRequest(f"`{param}` needs an `id` and a `function.name`.", param=param)
-        blocks.append(
-            {"type": "tool_use", "id": call_id, "name": name, "input": _arguments(fn, param)}
-        )
+        block: Block = {"type": "tool_use", "id": call_id, "name": name}
+        block["input"] = _arguments(fn, param)
+        if isinstance(call.get("cache_control"), dict):
+            block["cache_control"] = call["cache_control"]
+        blocks.append(block)
     return blocks
 
 

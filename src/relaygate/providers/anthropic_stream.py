@@ -96,10 +96,12 @@ class AnthropicStreamTranslator:
         "_chunk_id",
         "_created",
         "_include_usage",
+        "_legacy",
         "_model",
         "_next_tool",
         "_prefix",
         "_secrets",
+        "_thinking",
         "_tool_blocks",
         "_usage_raw",
         "done",
@@ -107,7 +109,7 @@ class AnthropicStreamTranslator:
         "usage",
     )
 
-    def __init__(self, target: Target, include_usage: bool) -> None:
+    def __init__(self, target: Target, include_usage: bool, legacy: bool = False) -> None:
         self.usage: Usage | None = None
         self.error: RelayError | None = None
         self.done = False
@@ -120,6 +122,9 @@ class AnthropicStreamTranslator:
         self._next_tool = 0  # OpenAI tool_calls index: counts tool calls, not blocks
         self._tool_blocks: dict[int, int] = {}  # Anthropic block index → tool call index
         self._usage_raw: dict[str, Any] = {}
+        self._legacy = legacy  # answer in the legacy function_call shape
+        # the open thinking block: Anthropic block index, text pieces, signature
+        self._thinking: tuple[int, list[str], list[str]] | None = None
 
     # ------------------------------------------------------------ emitting
 
@@ -184,7 +189,12 @@ class AnthropicStreamTranslator:
             stop = delta.get("stop_reason") if isinstance(delta, dict) else None
             if stop is None:
                 return []
-            return [self._chunk({}, finish_reason(stop))]
+            finish = finish_reason(stop)
+            if self._legacy and finish == "tool_calls":
+                finish = "function_call"
+            return [self._chunk({}, finish)]
+        if kind == "content_block_stop":
+            return self._block_stop(obj)
         if kind == "message_stop":
             self.done = True
         elif kind == "error":
@@ -217,6 +227,11 @@ class AnthropicStreamTranslator:
                 self._tool_blocks[block_index] = index
             initial = block.get("input")
             arguments = orjson.dumps(initial).decode() if initial else ""
+            if self._legacy:
+                if index != 0:
+                    return []  # the legacy shape carries one call
+                fc = {"name": block.get("name"), "arguments": arguments}
+                return [self._chunk({"function_call": fc})]
             call = {
                 "index": index,
                 "id": block.get("id"),
@@ -229,9 +244,30 @@ class AnthropicStreamTranslator:
             return [self._chunk({"content": text})] if isinstance(text, str) and text else []
         if kind == "thinking":
             text = block.get("thinking")
-            if isinstance(text, str) and text:
+            pieces = [text] if isinstance(text, str) and text else []
+            block_index = obj.get("index")
+            signature = block.get("signature")
+            sig = [signature] if isinstance(signature, str) and signature else []
+            self._thinking = (block_index if isinstance(block_index, int) else -1, pieces, sig)
+            if pieces:
                 return [self._chunk({"reasoning_content": text})]
-        return []  # empty starts, redacted_thinking, server tools and their results
+            return []
+        if kind == "redacted_thinking":
+            data = block.get("data")
+            if isinstance(data, str) and data:
+                red = {"type": "redacted_thinking", "data": data}
+                return [self._chunk({"thinking_blocks": [red]})]
+        return []  # empty starts, server tools and their results
+
+    def _block_stop(self, obj: dict[str, Any]) -> list[bytes]:
+        """At the end of a thinking block, the whole block (text and signature) once."""
+        open_block = self._thinking
+        if open_block is None or obj.get("index") not in (open_block[0], None):
+            return []
+        self._thinking = None
+        _, pieces, signature = open_block
+        block = {"type": "thinking", "thinking": "".join(pieces), "signature": "".join(signature)}
+        return [self._chunk({"thinking_blocks": [block]})]
 
     def _block_delta(self, obj: dict[str, Any]) -> list[bytes]:
         delta = obj.get("delta")
@@ -247,14 +283,25 @@ class AnthropicStreamTranslator:
             index = self._tool_blocks.get(block_index) if isinstance(block_index, int) else None
             if index is None or not isinstance(partial, str) or not partial:
                 return []  # server_tool_use input, or the empty first fragment
+            if self._legacy:
+                if index != 0:
+                    return []
+                return [self._chunk({"function_call": {"arguments": partial}})]
             return [
                 self._chunk({"tool_calls": [{"index": index, "function": {"arguments": partial}}]})
             ]
         if kind == "thinking_delta":
             text = delta.get("thinking")
             if isinstance(text, str) and text:
+                if self._thinking is not None:
+                    self._thinking[1].append(text)
                 return [self._chunk({"reasoning_content": text})]
-        return []  # signature_delta, citations_delta, unknown
+            return []
+        if kind == "signature_delta":
+            signature = delta.get("signature")
+            if self._thinking is not None and isinstance(signature, str):
+                self._thinking[2].append(signature)
+        return []  # citations_delta, unknown
 
     def finish(self) -> list[bytes]:
         if self._include_usage and self.usage is not None:
