@@ -31,9 +31,12 @@ from relaygate.transport.base import (
     too_large,
     total_expired,
 )
-from relaygate.transport.proxy import Proxy, ProxyResolver
+from relaygate.transport.proxy import ProxyResolver
 
 __all__ = ["AiohttpTransport"]
+
+# proxy URL, headers for the CONNECT request, headers added to the request itself
+_ProxyArgs = tuple[str | None, dict[str, str] | None, dict[str, str] | None]
 
 
 class _Response:
@@ -112,7 +115,7 @@ class AiohttpTransport:
         )
         self._ssl: ssl.SSLContext = make_ssl_context(settings)
         self._proxies = proxies if proxies is not None else ProxyResolver()
-        self._proxy_of: dict[tuple[str, str | None], Proxy | None] = {}
+        self._proxy_of: dict[tuple[str, str | None], _ProxyArgs] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -134,10 +137,11 @@ class AiohttpTransport:
             await self._session.close()
             self._session = None
 
-    def _proxy(self, req: UpstreamRequest) -> Proxy | None:
+    def _proxy(self, req: UpstreamRequest) -> _ProxyArgs:
         cache_key = (req.url, req.proxy)
-        if cache_key in self._proxy_of:
-            return self._proxy_of[cache_key]
+        cached = self._proxy_of.get(cache_key)
+        if cached is not None:
+            return cached
         try:
             parts = urlsplit(req.url)
             scheme, host = parts.scheme.lower(), parts.hostname
@@ -147,29 +151,32 @@ class AiohttpTransport:
         if not host:
             raise interrupted(True)
         proxy = self._proxies.resolve(scheme, host, port, req.proxy)
+        args: _ProxyArgs = (None, None, None)
+        if proxy is not None:
+            auth = None
+            if proxy.authorization is not None:
+                auth = {"Proxy-Authorization": proxy.authorization}
+            # aiohttp sends proxy_headers with CONNECT only: an http target's request carries them
+            args = (proxy.url, auth, None) if scheme == "https" else (proxy.url, None, auth)
         if len(self._proxy_of) >= 1024:
             self._proxy_of.clear()
-        self._proxy_of[cache_key] = proxy
-        return proxy
+        self._proxy_of[cache_key] = args
+        return args
 
     @asynccontextmanager
     async def request(self, req: UpstreamRequest, *, stream: bool) -> AsyncIterator[_Response]:
         assert self._session is not None, "transport not started"
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._total
-        proxy = self._proxy(req)
-        proxy_url = proxy_headers = None
-        if proxy is not None:
-            proxy_url = proxy.url
-            if proxy.authorization is not None:
-                proxy_headers = {"Proxy-Authorization": proxy.authorization}
+        proxy_url, proxy_headers, extra_headers = self._proxy(req)
+        headers = req.headers if extra_headers is None else {**req.headers, **extra_headers}
         try:
             async with asyncio.timeout(self._settings.first_byte_timeout):
                 resp = await self._session.request(
                     req.method,
                     req.url,
                     data=req.body,
-                    headers=req.headers,
+                    headers=headers,
                     proxy=proxy_url,
                     proxy_headers=proxy_headers,
                 )
@@ -189,7 +196,7 @@ class AiohttpTransport:
             raise interrupted(True) from exc
         except aiohttp.ClientError as exc:
             raise interrupted(False) from exc
-        if proxy is not None and resp.status == 407:  # absolute form: the proxy answered
+        if proxy_url is not None and resp.status == 407:  # absolute form: the proxy answered
             resp.close()
             raise proxy_refused(407, resp.reason or "")
         try:
