@@ -1,5 +1,6 @@
 """The request-log writer against real databases (SQLite file and the running PostgreSQL):
-batching, order, the queue bound, a database outage in the middle, and the flush on close."""
+batching, order, every column including cached and reasoning tokens, the queue bound, a
+database outage in the middle, and the flush on close. The crash spool: test_spool.py."""
 
 from __future__ import annotations
 
@@ -16,7 +17,9 @@ from relaygate.storage.repo import Repository
 
 def ctx(i: int, *, status: int = 200, stream: bool = False) -> RelayContext:
     c = RelayContext(f"req-{i:05d}", "chat", model="gpt-4o-mini", stream=stream, status=status)
-    c.usage = Usage(prompt_tokens=i, completion_tokens=2 * i)
+    c.usage = Usage(
+        prompt_tokens=i, completion_tokens=2 * i, cached_tokens=i // 2, reasoning_tokens=i % 3
+    )
     c.first_byte_at = c.started + 0.002
     return c
 
@@ -56,6 +59,9 @@ async def test_rows_are_written_in_batches_in_order(repo: Repository) -> None:
         14,
     )
     assert r7["endpoint"] == "chat" and r7["model"] == "gpt-4o-mini" and r7["ttft_ms"] == 2
+    assert (r7["cached_tokens"], r7["reasoning_tokens"]) == (3, 1)
+    assert sum(r["cached_tokens"] for r in rows) == sum(i // 2 for i in range(250))
+    assert len({r["log_uid"] for r in rows}) == 250  # one unique id per recorded row
 
 
 async def test_queue_bound_counts_what_it_drops(repo: Repository) -> None:
