@@ -75,7 +75,7 @@ def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
         port=port,
         workers=workers,
         loop="uvloop",
-        http="httptools",
+        http="relaygate.edge.protocol:EdgeProtocol",  # httptools + limits (edge/protocol.py)
         lifespan="on",
         access_log=False,
         log_level="warning",

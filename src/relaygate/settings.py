@@ -37,6 +37,10 @@ class Settings:
     envelope: bool = True  # add code/msg to non-streaming JSON responses
     openai_status_codes: bool = False  # use OpenAI's statuses instead of the seed table
     max_body_bytes: int = 16 * 1024 * 1024
+    max_header_bytes: int = 64 * 1024  # request line + headers; over it: 431 (edge/protocol.py)
+    max_headers: int = 100  # header fields per request; over it: 431
+    header_timeout: float = 10.0  # to receive a complete request head; then 408
+    body_timeout: float = 30.0  # longest silence while reading a request body; then 408
     max_inflight: int = 1024  # per worker; beyond it the gateway sheds load with 503
     connect_timeout: float = 10.0
     first_byte_timeout: float = 120.0  # until the upstream sends response headers
@@ -52,6 +56,7 @@ class Settings:
     sse_keepalive: float = 15.0  # ": keep-alive" to the client after this much silence; 0: off
     drain_seconds: float = 30.0  # on SIGTERM: let open requests finish this long, then cut them
     cors_origins: tuple[str, ...] = ("*",)  # origins allowed to call the model API; () = none
+    extra_filters: tuple[str, ...] = ()  # "module:factory" filters added after the built-in ones
     http_client: str = "fast"  # upstream HTTP client: fast | aiohttp (see relay/transport.py)
     total_timeout: float = 1800.0  # whole upstream exchange, from sending to the last byte; 0: off
     max_upstream_body_bytes: int = 64 * 1024 * 1024  # largest non-streamed upstream body read
@@ -67,6 +72,10 @@ class Settings:
             envelope=_flag("RELAYGATE_ENVELOPE", True),
             openai_status_codes=_flag("RELAYGATE_OPENAI_STATUS_CODES", False),
             max_body_bytes=_int("RELAYGATE_MAX_BODY_BYTES", 16 * 1024 * 1024),
+            max_header_bytes=_int("RELAYGATE_MAX_HEADER_BYTES", 64 * 1024),
+            max_headers=_int("RELAYGATE_MAX_HEADERS", 100),
+            header_timeout=_float("RELAYGATE_HEADER_TIMEOUT", 10.0),
+            body_timeout=_float("RELAYGATE_BODY_TIMEOUT", 30.0),
             max_inflight=_int("RELAYGATE_MAX_INFLIGHT", 1024),
             connect_timeout=_float("RELAYGATE_CONNECT_TIMEOUT", 10.0),
             first_byte_timeout=_float("RELAYGATE_FIRST_BYTE_TIMEOUT", 120.0),
@@ -84,6 +93,9 @@ class Settings:
                 o.strip()
                 for o in os.environ.get("RELAYGATE_CORS_ORIGINS", "*").split(",")
                 if o.strip()
+            ),
+            extra_filters=tuple(
+                f.strip() for f in os.environ.get("RELAYGATE_FILTERS", "").split(",") if f.strip()
             ),
             http_client=os.environ.get("RELAYGATE_HTTP_CLIENT", "fast").strip().lower(),
             total_timeout=_float("RELAYGATE_TOTAL_TIMEOUT", 1800.0),
