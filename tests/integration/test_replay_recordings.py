@@ -108,9 +108,30 @@ def cassettes(*folders: str) -> list[Path]:
     return out
 
 
+def _reasoning_of(d: dict[str, Any]) -> str:
+    """Reasoning text under whatever name the upstream uses."""
+    for key in ("reasoning_content", "reasoning"):
+        if isinstance(d.get(key), str) and d[key]:
+            return str(d[key])
+    return "".join(
+        x.get("text") or x.get("summary") or ""
+        for x in d.get("reasoning_details") or []
+        if isinstance(x, dict)
+    )
+
+
+def _billed(usage: dict[str, Any]) -> dict[str, Any]:
+    """OpenAI accounting: reasoning counted outside completion_tokens (xAI) is added."""
+    reasoning = (usage.get("completion_tokens_details") or {}).get("reasoning_tokens") or 0
+    completion = usage["completion_tokens"]
+    if reasoning and usage["total_tokens"] == usage["prompt_tokens"] + completion + reasoning:
+        completion += reasoning
+    return {**usage, "completion_tokens": completion}
+
+
 def _openai_expect(it: Interaction) -> dict[str, Any]:
     """What the recording says a client should see (parsed here independently)."""
-    text, args, finish, usage = "", {}, None, None
+    text, reasoning, args, finish, usage = "", "", {}, None, None
     if it.is_stream:
         for line in it.response_body.decode().splitlines():
             if not line.startswith("data:") or line.strip() == "data: [DONE]":
@@ -121,6 +142,7 @@ def _openai_expect(it: Interaction) -> dict[str, Any]:
             for ch in obj.get("choices") or []:
                 d = ch.get("delta") or {}
                 text += d.get("content") or ""
+                reasoning += _reasoning_of(d)
                 for tc in d.get("tool_calls") or []:
                     args.setdefault(tc["index"], "")
                     args[tc["index"]] += (tc.get("function") or {}).get("arguments") or ""
@@ -129,10 +151,17 @@ def _openai_expect(it: Interaction) -> dict[str, Any]:
         obj = it.response_json()
         msg = obj["choices"][0]["message"]
         text = msg.get("content") or ""
+        reasoning = _reasoning_of(msg)
         for i, tc in enumerate(msg.get("tool_calls") or []):
             args[i] = tc["function"]["arguments"]
         finish, usage = obj["choices"][0]["finish_reason"], obj.get("usage")
-    return {"text": text, "args": args, "finish": finish, "usage": usage}
+    return {
+        "text": text,
+        "reasoning": reasoning,
+        "args": args,
+        "finish": finish,
+        "usage": _billed(usage) if usage else None,
+    }
 
 
 def _anthropic_expect(it: Interaction) -> dict[str, Any]:
@@ -190,7 +219,8 @@ def _run_sdk(env: Env, model: str, it: Interaction) -> dict[str, Any]:
             }
             for t in tools
         ]
-    text, args, finish, usage = "", {}, None, None
+    text, reasoning, args, finish, usage = "", "", {}, None, None
+    usage_chunks, summed = 0, 0  # as clients that add usage over chunks do
     if it.is_stream:
         for chunk in c.chat.completions.create(
             model=model,
@@ -201,8 +231,12 @@ def _run_sdk(env: Env, model: str, it: Interaction) -> dict[str, Any]:
         ):
             if chunk.usage:
                 usage = chunk.usage
+                usage_chunks += 1
+                summed += chunk.usage.completion_tokens
+                assert chunk.choices == []  # usage only in the final choices: [] chunk
             for ch in chunk.choices:
                 text += ch.delta.content or ""
+                reasoning += (ch.delta.model_extra or {}).get("reasoning_content") or ""
                 for tc in ch.delta.tool_calls or []:
                     args.setdefault(tc.index, "")
                     args[tc.index] += (tc.function.arguments if tc.function else None) or ""
@@ -211,10 +245,20 @@ def _run_sdk(env: Env, model: str, it: Interaction) -> dict[str, Any]:
         r = c.chat.completions.create(model=model, messages=messages, **kwargs)  # type: ignore[arg-type]
         msg = r.choices[0].message
         text = msg.content or ""
+        reasoning = (msg.model_extra or {}).get("reasoning_content") or ""
         for i, tc in enumerate(msg.tool_calls or []):
             args[i] = tc.function.arguments  # type: ignore[union-attr]
         finish, usage = r.choices[0].finish_reason, r.usage
-    return {"text": text, "args": args, "finish": finish, "usage": usage}
+        usage_chunks, summed = 1, usage.completion_tokens if usage else 0
+    return {
+        "text": text,
+        "reasoning": reasoning,
+        "args": args,
+        "finish": finish,
+        "usage": usage,
+        "usage_chunks": usage_chunks,
+        "summed_completion": summed,
+    }
 
 
 OPENAI_FAMILY = cassettes(
@@ -238,10 +282,16 @@ def test_openai_family_recordings(env: Env, replay: ReplayServer, path: Path) ->
         assert {k: json.loads(v) for k, v in got["args"].items()} == {
             k: json.loads(v or "{}") for k, v in want["args"].items()
         }
+        assert got["reasoning"] == want["reasoning"]  # whatever the upstream called it
         if want["usage"]:
             assert got["usage"] is not None
             assert got["usage"].completion_tokens == want["usage"]["completion_tokens"]
             assert got["usage"].prompt_tokens == want["usage"]["prompt_tokens"]
+            u = got["usage"]
+            assert u.total_tokens == u.prompt_tokens + u.completion_tokens
+            # usage exactly once: summed over every chunk it equals the usage
+            assert got["usage_chunks"] == 1
+            assert got["summed_completion"] == want["usage"]["completion_tokens"]
 
 
 ANTHROPIC = cassettes("TestAnthropicCommon", "TestAnthropicCommonWithCacheControl")
