@@ -1,29 +1,36 @@
-"""The ASGI application: the edge dispatcher, lifespan, and health endpoints.
+"""The ASGI application: the edge dispatcher, lifespan and worker start-up.
 
 The model API (``/v1/…``) is dispatched by a dict lookup to lean handlers that
-speak raw ASGI; everything else (admin JSON API) is a Starlette app mounted
-under ``/admin/api``. See ``docs/decisions/0001-raw-asgi-hot-path.md``.
+speak raw ASGI; the admin JSON API is a Starlette app mounted under
+``/admin/api``. See ``docs/decisions/0001-raw-asgi-hot-path.md``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import os
+import signal
 from collections.abc import Awaitable, Callable
+from types import FrameType
+from typing import Any
 from urllib.parse import unquote
 
 from relaygate.access_log import AccessLog
 from relaygate.api.admin_routes import build_admin_app
+from relaygate.api.cors import Cors
+from relaygate.api.health import handle_live, handle_ready
 from relaygate.api.openai_routes import handle_model, handle_models
-from relaygate.asgi import Receive, Request, Scope, Send, ok_body, send_json
+from relaygate.asgi import Receive, Request, Scope, Send, send_json
 from relaygate.catalog import Catalog
 from relaygate.errors import (
     NotFound,
     NotImplementedByProvider,
     RelayError,
     ServiceUnavailable,
+    error_body,
     send_error,
 )
+from relaygate.filters import load_filter
 from relaygate.filters.content_log import ContentLogFilter
 from relaygate.filters.key_limits import KeyLimitsFilter
 from relaygate.logs import setup_logging
@@ -32,8 +39,10 @@ from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
 from relaygate.requestlog.writer import UsageLogWriter
+from relaygate.routing.router import Router
 from relaygate.settings import Settings
-from relaygate.stages import FilterChain
+from relaygate.sharedstate.memory import InProcessState
+from relaygate.stages import FilterChain, NoBilling
 from relaygate.state import AppState
 from relaygate.storage.crypto import Secrets, load_or_create_secret
 from relaygate.storage.db import create_engine
@@ -47,12 +56,24 @@ log = logging.getLogger("relaygate")
 Handler = Callable[[AppState, Request], Awaitable[None]]
 
 RELAY_ROUTES: dict[tuple[str, str], Handler] = {}
+#: methods served per known path (a wrong method is 405 with ``Allow``)
+ALLOWED: dict[str, tuple[str, ...]] = {}
 for _prefix in ("/v1", ""):
     RELAY_ROUTES[("POST", f"{_prefix}/chat/completions")] = handle_chat
     RELAY_ROUTES[("POST", f"{_prefix}/embeddings")] = handle_embeddings
     RELAY_ROUTES[("GET", f"{_prefix}/models")] = handle_models
+for _method, _path in RELAY_ROUTES:
+    ALLOWED[_path] = (*ALLOWED.get(_path, ()), _method)
 
-# In the product surface (PRODUCT.md §2) but not built yet: say so plainly.
+HEALTH: dict[str, Handler] = {
+    "/healthz": handle_live,
+    "/livez": handle_live,
+    "/readyz": handle_ready,
+}
+for _path in HEALTH:
+    ALLOWED[_path] = ("GET",)
+
+# In the product surface but not built yet: say so plainly.
 NOT_YET = (
     "/v1/completions",
     "/v1/moderations",
@@ -67,11 +88,21 @@ NOT_YET = (
     "/v1/responses",
 )
 
+_MODEL_PREFIXES = ("/v1/models/", "/models/")
+
+
+def _model_id(path: str) -> str | None:
+    for prefix in _MODEL_PREFIXES:
+        if path.startswith(prefix) and len(path) > len(prefix):
+            return unquote(path[len(prefix) :])
+    return None
+
 
 class RelayGateApp:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.state: AppState | None = None
+        self.cors = Cors(settings.cors_origins)
         self._admin = build_admin_app(self._require_state)
 
     def _require_state(self) -> AppState:
@@ -96,6 +127,7 @@ class RelayGateApp:
         if logging.getLogger("relaygate.access").isEnabledFor(logging.INFO):
             access = AccessLog()
             access.start()
+        shared = InProcessState()
         self.state = AppState(
             settings=s,
             secrets=secrets,
@@ -103,18 +135,47 @@ class RelayGateApp:
             catalog=catalog,
             transport=transport,
             adaptors=AdaptorRegistry(),
+            router=Router(catalog),
+            shared=shared,
             filters=FilterChain(
-                [KeyLimitsFilter(), *([ContentLogFilter()] if s.log_content else [])]
+                [
+                    KeyLimitsFilter(shared),
+                    *([ContentLogFilter()] if s.log_content else []),
+                    *(load_filter(spec) for spec in s.extra_filters),
+                ]
             ),
+            billing=NoBilling(),
             usage_log=usage_log,
             access_log=access,
         )
         self.state.ready = True
+        self._watch_termination()
         lower_helper_threads()
         frozen = freeze_startup_heap()
         log.info(
             "relaygate worker ready", extra={"revision": catalog.revision, "frozen_objects": frozen}
         )
+
+    def _watch_termination(self) -> None:
+        """Mark the worker as draining on SIGTERM/SIGINT (``/readyz`` answers 503 so
+        load balancers stop sending), then let the server's own handler run: it stops
+        accepting and gives open requests ``RELAYGATE_DRAIN_SECONDS`` to finish."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                previous = signal.getsignal(sig)
+            except ValueError:  # pragma: no cover - not the main thread
+                return
+
+            def on_signal(signum: int, frame: FrameType | None, previous: Any = previous) -> None:
+                if self.state is not None:
+                    self.state.draining = True
+                if callable(previous):
+                    previous(signum, frame)
+
+            try:
+                signal.signal(sig, on_signal)
+            except ValueError:  # pragma: no cover - not the main thread
+                return
 
     async def shutdown(self) -> None:
         st = self.state
@@ -125,6 +186,7 @@ class RelayGateApp:
         if st.usage_log is not None:
             await st.usage_log.close()
         await st.transport.close()
+        await st.shared.close()
         if st.access_log is not None:
             await st.access_log.close()
         await st.repo.engine.dispose()
@@ -132,9 +194,26 @@ class RelayGateApp:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            try:
+                await self._http(scope, receive, send)
+            except Exception:
+                await self._crashed(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+
+    async def _crashed(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Last resort for an exception no handler caught: log it and answer with the
+        JSON error envelope (if the response has not started), never plain text."""
+        req = Request(scope, receive, send, False)
+        log.exception(
+            "unhandled error", extra={"request_id": req.request_id, "path": scope.get("path")}
+        )
+        err = RelayError(
+            "The gateway failed unexpectedly; the operator can find request id "
+            f"{req.request_id} in the logs."
+        )
+        with contextlib.suppress(Exception):  # the response had started: nothing more to say
+            await self._reject(req, err)
 
     async def _reject(self, req: Request, err: RelayError) -> None:
         s = self.settings
@@ -150,13 +229,25 @@ class RelayGateApp:
         st = self.state
         s = self.settings
         path: str = scope["path"]
-        handler = RELAY_ROUTES.get((scope["method"], path))
+        method: str = scope["method"]
+        if path.startswith("/admin/api") and st is not None:
+            await self._admin(scope, receive, send)
+            return
+        req = Request(scope, receive, send, s.trust_request_id)
+        if self.cors.enabled:
+            origin = req.headers.get(b"origin")
+            if origin is not None:
+                allow = self.cors.allowed(origin)
+                if allow is not None:
+                    if method == "OPTIONS" and b"access-control-request-method" in req.headers:
+                        await self._preflight(req, path, allow)
+                        return
+                    req.send = self.cors.wrap(send, allow)
         if st is None:
-            req = Request(scope, receive, send, s.trust_request_id)
             await self._reject(req, ServiceUnavailable("The gateway is starting; retry shortly."))
             return
+        handler = RELAY_ROUTES.get((method, path))
         if handler is not None:
-            req = Request(scope, receive, send, s.trust_request_id)
             if st.inflight >= s.max_inflight:
                 st.shed += 1  # bounded in-flight work: answer at once instead of queueing
                 await self._reject(
@@ -169,39 +260,51 @@ class RelayGateApp:
             finally:
                 st.inflight -= 1
             return
-        if path.startswith("/admin/api"):
-            await self._admin(scope, receive, send)
+        if method == "GET":
+            health = HEALTH.get(path)
+            if health is not None:
+                await health(st, req)
+                return
+            model_id = _model_id(path)
+            if model_id is not None:
+                await handle_model(st, req, model_id)
+                return
+        await self._unmatched(req, path, method)
+
+    async def _unmatched(self, req: Request, path: str, method: str) -> None:
+        allowed = ALLOWED.get(path) or (("GET",) if _model_id(path) is not None else None)
+        if allowed is not None and method not in allowed:
+            if method == "OPTIONS":  # a plain OPTIONS (no CORS preflight): say what is served
+                await send_json(
+                    req.send, 204, b"", req.request_id, [(b"allow", ", ".join(allowed).encode())]
+                )
+                return
+            err = RelayError(
+                f"{method} is not allowed on {path}; use {' or '.join(allowed)}.",
+                code="method_not_allowed",
+                status=405,
+            )
+            s = self.settings
+            body = error_body(err, envelope=s.envelope, status=405)
+            extra = [(b"allow", ", ".join(allowed).encode())]
+            await send_json(req.send, 405, body, req.request_id, extra)
             return
-        req = Request(scope, receive, send, s.trust_request_id)
-        if scope["method"] == "GET":
-            if path in ("/healthz", "/livez"):
-                await send_json(send, 200, ok_body({"status": "alive"}, s.envelope), req.request_id)
-                return
-            if path == "/readyz":
-                status = 200 if st.ready else 503
-                body = {
-                    "status": "ready" if st.ready else "not_ready",
-                    "revision": st.catalog.revision,
-                    "worker_pid": os.getpid(),
-                    "inflight": st.inflight,
-                    "shed_total": st.shed,
-                    "usage_rows_dropped": st.usage_log.dropped if st.usage_log else 0,
-                    "usage_rows_backlog": st.usage_log.backlog if st.usage_log else 0,
-                }
-                await send_json(send, status, ok_body(body, s.envelope), req.request_id)
-                return
-            for prefix in ("/v1/models/", "/models/"):
-                if path.startswith(prefix) and len(path) > len(prefix):
-                    await handle_model(st, req, unquote(path[len(prefix) :]))
-                    return
-        err: RelayError
+        err2: RelayError
         if path.startswith(NOT_YET) or ("/v1" + path).startswith(NOT_YET):
-            err = NotImplementedByProvider(
-                f"{scope['method']} {path} is not supported by this gateway yet."
+            err2 = NotImplementedByProvider(
+                f"{method} {path} is not supported by this gateway yet."
             )
         else:
-            err = NotFound(f"Unknown URL: {scope['method']} {path}.")
-        await self._reject(req, err)
+            err2 = NotFound(f"Unknown URL: {method} {path}.")
+        await self._reject(req, err2)
+
+    async def _preflight(self, req: Request, path: str, allow: bytes) -> None:
+        methods = ALLOWED.get(path) or (("GET",) if _model_id(path) is not None else ("POST",))
+        headers = self.cors.preflight_headers(
+            allow, (*methods, "OPTIONS"), req.headers.get(b"access-control-request-headers")
+        )
+        await req.send({"type": "http.response.start", "status": 204, "headers": headers})
+        await req.send({"type": "http.response.body", "body": b""})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

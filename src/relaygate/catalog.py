@@ -13,8 +13,7 @@ import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from relaygate.errors import AuthError, ModelNotFound, PolicyError, ServiceUnavailable
-from relaygate.providers.base import Target
+from relaygate.errors import AuthError, ModelNotFound, PolicyError
 from relaygate.storage.records import ChannelRecord, KeyRecord, UserRecord
 from relaygate.storage.repo import Repository, Snapshot
 
@@ -103,7 +102,7 @@ class Catalog:
         if key is None or key.status != "active":
             raise AuthError("Invalid API key. Check the key you sent or create a new one.")
         if key.expires_at is not None and key.expires_at <= datetime.now(UTC):
-            raise AuthError("This API key has expired. Create a new one in the console.")
+            raise AuthError("This API key has expired. Ask the operator for a new key.")
         user = self._snap.users.get(key.user_id)
         if user is None:
             raise AuthError("Invalid API key. Check the key you sent or create a new one.")
@@ -113,34 +112,14 @@ class Catalog:
             )
         return key, user
 
-    def route(self, model: str, key: KeyRecord) -> Target:
-        if key.models is not None and model not in key.models:
-            raise ModelNotFound(
-                f"The model `{model}` is not allowed for this API key.", param="model"
-            )
-        chans = self._by_model.get(model)
-        if not chans:
-            if model in self._known_models:
-                raise ServiceUnavailable(
-                    f"No channel is available for the model `{model}` right now; retry later."
-                )
-            raise ModelNotFound(f"The model `{model}` does not exist.", param="model")
-        ch = chans[0]  # routing (priority/weight/health) builds on this
-        if not ch.keys:
-            api_key = ""
-        else:
-            cursor = ch.key_cursor
-            api_key = ch.keys[cursor[0] % len(ch.keys)]
-            cursor[0] += 1
-        return Target(
-            channel_id=ch.id,
-            provider=ch.provider,
-            profile=ch.profile,
-            base_url=ch.base_url,
-            api_key=api_key,
-            upstream_model=ch.model_mapping.get(model, model),
-            config=ch.config,
-        )
+    def channels_for(self, model: str) -> list[ChannelRecord] | None:
+        """Enabled channels serving ``model``, highest priority first (lowest id on a
+        tie); ``None`` when none is enabled. Routing (``routing/``) orders them."""
+        return self._by_model.get(model)
+
+    def is_known(self, model: str) -> bool:
+        """Whether any channel, enabled or not, lists ``model``."""
+        return model in self._known_models
 
     def models_for(self, key: KeyRecord) -> list[ModelEntry]:
         allowed = key.models

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -13,33 +14,86 @@ from typing import Any, TypeVar
 
 import click
 
+from relaygate.errors import RelayError
 from relaygate.providers import PROVIDERS
+from relaygate.services.admin import AdminService
+from relaygate.services.fields import ValidationError
 from relaygate.settings import Settings
 from relaygate.storage.crypto import Secrets, load_or_create_secret
-from relaygate.storage.db import create_engine, migrate
-from relaygate.storage.repo import Conflict, Repository
+from relaygate.storage.db import create_engine, migrate, sqlite_path
+from relaygate.storage.repo import Repository
 
 __all__ = ["main"]
 
 T = TypeVar("T")
 
+# the CLI option behind each field the service names in its errors
+OPTIONS = {
+    "username": "--user/--username",
+    "expires_at": "--expires-days",
+    "models": "--models",
+    "rpm_limit": "--rpm-limit",
+    "concurrency_limit": "--concurrency-limit",
+    "keys": "--api-key",
+    "base_url": "--base-url",
+    "profile": "--profile",
+    "model_mapping": "--mapping",
+    "priority": "--priority",
+    "weight": "--weight",
+    "config": "--config",
+    "name": "--name",
+}
 
-def _run(fn: Callable[[Repository, Settings], Awaitable[T]], *, do_migrate: bool = True) -> T:
+
+def _option_of(field: str | None) -> str | None:
+    if field is None:
+        return None
+    return OPTIONS.get(field.split("[", 1)[0].split(".", 1)[0].split(" ", 1)[0])
+
+
+def _check_database(settings: Settings) -> None:
+    """Refuse to work on a vanished database: an installation's data directory (it holds the
+    generated ``secret.key``) whose SQLite file is gone would otherwise be replaced, silently,
+    by a new empty database. ``relaygate migrate`` creates it deliberately."""
+    path = sqlite_path(settings.resolved_database_url())
+    secret = settings.data_dir / "secret.key"
+    if path is None or path.exists() or not secret.exists():
+        return
+    raise click.ClickException(
+        f"the database {path} is missing, but {secret} exists: this data directory belongs "
+        "to an installation whose database has gone. Restore relaygate.db from a backup, or "
+        "run `relaygate migrate` to create a new, empty database (every user, key and channel "
+        "will have to be created again)."
+    )
+
+
+def _run(
+    fn: Callable[[AdminService, Settings], Awaitable[T]], *, create_database: bool = False
+) -> T:
+    """Run ``fn`` with the service on the configured database (migrated first). Only
+    ``create_database`` may create a missing database of an existing installation."""
     settings = Settings.from_env()
+    if not create_database:
+        _check_database(settings)
 
     async def go() -> T:
         engine = create_engine(settings.resolved_database_url())
         try:
-            if do_migrate:
-                await migrate(engine)
+            await migrate(engine)
             secrets = Secrets(load_or_create_secret(settings.secret_key, settings.data_dir))
-            return await fn(Repository(engine, secrets), settings)
+            svc = AdminService(Repository(engine, secrets), key_prefix=settings.key_prefix)
+            return await fn(svc, settings)
         finally:
             await engine.dispose()
 
     try:
         return asyncio.run(go())
-    except (Conflict, ValueError) as exc:
+    except ValidationError as exc:
+        option = _option_of(exc.field)
+        raise click.ClickException(f"{option}: {exc.message}" if option else exc.message) from exc
+    except RelayError as exc:
+        raise click.ClickException(exc.message) from exc
+    except ValueError as exc:  # e.g. channel keys that the configured secret cannot decrypt
         raise click.ClickException(str(exc)) from exc
 
 
@@ -79,7 +133,9 @@ def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
         lifespan="on",
         access_log=False,
         log_level="warning",
-        timeout_graceful_shutdown=10,
+        # open requests get this long to finish on SIGTERM; then streams are cut with
+        # an error event and [DONE] (relay/chat.py), logged as stream_cut
+        timeout_graceful_shutdown=max(0.1, Settings.from_env().drain_seconds),
     )
 
 
@@ -87,16 +143,16 @@ async def _noop() -> None:
     return None
 
 
-async def _park_emulator_channels(repo: Repository, s: Settings) -> None:
-    for ch in await repo.list_channels():
+async def _park_emulator_channels(svc: AdminService, s: Settings) -> None:
+    for ch in await svc.list_channels():
         if ch.is_emulator and ch.status == "enabled":
-            await repo.update_channel(ch.id, status="disabled")
+            await svc.update_channel(ch.id, {"status": "disabled"})
 
 
 @main.command("migrate")
 def migrate_cmd() -> None:
-    """Create or upgrade the database schema."""
-    _run(lambda repo, s: _noop())
+    """Create or upgrade the database schema (the one command that may create a database)."""
+    _run(lambda svc, s: _noop(), create_database=True)
     click.echo("database is at the latest schema")
 
 
@@ -110,17 +166,7 @@ def admin() -> None:
 @click.option("--username", default="admin", show_default=True)
 def admin_bootstrap(username: str) -> None:
     """Create (or reuse) an admin user and print a new admin token."""
-
-    async def go(repo: Repository, s: Settings) -> str:
-        user = await repo.get_user(username=username)
-        if user is None:
-            user = await repo.create_user(username, "admin")
-        elif user.role != "admin":
-            raise click.ClickException(f"user {username!r} exists and is not an admin")
-        _, token = await repo.create_key(user.id, name="bootstrap", kind="admin")
-        return token
-
-    token = _run(go)
+    token = _run(lambda svc, s: svc.bootstrap_admin(username))
     click.echo(
         "admin token (shown once; use as `Authorization: Bearer …` on /admin/api):", err=True
     )
@@ -137,13 +183,13 @@ def user() -> None:
 @click.option("--username", required=True)
 @click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
 def user_create(username: str, role: str) -> None:
-    rec = _run(lambda repo, s: repo.create_user(username, role))
+    rec = _run(lambda svc, s: svc.create_user({"username": username, "role": role}))
     click.echo(json.dumps(rec.to_public()))
 
 
 @user.command("list")
 def user_list() -> None:
-    for u in _run(lambda repo, s: repo.list_users()):
+    for u in _run(lambda svc, s: svc.list_users()):
         click.echo(json.dumps(u.to_public()))
 
 
@@ -153,12 +199,22 @@ def key() -> None:
     """Manage API keys."""
 
 
+def _expiry(days: float) -> str:
+    """``--expires-days`` as the ``expires_at`` time the service checks (it must be future)."""
+    try:
+        if not math.isfinite(days):
+            raise OverflowError
+        return (datetime.now(UTC) + timedelta(days=days)).isoformat()
+    except OverflowError:
+        raise click.BadParameter(f"{days} is not a usable number of days.") from None
+
+
 @key.command("create")
 @click.option("--user", "username", required=True, help="Owner's username.")
 @click.option("--name", default="", help="A label for the key.")
 @click.option("--kind", type=click.Choice(["api", "personal"]), default="api", show_default=True)
 @click.option("--models", default=None, help="Comma-separated allow-list (default: all models).")
-@click.option("--expires-days", type=float, default=None)
+@click.option("--expires-days", type=float, default=None, help="Days until it expires (> 0).")
 @click.option("--rpm-limit", type=int, default=None, help="Requests per minute.")
 @click.option("--concurrency-limit", type=int, default=None, help="Requests at once.")
 def key_create(
@@ -171,24 +227,19 @@ def key_create(
     concurrency_limit: int | None,
 ) -> None:
     """Create a key and print it (it is shown only once)."""
+    body: dict[str, Any] = {
+        "username": username,
+        "name": name,
+        "kind": kind,
+        "models": _csv(models),
+        "rpm_limit": rpm_limit,
+        "concurrency_limit": concurrency_limit,
+    }
+    if expires_days is not None:
+        body["expires_at"] = _expiry(expires_days)
 
-    async def go(repo: Repository, s: Settings) -> str:
-        owner = await repo.get_user(username=username)
-        if owner is None:
-            raise click.ClickException(f"no user {username!r}")
-        expires = (
-            datetime.now(UTC) + timedelta(days=expires_days) if expires_days is not None else None
-        )
-        _, plain = await repo.create_key(
-            owner.id,
-            name=name,
-            kind=kind,
-            models=_csv(models),
-            expires_at=expires,
-            prefix=s.key_prefix,
-            rpm_limit=rpm_limit,
-            concurrency_limit=concurrency_limit,
-        )
+    async def go(svc: AdminService, s: Settings) -> str:
+        _, plain = await svc.create_key(body)
         return plain
 
     plain = _run(go)
@@ -199,17 +250,8 @@ def key_create(
 @key.command("list")
 @click.option("--user", "username", default=None)
 def key_list(username: str | None) -> None:
-    async def go(repo: Repository, s: Settings) -> list[dict[str, Any]]:
-        uid = None
-        if username:
-            owner = await repo.get_user(username=username)
-            if owner is None:
-                raise click.ClickException(f"no user {username!r}")
-            uid = owner.id
-        return [k.to_public() for k in await repo.list_keys(uid)]
-
-    for k in _run(go):
-        click.echo(json.dumps(k))
+    for k in _run(lambda svc, s: svc.list_keys(username=username)):
+        click.echo(json.dumps(k.to_public()))
 
 
 # ---- channels ----------------------------------------------------------------
@@ -228,7 +270,12 @@ def channel() -> None:
 )
 @click.option("--profile", default=None, help="openai | azure | deepseek | … (openai_compat only)")
 @click.option("--base-url", required=True)
-@click.option("--api-key", "api_keys", multiple=True, help="Upstream key (repeat for several).")
+@click.option(
+    "--api-key",
+    "api_keys",
+    multiple=True,
+    help="Upstream key (repeat for several; leave out for an upstream without keys).",
+)
 @click.option("--models", required=True, help="Comma-separated public model names.")
 @click.option("--mapping", multiple=True, help="public=upstream model name (repeatable).")
 @click.option("--priority", type=int, default=0)
@@ -246,11 +293,6 @@ def channel_create(
     weight: int,
     config_json: str | None,
 ) -> None:
-    from relaygate.providers.profiles import PROFILES
-
-    prof = profile or ("openai" if provider == "openai_compat" else provider)
-    if provider == "openai_compat" and prof not in PROFILES:
-        raise click.ClickException(f"unknown profile {prof!r}; known: {', '.join(PROFILES)}")
     mapping_dict = {}
     for item in mapping:
         public, sep, upstream = item.partition("=")
@@ -261,33 +303,35 @@ def channel_create(
         config = json.loads(config_json) if config_json else {}
     except json.JSONDecodeError as exc:
         raise click.ClickException(f"--config is not valid JSON: {exc}") from exc
-    if not isinstance(config, dict):
-        raise click.ClickException("--config must be a JSON object")
-    rec = _run(
-        lambda repo, s: repo.create_channel(
-            name=name,
-            provider=provider,
-            profile=prof,
-            base_url=base_url,
-            keys=list(api_keys),
-            models=_csv(models) or [],
-            model_mapping=mapping_dict,
-            priority=priority,
-            weight=weight,
-            config=config,
-        )
-    )
+    body: dict[str, Any] = {
+        "name": name,
+        "provider": provider,
+        "base_url": base_url,
+        "keys": list(api_keys),
+        "models": _csv(models),
+        "model_mapping": mapping_dict,
+        "priority": priority,
+        "weight": weight,
+        "config": config,
+    }
+    if profile is not None:
+        body["profile"] = profile
+    rec = _run(lambda svc, s: svc.create_channel(body))
     click.echo(json.dumps(rec.to_public()))
 
 
 @channel.command("list")
 def channel_list() -> None:
-    for c in _run(lambda repo, s: repo.list_channels()):
+    for c in _run(lambda svc, s: svc.list_channels()):
         click.echo(json.dumps(c.to_public()))
 
 
 # ---- demo --------------------------------------------------------------------
-DEMO_MODELS = {"openai": "emulator-gpt", "anthropic": "emulator-claude"}
+# emulator provider -> the demo models its channel serves
+DEMO_MODELS = {
+    "openai": ("emulator-gpt", "emulator-embedding"),
+    "anthropic": ("emulator-claude",),
+}
 
 
 def _seed_demo(host: str, port: int) -> None:
@@ -300,41 +344,42 @@ def _seed_demo(host: str, port: int) -> None:
         srv.start()
         servers[provider] = srv
 
-    async def go(repo: Repository, s: Settings) -> str:
-        demo = await repo.get_user(username="demo")
+    async def go(svc: AdminService, s: Settings) -> str:
+        demo = await svc.repo.users.get(username="demo")
         if demo is None:
-            demo = await repo.create_user("demo")
+            demo = await svc.create_user({"username": "demo"})
         key_file = Path(s.data_dir) / "demo-key.txt"
         plain = key_file.read_text().strip() if key_file.exists() else ""
-        known = {k.key_hash for k in await repo.list_keys(demo.id)}
-        if not plain or repo.secrets.hash_key(plain) not in known:
-            _, plain = await repo.create_key(demo.id, name="demo", prefix=s.key_prefix)
+        usable = {k.key_hash for k in await svc.list_keys(demo.id) if k.status == "active"}
+        if not plain or svc.repo.secrets.hash_key(plain) not in usable:
+            _, plain = await svc.create_key({"user_id": demo.id, "name": "demo"})
             key_file.parent.mkdir(parents=True, exist_ok=True)
             key_file.write_text(plain)
             os.chmod(key_file, 0o600)
-        existing = {c.name: c for c in await repo.list_channels()}
-        for provider, model in DEMO_MODELS.items():
+        existing = {c.name: c for c in await svc.list_channels()}
+        for provider, models in DEMO_MODELS.items():
             name = f"EMULATOR {provider} (not a real model)"
-            base = servers[provider].base_url
+            fields: dict[str, Any] = {
+                "base_url": servers[provider].base_url,
+                "status": "enabled",
+                "models": list(models),
+            }
             if name in existing:
-                await repo.update_channel(existing[name].id, base_url=base, status="enabled")
+                await svc.update_channel(existing[name].id, fields)
             else:
-                await repo.create_channel(
-                    name=name,
-                    provider="anthropic" if provider == "anthropic" else "openai_compat",
-                    profile="anthropic" if provider == "anthropic" else "openai",
-                    base_url=base,
-                    keys=["emulator-key"],
-                    models=[model],
+                adaptor = "anthropic" if provider == "anthropic" else "openai_compat"
+                await svc.create_channel(
+                    {"name": name, "provider": adaptor, "keys": ["emulator-key"], **fields},
                     is_emulator=True,
                 )
         return plain
 
     plain = _run(go)
     url = f"http://{host}:{port}/v1"
+    names = ", ".join(m for models in DEMO_MODELS.values() for m in models)
     click.echo(
         f"""
-relaygate demo is seeded. Models {", ".join(DEMO_MODELS.values())} are served by the
+relaygate demo is seeded. Models {names} are served by the
 BUILT-IN EMULATOR (canned answers, not a real model).
 
   API key : {plain}

@@ -1,15 +1,45 @@
-"""The one typed object that travels through the pipeline."""
+"""The one typed object that travels through the pipeline.
+
+It sits below ``relay/`` so that stages, filters and the request-log writer can
+read it without importing the relay. Filters keep per-request state in a typed
+:class:`Slot` (``ctx.put(SLOT, value)`` / ``ctx.get(SLOT)``) instead of a
+string-keyed scratch dict: each filter owns its slot and its value's type.
+"""
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar, cast
 
 from relaygate.providers.base import Target, Usage
 from relaygate.storage.records import KeyRecord, UserRecord
 
-__all__ = ["RelayContext"]
+__all__ = ["Attempt", "RelayContext", "Slot"]
+
+T = TypeVar("T")
+
+
+class Slot(Generic[T]):
+    """A typed per-request slot owned by one stage (identity is the key)."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return f"Slot({self.name!r})"
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One upstream attempt of a request (kept for the log and for routing)."""
+
+    channel_id: int
+    status: int  # upstream HTTP status, or 0 when no response came
+    elapsed_ms: int
+    error_code: str | None = None
 
 
 @dataclass(slots=True)
@@ -20,18 +50,37 @@ class RelayContext:
     started: float = field(default_factory=time.perf_counter)
     key: KeyRecord | None = None
     user: UserRecord | None = None
-    model: str | None = None
+    model: str | None = None  # the public model name asked for (after prepare stages)
     stream: bool = False
     include_usage: bool = False
-    target: Target | None = None
+    target: Target | None = None  # the destination of the current (last) attempt
+    attempts: list[Attempt] | None = None  # filled only when more than one was made
     usage: Usage | None = None
     status: int = 200
     error_code: str | None = None
-    first_byte_at: float | None = None
+    first_byte_at: float | None = None  # when the response started (client saw bytes)
     client_disconnected: bool = False
     finished: bool = False  # the final response bytes are being sent
-    notes: dict[str, Any] = field(default_factory=dict)  # per-request scratch space of filters
+    recorded: bool = False  # the request-log row was recorded
+    _slots: dict[Slot[Any], Any] | None = None
 
+    # ---- typed slots ------------------------------------------------------
+    def get(self, slot: Slot[T]) -> T | None:
+        if self._slots is None:
+            return None
+        return cast("T | None", self._slots.get(slot))
+
+    def put(self, slot: Slot[T], value: T) -> None:
+        if self._slots is None:
+            self._slots = {}
+        self._slots[slot] = value
+
+    def pop(self, slot: Slot[T]) -> T | None:
+        if self._slots is None:
+            return None
+        return cast("T | None", self._slots.pop(slot, None))
+
+    # ---- timings ----------------------------------------------------------
     def elapsed_ms(self) -> int:
         return round((time.perf_counter() - self.started) * 1000)
 
@@ -39,3 +88,12 @@ class RelayContext:
         if self.first_byte_at is None:
             return None
         return round((self.first_byte_at - self.started) * 1000)
+
+    @property
+    def started_response(self) -> bool:
+        return self.first_byte_at is not None
+
+    @property
+    def logged_status(self) -> int:
+        """The status the logs record: 499 when the client went away first."""
+        return 499 if self.client_disconnected else self.status

@@ -26,8 +26,11 @@ Rendering lives in :func:`error_body`; it never includes upstream URLs or creden
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
 
 import orjson
@@ -50,6 +53,7 @@ __all__ = [
     "UpstreamRejected",
     "UpstreamTimeout",
     "error_body",
+    "parse_retry_after",
     "sanitize",
     "send_error",
 ]
@@ -76,6 +80,10 @@ class RelayError(Exception):
         self.code = code or self.default_code
         self.param = param
         self._status = status
+        #: the upstream's HTTP status when this error is the upstream's answer
+        self.upstream_status: int | None = None
+        #: seconds the client should wait (``Retry-After``); None: the default
+        self.retry_after: float | None = None
 
     def http_status(self, openai_statuses: bool) -> int:
         if self._status is not None:
@@ -193,14 +201,30 @@ def error_body(err: RelayError, *, envelope: bool, status: int) -> bytes:
 
 
 _URL_RE = re.compile(r"https?://[^\s\"'<>]+")
+#: what upstream error text must not show clients: IP addresses (v4, bracketed v6)
+#: with their ports, host names with a port or on an internal domain, and account
+#: identifiers (OpenAI organisation and project ids)
+_HOST_RE = re.compile(
+    r"\[[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*\](?::\d{1,5})?"  # [fd00::1]:8443
+    r"|\b(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?\b"  # 10.1.2.3:8443
+    r"|\b(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*"
+    r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?"
+    r"\.(?:internal|local|localdomain|lan|corp|intranet|home|svc|cluster)\b(?::\d{1,5})?"
+    r"|\b(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}:\d{1,5}\b"  # api.vendor.example:8443
+    r"|\blocalhost(?::\d{1,5})?\b"
+)
+_ACCOUNT_RE = re.compile(r"\b(?:org|proj)[-_][A-Za-z0-9]{6,}\b")
 
 
 def sanitize(text: str, secrets: Iterable[str] = ()) -> str:
-    """Remove URLs and the given secrets (upstream keys) from upstream-provided text."""
+    """Remove URLs, internal host names and IP addresses (with ports), organisation
+    and project ids, and the given secrets (upstream keys) from upstream-provided text."""
     for secret in secrets:
         if secret and len(secret) >= 4:
             text = text.replace(secret, "[redacted]")
     text = _URL_RE.sub("[upstream]", text)
+    text = _HOST_RE.sub("[host]", text)
+    text = _ACCOUNT_RE.sub("[account]", text)
     if len(text) > 1000:
         text = text[:1000] + "…"
     return text
@@ -211,8 +235,33 @@ async def send_error(
 ) -> int:
     """Answer with ``err`` as a JSON error; returns the HTTP status sent."""
     status = err.http_status(openai_statuses)
-    extra = [(b"retry-after", b"1")] if status in (429, 503) else None
+    extra = None
+    if err.retry_after is not None:
+        extra = [(b"retry-after", str(max(1, math.ceil(err.retry_after))).encode())]
+    elif status in (429, 503):
+        extra = [(b"retry-after", b"1")]
     await send_json(
         send, status, error_body(err, envelope=envelope, status=status), request_id, extra
     )
     return status
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` as seconds: delay-seconds or an HTTP-date; None when absent
+    or unreadable. Capped at one day."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - datetime.now(UTC)).total_seconds()
+    if seconds != seconds or seconds < 0:  # NaN or in the past
+        return 0.0 if seconds == seconds else None
+    return min(seconds, 86400.0)

@@ -1,16 +1,26 @@
-"""The filter interface: how content safety, web search and billing plug into the relay.
+"""The stage interfaces: how web search, content safety, limits and billing plug in.
 
-A filter may implement any of three hooks; the chain calls only filters that
-implement a hook, so a relay with no chunk filters does no per-chunk work.
+A request passes these stages in order (``relay/`` drives them)::
 
-* ``before(ctx, body)`` — before the upstream call; may rewrite ``body`` (web
-  search adds context) or raise a :class:`~relaygate.errors.RelayError` to refuse
-  the request (content policy, quota).
-* ``on_chunk(ctx, payload) -> payload | None`` — each OpenAI chunk (JSON bytes)
-  on its way to the client; return ``None`` to drop it. May raise ``StopStream``
-  to end the stream with a final chunk (content filter cut).
-* ``after(ctx)`` — once the request is over, success or not (settle billing,
-  audit). Must not raise.
+    prepare(ctx, body)      before routing: may rewrite ``ctx.model`` / ``body``
+                            (strip an ``:online`` suffix, add defaults, inject search
+                            results) or refuse with a RelayError
+    route                   routing/ picks the ordered candidates for ctx.model
+    billing.reserve(ctx)    after routing, before the upstream call (may refuse)
+    before(ctx, body)       after routing: limits, content policy (may refuse)
+    … upstream attempts …
+    on_response(ctx, obj)   a non-streamed answer, parsed once (may change it)
+    on_chunk(ctx, chunk)    each streamed chunk, parsed at most once for all
+                            filters; returns the chunks to pass on (none: hold or
+                            drop; several: release held ones); ``StopStream`` ends
+                            the stream cleanly
+    on_end(ctx)             the stream is ending: release anything held
+    after(ctx)              always, once the request is over (must not raise)
+    billing.settle(ctx)     always, in ``finally`` (must not raise)
+
+A filter implements any subset of the hooks; :class:`FilterChain` calls only the
+filters that implement a hook, so a relay with no chunk filters does no per-chunk
+work at all.
 """
 
 from __future__ import annotations
@@ -18,19 +28,91 @@ from __future__ import annotations
 import logging
 from typing import Any, Protocol, runtime_checkable
 
+import orjson
+
 from relaygate.context import RelayContext
 
-__all__ = ["AfterFilter", "BeforeFilter", "ChunkFilter", "FilterChain", "StopStream"]
+__all__ = [
+    "AfterFilter",
+    "BeforeFilter",
+    "BillingStage",
+    "Chunk",
+    "ChunkFilter",
+    "FilterChain",
+    "NoBilling",
+    "PrepareStage",
+    "ResponseFilter",
+    "StopStream",
+]
 
 log = logging.getLogger("relaygate.filters")
 
 
-class StopStream(Exception):
-    """Raised by a chunk filter to end a stream; ``final`` is sent before ``[DONE]``."""
+class Chunk:
+    """One OpenAI chunk on its way to the client: the payload bytes, parsed at most
+    once however many filters look at it. A filter that changes the object calls
+    :meth:`replace`; the bytes are re-encoded once, when they are written."""
 
-    def __init__(self, final: bytes | None = None) -> None:
+    __slots__ = ("_obj", "_raw")
+
+    def __init__(self, raw: bytes | None = None, obj: dict[str, Any] | None = None) -> None:
+        self._raw = raw
+        self._obj = obj
+
+    @classmethod
+    def of(cls, obj: dict[str, Any]) -> Chunk:
+        return cls(None, obj)
+
+    @property
+    def raw(self) -> bytes:
+        if self._raw is None:
+            self._raw = orjson.dumps(self._obj)
+        return self._raw
+
+    @property
+    def obj(self) -> dict[str, Any] | None:
+        """The parsed chunk object (``None`` when the payload is not a JSON object)."""
+        if self._obj is None and self._raw is not None:
+            try:
+                parsed = orjson.loads(self._raw)
+            except orjson.JSONDecodeError:
+                return None
+            self._obj = parsed if isinstance(parsed, dict) else None
+        return self._obj
+
+    def replace(self, obj: dict[str, Any]) -> None:
+        self._obj = obj
+        self._raw = None
+
+    def delta_text(self) -> str:
+        """The concatenated ``delta.content`` of every choice ("" when none)."""
+        if self._raw is not None and self._obj is None and b'"content"' not in self._raw:
+            return ""  # cheap reject: most filters only want text
+        obj = self.obj
+        if obj is None:
+            return ""
+        parts = []
+        for choice in obj.get("choices") or ():
+            if isinstance(choice, dict):
+                text = (choice.get("delta") or {}).get("content")
+                if isinstance(text, str):
+                    parts.append(text)
+        return "".join(parts)
+
+
+class StopStream(Exception):
+    """Raised by a chunk filter to end a stream cleanly: ``final`` chunks (for
+    example one with ``finish_reason: "content_filter"``) are sent, then
+    ``[DONE]``; the upstream call is closed."""
+
+    def __init__(self, final: list[Chunk] | None = None) -> None:
         super().__init__("stream stopped by filter")
-        self.final = final
+        self.final = final or []
+
+
+@runtime_checkable
+class PrepareStage(Protocol):
+    async def prepare(self, ctx: RelayContext, body: dict[str, Any]) -> None: ...
 
 
 @runtime_checkable
@@ -39,8 +121,15 @@ class BeforeFilter(Protocol):
 
 
 @runtime_checkable
+class ResponseFilter(Protocol):
+    def on_response(self, ctx: RelayContext, obj: dict[str, Any]) -> None: ...
+
+
+@runtime_checkable
 class ChunkFilter(Protocol):
-    def on_chunk(self, ctx: RelayContext, payload: bytes) -> bytes | None: ...
+    def on_chunk(self, ctx: RelayContext, chunk: Chunk) -> list[Chunk]: ...
+
+    def on_end(self, ctx: RelayContext) -> list[Chunk]: ...
 
 
 @runtime_checkable
@@ -48,31 +137,75 @@ class AfterFilter(Protocol):
     async def after(self, ctx: RelayContext) -> None: ...
 
 
+class BillingStage(Protocol):
+    """Reserve before the upstream call, settle in ``finally`` (billing issue)."""
+
+    async def reserve(self, ctx: RelayContext) -> None: ...
+
+    async def settle(self, ctx: RelayContext) -> None: ...
+
+
+class NoBilling:
+    """The billing stage until billing is built: reserves and settles nothing."""
+
+    async def reserve(self, ctx: RelayContext) -> None:
+        return None
+
+    async def settle(self, ctx: RelayContext) -> None:
+        return None
+
+
 class FilterChain:
     def __init__(self, filters: list[object] | None = None) -> None:
         filters = filters or []
+        self.prepare_stages = [f for f in filters if isinstance(f, PrepareStage)]
         self.before_filters = [f for f in filters if isinstance(f, BeforeFilter)]
+        self.response_filters = [f for f in filters if isinstance(f, ResponseFilter)]
         self.chunk_filters = [f for f in filters if isinstance(f, ChunkFilter)]
         self.after_filters = [f for f in filters if isinstance(f, AfterFilter)]
+
+    async def prepare(self, ctx: RelayContext, body: dict[str, Any]) -> None:
+        for f in self.prepare_stages:
+            await f.prepare(ctx, body)
 
     async def before(self, ctx: RelayContext, body: dict[str, Any]) -> None:
         for f in self.before_filters:
             await f.before(ctx, body)
 
+    def on_response(self, ctx: RelayContext, obj: dict[str, Any]) -> None:
+        for f in self.response_filters:
+            f.on_response(ctx, obj)
+
     def on_chunks(self, ctx: RelayContext, payloads: list[bytes]) -> list[bytes]:
-        if not self.chunk_filters:
-            return payloads
-        out: list[bytes] = []
+        """Run the chunk filters over one read's payloads, in order. When a filter
+        raises ``StopStream``, the chunks of this read that already passed every
+        filter go out before the stop's own final chunks (which pass no later filter)."""
+        out: list[Chunk] = []
         for p in payloads:
-            cur = p
-            for f in self.chunk_filters:
-                nxt = f.on_chunk(ctx, cur)
-                if nxt is None:
-                    break
-                cur = nxt
-            else:
-                out.append(cur)
-        return out
+            chunks = [Chunk(p)]
+            try:
+                for f in self.chunk_filters:
+                    nxt: list[Chunk] = []
+                    for c in chunks:
+                        nxt.extend(f.on_chunk(ctx, c))
+                    chunks = nxt
+            except StopStream as stop:
+                stop.final = out + stop.final
+                raise
+            out.extend(chunks)
+        return [c.raw for c in out]
+
+    def on_end(self, ctx: RelayContext) -> list[bytes]:
+        """The stream ends: each filter releases what it holds; the chunks a filter
+        releases still pass the filters after it."""
+        out: list[Chunk] = []
+        for f in self.chunk_filters:
+            nxt: list[Chunk] = []
+            for c in out:
+                nxt.extend(f.on_chunk(ctx, c))
+            nxt.extend(f.on_end(ctx))
+            out = nxt
+        return [c.raw for c in out]
 
     async def after(self, ctx: RelayContext) -> None:
         for f in self.after_filters:

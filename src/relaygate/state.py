@@ -8,8 +8,10 @@ from relaygate.access_log import AccessLog
 from relaygate.catalog import Catalog
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.requestlog.writer import UsageLogWriter
+from relaygate.routing.router import Router
 from relaygate.settings import Settings
-from relaygate.stages import FilterChain
+from relaygate.sharedstate.base import SharedState
+from relaygate.stages import BillingStage, FilterChain
 from relaygate.storage.crypto import Secrets
 from relaygate.storage.repo import Repository
 from relaygate.transport.base import Transport
@@ -25,9 +27,13 @@ class AppState:
     catalog: Catalog
     transport: Transport
     adaptors: AdaptorRegistry
+    router: Router
+    shared: SharedState
     filters: FilterChain
+    billing: BillingStage
     usage_log: UsageLogWriter | None
     access_log: AccessLog | None = None
     inflight: int = 0
     ready: bool = False
+    draining: bool = False  # shutting down: finishing open requests
     shed: int = field(default=0)

@@ -27,8 +27,7 @@ async def handle_models(state: AppState, req: Request) -> None:
     except RelayError as err:
         await fail(state, req, ctx, err)
     finally:
-        ctx.key = None  # model listing is not a billable request: no usage-log row
-        finish(state, req, ctx)
+        finish(state, req, ctx)  # model listing writes no request-log row (endpoint "models")
 
 
 async def handle_model(state: AppState, req: Request, model_id: str) -> None:
@@ -43,5 +42,4 @@ async def handle_model(state: AppState, req: Request, model_id: str) -> None:
     except RelayError as err:
         await fail(state, req, ctx, err)
     finally:
-        ctx.key = None
         finish(state, req, ctx)

@@ -3,23 +3,33 @@
 Off by default: relaygate never logs prompts or answers unless the operator asks.
 When on, one ``relaygate.content`` log line per request carries the request's
 messages (or embeddings input) and the answer text, each cut to ``limit`` characters.
-It is built on the public filter interface: ``before`` keeps the prompt,
-``on_chunk`` collects streamed text, ``after`` writes the line.
+It is built on the public stage interface: ``before`` keeps the prompt,
+``on_response`` / ``on_chunk`` collect the answer, ``after`` writes the line.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
 
-from relaygate.context import RelayContext
+from relaygate.context import RelayContext, Slot
+from relaygate.stages import Chunk
 
 __all__ = ["ContentLogFilter"]
 
 log = logging.getLogger("relaygate.content")
+
+
+@dataclass(slots=True)
+class _Capture:
+    prompt: str
+    answer: list[str] = field(default_factory=list)
+
+
+CAPTURE: Slot[_Capture] = Slot("content_log.capture")
 
 
 class ContentLogFilter:
@@ -28,33 +38,39 @@ class ContentLogFilter:
 
     async def before(self, ctx: RelayContext, body: dict[str, Any]) -> None:
         prompt = body.get("messages", body.get("input"))
-        ctx.notes["prompt"] = orjson.dumps(prompt).decode()[: self.limit]
-        ctx.notes["answer"] = []
+        ctx.put(CAPTURE, _Capture(orjson.dumps(prompt).decode()[: self.limit]))
 
-    def on_chunk(self, ctx: RelayContext, payload: bytes) -> bytes | None:
-        parts = ctx.notes.get("answer")
-        if isinstance(parts, list) and b'"content"' in payload:
-            # a payload that is not a chunk object carries no answer text to log
-            with contextlib.suppress(orjson.JSONDecodeError, AttributeError):
-                for choice in orjson.loads(payload).get("choices") or ():
-                    text = (choice.get("delta") or {}).get("content")
-                    if isinstance(text, str):
-                        parts.append(text)
-        return payload
+    def on_response(self, ctx: RelayContext, obj: dict[str, Any]) -> None:
+        cap = ctx.get(CAPTURE)
+        if cap is None:
+            return
+        choices = obj.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            message = choices[0].get("message")
+            if isinstance(message, dict) and isinstance(message.get("content"), str):
+                cap.answer.append(message["content"])
+
+    def on_chunk(self, ctx: RelayContext, chunk: Chunk) -> list[Chunk]:
+        cap = ctx.get(CAPTURE)
+        if cap is not None:
+            text = chunk.delta_text()
+            if text:
+                cap.answer.append(text)
+        return [chunk]
+
+    def on_end(self, ctx: RelayContext) -> list[Chunk]:
+        return []
 
     async def after(self, ctx: RelayContext) -> None:
-        if "prompt" not in ctx.notes:
+        cap = ctx.pop(CAPTURE)
+        if cap is None:
             return
-        answer = ctx.notes.get("answer")
-        text = (
-            "".join(answer) if isinstance(answer, list) and answer else ctx.notes.get("reply", "")
-        )
         log.info(
             "content",
             extra={
                 "request_id": ctx.request_id,
                 "model": ctx.model,
-                "prompt": ctx.notes["prompt"],
-                "answer": str(text)[: self.limit],
+                "prompt": cap.prompt,
+                "answer": "".join(cap.answer)[: self.limit],
             },
         )

@@ -1,56 +1,62 @@
 """Per-key request limits: requests per minute and concurrent requests.
 
-Counted in this worker process. With several workers or nodes each enforces the
-limit on its own share of traffic; shared counters in Redis replace these when
-scale-out state lands (PRODUCT.md §10). Refusals are 429 ``rate_limit_exceeded``.
+Both go through the shared-state interface (``sharedstate/``): exact per worker
+with the in-process implementation, across workers and nodes once a Redis one is
+plugged in. The minute is a sliding window (no burst of twice the limit around a
+minute boundary), and a refusal says when the next request is admitted
+(``Retry-After``). Refusals are 429 ``rate_limit_exceeded``.
 """
 
 from __future__ import annotations
 
-import time
+import math
 from typing import Any
 
-from relaygate.context import RelayContext
+from relaygate.context import RelayContext, Slot
 from relaygate.errors import RateLimited
+from relaygate.sharedstate.base import SharedState
 
 __all__ = ["KeyLimitsFilter"]
 
+#: the key id whose concurrency slot this request holds
+HELD: Slot[str] = Slot("key_limits.held")
+
+#: a crashed holder's concurrency share is forgotten after this long
+_SLOT_TTL = 3600.0
+
 
 class KeyLimitsFilter:
-    def __init__(self) -> None:
-        self._active: dict[int, int] = {}
-        self._window: dict[int, tuple[int, int]] = {}  # key id -> (minute, count)
+    def __init__(self, state: SharedState) -> None:
+        self._state = state
 
     async def before(self, ctx: RelayContext, body: dict[str, Any]) -> None:
         key = ctx.key
-        if key is None:
+        if key is None or (key.concurrency_limit is None and key.rpm_limit is None):
             return
-        # check every limit first, then count: a refused request uses no budget
-        active = self._active.get(key.id, 0)
-        if key.concurrency_limit is not None and active >= key.concurrency_limit:
-            raise RateLimited(
-                f"This key allows {key.concurrency_limit} concurrent requests; "
-                "wait for one to finish."
-            )
-        if key.rpm_limit is not None:
-            minute = int(time.time() // 60)
-            start, count = self._window.get(key.id, (minute, 0))
-            if start != minute:
-                count = 0
-            if count >= key.rpm_limit:
-                raise RateLimited(
-                    f"This key allows {key.rpm_limit} requests per minute; retry in a moment."
-                )
-            self._window[key.id] = (minute, count + 1)
+        slot = f"conc:key:{key.id}"
         if key.concurrency_limit is not None:
-            self._active[key.id] = active + 1
-            ctx.notes["concurrency_held"] = key.id
+            if not await self._state.reserve(slot, 1, key.concurrency_limit, _SLOT_TTL):
+                err = RateLimited(
+                    f"This key allows {key.concurrency_limit} concurrent requests; "
+                    "wait for one to finish."
+                )
+                err.retry_after = 1.0
+                raise err
+            ctx.put(HELD, slot)
+        if key.rpm_limit is not None:
+            wait = await self._state.hit_window(f"rpm:key:{key.id}", key.rpm_limit, 60.0)
+            if wait is not None:
+                held = ctx.pop(HELD)  # a refused request holds no concurrency slot
+                if held is not None:
+                    await self._state.release(held, 1)
+                seconds = max(1, math.ceil(wait))
+                err = RateLimited(
+                    f"This key allows {key.rpm_limit} requests per minute; retry in {seconds} s."
+                )
+                err.retry_after = float(seconds)
+                raise err
 
     async def after(self, ctx: RelayContext) -> None:
-        kid = ctx.notes.pop("concurrency_held", None)
-        if kid is not None:
-            left = self._active.get(kid, 1) - 1
-            if left > 0:
-                self._active[kid] = left
-            else:
-                self._active.pop(kid, None)
+        held = ctx.pop(HELD)
+        if held is not None:
+            await self._state.release(held, 1)

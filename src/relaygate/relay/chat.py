@@ -1,29 +1,30 @@
 """``POST /v1/chat/completions``: the chat pipeline.
 
-Stages: authenticate → parse → route → filters.before → adaptor.chat_request →
-transport → (stream | unary) → filters.on_chunk → write → filters.after → log.
+Stages: authenticate → parse → validate → prepare → route → billing.reserve →
+filters.before → attempt loop (adaptor.chat_request → transport → stream | unary)
+→ filters.on_response / on_chunk → write → filters.after → billing.settle → log.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-import orjson
-
-from relaygate.asgi import SSE_HEADERS, Request, ok_body, send_json
+from relaygate.asgi import Request, ok_body, send_json
 from relaygate.context import RelayContext
 from relaygate.errors import InvalidRequest, RelayError, UpstreamError
-from relaygate.providers.base import Adaptor, UpstreamRequest
+from relaygate.providers.base import Adaptor, Target
+from relaygate.relay.attempt import Call, build_request, upstream_failure
 from relaygate.relay.pipeline import (
-    authenticate,
-    fail,
-    finish,
-    parse_json_body,
+    SHUTDOWN_CUT,
+    internal_error,
+    record,
+    relay_request,
     require_model,
-    run_watched,
 )
-from relaygate.relay.sse import DONE_FRAME, SSEDecoder, frame
+from relaygate.relay.sse import SSEDecoder
+from relaygate.relay.stream import SSEWriter, error_payload
 from relaygate.stages import StopStream
 from relaygate.state import AppState
 
@@ -45,86 +46,91 @@ def _validate(body: dict[str, Any]) -> str:
     stream = body.get("stream")
     if stream is not None and not isinstance(stream, bool):
         raise InvalidRequest("`stream` must be true or false.", param="stream")
+    opts = body.get("stream_options")
+    if opts is not None:
+        if not isinstance(opts, dict):
+            raise InvalidRequest("`stream_options` must be an object.", param="stream_options")
+        usage = opts.get("include_usage")
+        if usage is not None and not isinstance(usage, bool):
+            raise InvalidRequest(
+                "`stream_options.include_usage` must be true or false.",
+                param="stream_options.include_usage",
+            )
     return model
+
+
+def _prepare(ctx: RelayContext, body: dict[str, Any]) -> None:
+    ctx.model = _validate(body)
+    ctx.stream = body.get("stream") is True
+    opts = body.get("stream_options")
+    ctx.include_usage = ctx.stream and isinstance(opts, dict) and opts.get("include_usage") is True
 
 
 async def handle_chat(state: AppState, req: Request) -> None:
     ctx = RelayContext(req.request_id, "chat", client_ip=req.client_ip)
-    try:
-        authenticate(state, req, ctx)
-        body = await parse_json_body(state, req)
-        ctx.model = _validate(body)
-        ctx.stream = body.get("stream") is True
-        opts = body.get("stream_options")
-        ctx.include_usage = (
-            ctx.stream and isinstance(opts, dict) and opts.get("include_usage") is True
-        )
-        assert ctx.key is not None
-        target = ctx.target = state.catalog.route(ctx.model, ctx.key)
-        adaptor = state.adaptors.get(target.provider)
-        await state.filters.before(ctx, body)
-        ureq = adaptor.chat_request(target, body, ctx.stream)
-        if ctx.stream:
-            await run_watched(req, ctx, lambda: _stream(state, req, ctx, adaptor, ureq))
-        else:
-            await run_watched(req, ctx, lambda: _unary(state, req, ctx, adaptor, ureq))
-    except RelayError as err:
-        await fail(state, req, ctx, err)
-    finally:
-        await state.filters.after(ctx)
-        finish(state, req, ctx)
+
+    def make_call(body: dict[str, Any]) -> Call:
+        async def call(adaptor: Adaptor, target: Target) -> None:
+            if ctx.stream:
+                await _stream(state, req, ctx, adaptor, target, body)
+            else:
+                await _unary(state, req, ctx, adaptor, target, body)
+
+        return call
+
+    await relay_request(state, req, ctx, _prepare, make_call)
 
 
 async def _unary(
-    state: AppState, req: Request, ctx: RelayContext, adaptor: Adaptor, ureq: UpstreamRequest
+    state: AppState,
+    req: Request,
+    ctx: RelayContext,
+    adaptor: Adaptor,
+    target: Target,
+    body: dict[str, Any],
 ) -> None:
-    assert ctx.target is not None
+    ureq = build_request(target, lambda: adaptor.chat_request(target, body, False))
     async with state.transport.request(ureq, stream=False) as resp:
         raw = await resp.read()
         status = resp.status
-    if status >= 400:
-        raise adaptor.error(ctx.target, status, raw)
-    obj, usage = adaptor.chat_response(ctx.target, raw)
+        if status >= 400:
+            raise upstream_failure(adaptor, target, status, raw, resp)
+    obj, usage = adaptor.chat_response(target, raw)
     ctx.usage = usage
-    if "answer" in ctx.notes:  # a filter asked to see the answer (content log)
-        choices = obj.get("choices") or [{}]
-        ctx.notes["reply"] = str((choices[0].get("message") or {}).get("content") or "")
+    if state.filters.response_filters:
+        state.filters.on_response(ctx, obj)
     ctx.first_byte_at = time.perf_counter()
     ctx.finished = True
+    record(state, ctx)
     await send_json(req.send, 200, ok_body(obj, state.settings.envelope), req.request_id)
 
 
 async def _stream(
-    state: AppState, req: Request, ctx: RelayContext, adaptor: Adaptor, ureq: UpstreamRequest
+    state: AppState,
+    req: Request,
+    ctx: RelayContext,
+    adaptor: Adaptor,
+    target: Target,
+    body: dict[str, Any],
 ) -> None:
-    target = ctx.target
-    assert target is not None
-    send = req.send
     chain = state.filters
     filtering = bool(chain.chunk_filters)
-    started = False
-    rid_header = (b"x-request-id", req.request_id.encode())
+    ureq = build_request(target, lambda: adaptor.chat_request(target, body, True))
+    out = SSEWriter(req.send, ctx, req.request_id, state.settings.sse_keepalive)
 
-    async def emit(out: list[bytes], more: bool = True) -> None:
-        nonlocal started
-        if not started:
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 200,
-                    "headers": [*SSE_HEADERS, rid_header],
-                }
-            )
-            started = True
-            ctx.first_byte_at = time.perf_counter()
-        body = frame(out[0]) if len(out) == 1 else b"".join(map(frame, out))
-        if not more:
-            body += DONE_FRAME
-        await send({"type": "http.response.body", "body": body, "more_body": more})
+    async def end(tail: list[bytes]) -> None:
+        ctx.finished = True
+        record(state, ctx)
+        await out.close(tail)
+
+    async def end_with_error(err: RelayError) -> None:
+        ctx.status = err.http_status(state.settings.openai_status_codes)
+        ctx.error_code = err.code
+        await end([error_payload(err)])
 
     async with state.transport.request(ureq, stream=True) as resp:
         if resp.status >= 400:
-            raise adaptor.error(target, resp.status, await resp.read())
+            raise upstream_failure(adaptor, target, resp.status, await resp.read(), resp)
         if "event-stream" not in (resp.header("Content-Type") or ""):
             err = adaptor.error(target, 502, await resp.read())
             if isinstance(err, UpstreamError):
@@ -135,11 +141,11 @@ async def _stream(
         tr = adaptor.chat_stream(target, ctx.include_usage)
         decoder = SSEDecoder()
 
-        async def deliver(out: list[bytes]) -> None:
-            if filtering and out:
-                out = chain.on_chunks(ctx, out)
-            if out:
-                await emit(out)
+        async def deliver(payloads: list[bytes]) -> None:
+            if filtering and payloads:
+                payloads = chain.on_chunks(ctx, payloads)
+            if payloads:
+                await out.emit(payloads)
             if tr.error is not None:
                 raise tr.error
 
@@ -149,40 +155,49 @@ async def _stream(
                 if not events:
                     continue
                 if len(events) == 1:
-                    out = tr.feed(events[0][0], events[0][1])
+                    payloads = tr.feed(events[0][0], events[0][1])
                 else:
-                    out = []
+                    payloads = []
                     for ev, payload in events:
-                        out.extend(tr.feed(ev, payload))
+                        payloads.extend(tr.feed(ev, payload))
                         if tr.error is not None or tr.done:
                             break
-                await deliver(out)
+                await deliver(payloads)
                 if tr.done:
                     break
             else:
-                out = []
+                payloads = []
                 for ev, payload in decoder.flush():
-                    out.extend(tr.feed(ev, payload))
-                await deliver(out)
+                    payloads.extend(tr.feed(ev, payload))
+                await deliver(payloads)
                 if not tr.done:
                     raise UpstreamError("The upstream stream ended before it was complete.")
             tail = tr.finish()
             ctx.usage = tr.usage
+            if filtering:  # held chunks first, the usage chunk (if any) last
+                tail = chain.on_end(ctx) + (chain.on_chunks(ctx, tail) if tail else [])
         except StopStream as stop:
             ctx.usage = tr.usage
-            tail = [stop.final] if stop.final else []
+            tail = [c.raw for c in stop.final]
         except RelayError as err:
             ctx.usage = tr.usage
-            if not started:
-                raise
-            ctx.status = err.http_status(state.settings.openai_status_codes)
-            ctx.error_code = err.code
-            ctx.finished = True
-            await emit([_error_payload(err)], more=False)
+            if not out.started:
+                raise  # nothing sent yet: a JSON error (or the next attempt)
+            await end_with_error(err)
             return
-    ctx.finished = True
-    await emit(tail, more=False)  # trailing chunks (if any) and [DONE]
-
-
-def _error_payload(err: RelayError) -> bytes:
-    return orjson.dumps({"error": err.to_dict()})
+        except asyncio.CancelledError:
+            ctx.usage = tr.usage
+            out.stop_keepalive()
+            if out.started and not ctx.client_disconnected and not out.closed:
+                await end_with_error(SHUTDOWN_CUT)  # the server stops: end the stream cleanly
+            raise
+        except Exception as exc:
+            ctx.usage = tr.usage
+            crash = internal_error(ctx, exc)
+            if not out.started:
+                raise crash from exc
+            await end_with_error(crash)
+            return
+        finally:
+            out.stop_keepalive()
+    await end(tail)

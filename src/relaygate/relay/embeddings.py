@@ -4,21 +4,18 @@ client asked for it (the openai SDK asks by default; many upstreams only do floa
 from __future__ import annotations
 
 import base64
+import binascii
 import sys
+import time
 from array import array
 from typing import Any
 
 from relaygate.asgi import Request, ok_body, send_json
 from relaygate.context import RelayContext
-from relaygate.errors import InvalidRequest, RelayError, UpstreamError
-from relaygate.relay.pipeline import (
-    authenticate,
-    fail,
-    finish,
-    parse_json_body,
-    require_model,
-    run_watched,
-)
+from relaygate.errors import InvalidRequest, UpstreamError
+from relaygate.providers.base import Adaptor, Target
+from relaygate.relay.attempt import Call, build_request, upstream_failure
+from relaygate.relay.pipeline import record, relay_request, require_model
 from relaygate.state import AppState
 
 __all__ = ["encode_base64", "handle_embeddings"]
@@ -39,8 +36,8 @@ def _validate(body: dict[str, Any]) -> tuple[str, str]:
     if isinstance(inp, list) and inp:
         ok = (
             all(isinstance(x, str) for x in inp)
-            or all(isinstance(x, int) for x in inp)
-            or all(isinstance(x, list) and all(isinstance(t, int) for t in x) for x in inp)
+            or all(isinstance(x, int) and not isinstance(x, bool) for x in inp)
+            or all(isinstance(x, list) and x and all(isinstance(t, int) for t in x) for x in inp)
         )
     if not ok:
         raise InvalidRequest(
@@ -55,41 +52,48 @@ def _validate(body: dict[str, Any]) -> tuple[str, str]:
     return model, str(fmt)
 
 
+def _convert(obj: dict[str, Any], fmt: str) -> None:
+    data = obj.get("data")
+    if not isinstance(data, list):
+        raise UpstreamError("The upstream provider returned malformed embeddings.")
+    for item in data:
+        if not isinstance(item, dict):
+            raise UpstreamError("The upstream provider returned malformed embeddings.")
+        vec = item.get("embedding")
+        try:
+            if fmt == "base64" and isinstance(vec, list):
+                item["embedding"] = encode_base64(vec)
+            elif fmt == "float" and isinstance(vec, str):
+                arr = array("f")
+                arr.frombytes(base64.b64decode(vec))
+                item["embedding"] = arr.tolist()
+        except (TypeError, ValueError, binascii.Error):
+            raise UpstreamError("The upstream provider returned malformed embeddings.") from None
+
+
 async def handle_embeddings(state: AppState, req: Request) -> None:
     ctx = RelayContext(req.request_id, "embeddings", client_ip=req.client_ip)
-    try:
-        authenticate(state, req, ctx)
-        body = await parse_json_body(state, req)
-        ctx.model, fmt = _validate(body)
-        assert ctx.key is not None
-        target = ctx.target = state.catalog.route(ctx.model, ctx.key)
-        adaptor = state.adaptors.get(target.provider)
-        await state.filters.before(ctx, body)
-        ureq = adaptor.embeddings_request(target, body)
+    fmt = "float"
 
-        async def work() -> None:
+    def validate(ctx: RelayContext, body: dict[str, Any]) -> None:
+        nonlocal fmt
+        ctx.model, fmt = _validate(body)
+
+    def make_call(body: dict[str, Any]) -> Call:
+        async def call(adaptor: Adaptor, target: Target) -> None:
+            ureq = build_request(target, lambda: adaptor.embeddings_request(target, body))
             async with state.transport.request(ureq, stream=False) as resp:
                 raw = await resp.read()
                 status = resp.status
-            if status >= 400:
-                raise adaptor.error(target, status, raw)
+                if status >= 400:
+                    raise upstream_failure(adaptor, target, status, raw, resp)
             obj, ctx.usage = adaptor.embeddings_response(target, raw)
-            for item in obj["data"]:
-                if not isinstance(item, dict):
-                    raise UpstreamError("The upstream provider returned malformed embeddings.")
-                vec = item.get("embedding")
-                if fmt == "base64" and isinstance(vec, list):
-                    item["embedding"] = encode_base64(vec)
-                elif fmt == "float" and isinstance(vec, str):
-                    arr = array("f")
-                    arr.frombytes(base64.b64decode(vec))
-                    item["embedding"] = arr.tolist()
+            _convert(obj, fmt)
+            ctx.first_byte_at = time.perf_counter()
             ctx.finished = True
+            record(state, ctx)
             await send_json(req.send, 200, ok_body(obj, state.settings.envelope), req.request_id)
 
-        await run_watched(req, ctx, work)
-    except RelayError as err:
-        await fail(state, req, ctx, err)
-    finally:
-        await state.filters.after(ctx)
-        finish(state, req, ctx)
+        return call
+
+    await relay_request(state, req, ctx, validate, make_call)

@@ -1,10 +1,12 @@
 """Stages shared by every relay endpoint: authenticate, parse, watch the client,
-finish (usage log + access log). ``relay/chat.py`` and ``relay/embeddings.py``
-compose them; the order is the request lifecycle in ``docs/architecture.md``."""
+fail, record and finish (request log + access log). ``relay/chat.py`` and
+``relay/embeddings.py`` compose them; the order is the request lifecycle in
+``docs/architecture.md``."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -12,18 +14,32 @@ import orjson
 
 from relaygate.asgi import BodyLimitExceeded, Request, read_body
 from relaygate.context import RelayContext
-from relaygate.errors import AuthError, BodyTooLarge, InvalidRequest, RelayError, send_error
+from relaygate.errors import (
+    AuthError,
+    BodyTooLarge,
+    InvalidRequest,
+    RelayError,
+    ServiceUnavailable,
+    send_error,
+)
+from relaygate.relay.attempt import Call, run_attempts
 from relaygate.state import AppState
 
 __all__ = [
+    "SHUTDOWN_CUT",
     "authenticate",
     "extract_key",
     "fail",
     "finish",
+    "internal_error",
     "parse_json_body",
+    "record",
+    "relay_request",
     "require_model",
     "run_watched",
 ]
+
+log = logging.getLogger("relaygate")
 
 
 def extract_key(headers: dict[bytes, bytes]) -> str:
@@ -83,6 +99,19 @@ def require_model(body: dict[str, Any]) -> str:
     return model
 
 
+def internal_error(ctx: RelayContext, exc: BaseException) -> RelayError:
+    """An unexpected exception: logged with the request id, answered as a 500."""
+    log.error(
+        "unexpected error while relaying",
+        exc_info=exc,
+        extra={"request_id": ctx.request_id, "endpoint": ctx.endpoint},
+    )
+    return RelayError(
+        f"The gateway failed unexpectedly; the operator can find request id "
+        f"{ctx.request_id} in the logs."
+    )
+
+
 #: Requests still running after this long get a task watching for the client going
 #: away. Watching every request from the start cost ~20 µs of CPU each (a task, an
 #: event wait, a cancellation) — 15 % of a fast relayed request — while a client
@@ -128,25 +157,36 @@ async def run_watched(req: Request, ctx: RelayContext, work: Callable[[], Awaita
 
 
 async def fail(state: AppState, req: Request, ctx: RelayContext, err: RelayError) -> None:
+    """Answer with ``err`` (the response has not started); the row is recorded first."""
+    s = state.settings
     ctx.error_code = err.code
-    ctx.status = await send_error(
-        req.send,
-        err,
-        req.request_id,
-        envelope=state.settings.envelope,
-        openai_statuses=state.settings.openai_status_codes,
+    ctx.status = err.http_status(s.openai_status_codes)
+    ctx.finished = True
+    record(state, ctx)
+    await send_error(
+        req.send, err, req.request_id, envelope=s.envelope, openai_statuses=s.openai_status_codes
     )
 
 
+def record(state: AppState, ctx: RelayContext) -> None:
+    """Record the request-log row — called just before the final bytes of the answer
+    are sent, so a worker killed after the client got its answer has recorded it."""
+    if ctx.recorded:
+        return
+    ctx.recorded = True
+    if state.usage_log is not None and ctx.key is not None and ctx.endpoint != "models":
+        state.usage_log.record(ctx)  # model listing is not a billable request
+
+
 def finish(state: AppState, req: Request, ctx: RelayContext) -> None:
-    if state.usage_log is not None and ctx.key is not None:
-        state.usage_log.record(ctx)
+    """The request is over: make sure its row is recorded, write the access-log line."""
+    record(state, ctx)
     if state.access_log is not None:
         state.access_log.record(
             ctx.request_id,
             req.method,
             req.path,
-            499 if ctx.client_disconnected else ctx.status,
+            ctx.logged_status,
             ctx.error_code,
             ctx.model,
             ctx.target.channel_id if ctx.target else None,
@@ -156,3 +196,53 @@ def finish(state: AppState, req: Request, ctx: RelayContext) -> None:
             ctx.user.id if ctx.user else None,
             ctx.key.id if ctx.key else None,
         )
+
+
+#: why a request was cut when the server stopped (logged and sent to the client)
+SHUTDOWN_CUT = ServiceUnavailable(
+    "The gateway is shutting down and cut this request; retry it.", code="stream_cut"
+)
+
+Validate = Callable[[RelayContext, dict[str, Any]], None]
+MakeCall = Callable[[dict[str, Any]], Call]
+
+
+async def relay_request(
+    state: AppState, req: Request, ctx: RelayContext, validate: Validate, make_call: MakeCall
+) -> None:
+    """The stages every relayed endpoint shares: authenticate → parse → ``validate``
+    → prepare → route → billing.reserve → before → attempt loop (``make_call(body)``
+    makes one upstream attempt) → after → billing.settle → log. Every failure ends
+    as a JSON error (or, once a stream has started, as its error event); an
+    unexpected exception is a logged 500, never a plain-text one."""
+    chain = state.filters
+    reserved = False
+    try:
+        authenticate(state, req, ctx)
+        body = await parse_json_body(state, req)
+        validate(ctx, body)
+        if chain.prepare_stages:
+            await chain.prepare(ctx, body)
+        assert ctx.key is not None and ctx.model is not None
+        candidates = state.router.candidates(ctx.model, ctx.key)
+        await state.billing.reserve(ctx)
+        reserved = True
+        await chain.before(ctx, body)
+        call = make_call(body)
+        await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call))
+    except RelayError as err:
+        if not ctx.started_response:  # a started stream has ended with its own error event
+            await fail(state, req, ctx, err)
+    except asyncio.CancelledError:
+        if not ctx.started_response and not ctx.client_disconnected:
+            await fail(state, req, ctx, SHUTDOWN_CUT)  # the server stops: say so
+        raise
+    except Exception as exc:
+        crash = internal_error(ctx, exc)
+        if not ctx.started_response:
+            await fail(state, req, ctx, crash)
+    finally:
+        await chain.after(ctx)
+        if reserved:
+            await state.billing.settle(ctx)
+        finish(state, req, ctx)

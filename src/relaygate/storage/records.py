@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -74,7 +74,6 @@ class ChannelRecord:
     config: dict[str, Any]
     is_emulator: bool
     created_at: datetime
-    key_cursor: list[int] = field(default_factory=lambda: [0], compare=False)
 
     def to_public(self) -> dict[str, Any]:
         """What the admin API shows: never the upstream keys themselves."""
