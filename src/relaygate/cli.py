@@ -135,7 +135,7 @@ def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
         log_level="warning",
         # open requests get this long to finish on SIGTERM; then streams are cut with
         # an error event and [DONE] (relay/chat.py), logged as stream_cut
-        timeout_graceful_shutdown=max(0.1, Settings.from_env().drain_seconds),
+        timeout_graceful_shutdown=max(1, round(Settings.from_env().drain_seconds)),
     )
 
 
