@@ -1,6 +1,9 @@
-"""Provider adaptors. ``PROVIDERS`` names every native adaptor; the registry,
-storage validation and the CLI all read it."""
+"""Provider adaptors. ``PROVIDERS`` names every native adaptor; it is derived from
+``registry.ADAPTORS``, the one list of adaptor classes, and read by storage
+validation and the CLI."""
 
-PROVIDERS = ("openai_compat", "anthropic")
+from relaygate.providers.registry import provider_names
+
+PROVIDERS = provider_names()
 
 __all__ = ["PROVIDERS"]
