@@ -80,8 +80,12 @@ def test_demo_openai_sdk_both_models(demo: tuple[str, str, Path]) -> None:
     base, key, _ = demo
     c = openai.OpenAI(api_key=key, base_url=base + "/v1", _strict_response_validation=True)
     models = {m.id: m.owned_by for m in c.models.list()}
-    assert models == {"emulator-gpt": "relaygate-emulator", "emulator-claude": "relaygate-emulator"}
-    for model in models:
+    assert models == {
+        "emulator-gpt": "relaygate-emulator",
+        "emulator-claude": "relaygate-emulator",
+        "emulator-embedding": "relaygate-emulator",
+    }
+    for model in ("emulator-gpt", "emulator-claude"):
         text = "".join(
             ch.choices[0].delta.content or ""
             for ch in c.chat.completions.create(
@@ -90,6 +94,24 @@ def test_demo_openai_sdk_both_models(demo: tuple[str, str, Path]) -> None:
             if ch.choices
         )
         assert text
+
+
+def test_demo_embeddings_with_openai_sdk(demo: tuple[str, str, Path]) -> None:
+    """The README's embeddings example runs against the demo."""
+    base, key, _ = demo
+    # as the README does: a default client (the SDK asks for base64 and decodes it after
+    # validating, so strict validation would refuse even api.openai.com's answer)
+    c = openai.OpenAI(api_key=key, base_url=base + "/v1")
+    res = c.embeddings.create(model="emulator-embedding", input=["hello", "world"])
+    assert [d.index for d in res.data] == [0, 1]
+    assert len(res.data[0].embedding) >= 8 and res.data[0].embedding != res.data[1].embedding
+    assert res.usage.prompt_tokens > 0 and res.model == "emulator-embedding"
+    strict = openai.OpenAI(api_key=key, base_url=base + "/v1", _strict_response_validation=True)
+    floats = strict.embeddings.create(
+        model="emulator-embedding", input=["hello", "world"], encoding_format="float"
+    )
+    for a, b in zip(res.data, floats.data, strict=True):
+        assert a.embedding == pytest.approx(b.embedding, rel=1e-6)
 
 
 def test_demo_seed_is_idempotent(demo: tuple[str, str, Path]) -> None:
@@ -151,7 +173,7 @@ def test_cli_user_key_channel(tmp_path: Path) -> None:
             "--config",
             "{oops",
         )
-    with pytest.raises(RuntimeError, match="unknown profile"):
+    with pytest.raises(RuntimeError, match="Unknown profile 'nope'"):
         run_cli(
             env,
             "channel",
@@ -165,6 +187,57 @@ def test_cli_user_key_channel(tmp_path: Path) -> None:
             "--models",
             "m",
         )
+
+
+def test_cli_refuses_bad_input_and_saves_nothing(tmp_path: Path) -> None:
+    env = {**os.environ, "RELAYGATE_DATA_DIR": str(tmp_path)}
+    run_cli(env, "user", "create", "--username", "zoe")
+    refusals = {
+        ("--expires-days", "-1"): "--expires-days: `expires_at` must be in the future",
+        ("--expires-days", "0"): "must be in the future",
+        ("--expires-days", "inf"): "not a usable number of days",
+        ("--models", ""): "--models: `models` must name at least one model",
+        ("--models", " , "): "at least one model",
+        ("--rpm-limit", "0"): "--rpm-limit: `rpm_limit` must be an integer >= 1",
+        ("--concurrency-limit", "-2"): "--concurrency-limit",
+    }
+    for (option, value), message in refusals.items():
+        with pytest.raises(RuntimeError, match=re.escape(message)):
+            run_cli(env, "key", "create", "--user", "zoe", option, value)
+    with pytest.raises(RuntimeError, match="No user named 'nobody'"):
+        run_cli(env, "key", "create", "--user", "nobody")
+    assert run_cli(env, "key", "list") == ""
+    channel = ["channel", "create", "--name", "x", "--base-url", "http://127.0.0.1:11434/v1"]
+    with pytest.raises(RuntimeError, match=re.escape("--api-key: `keys[0]` must not be empty")):
+        run_cli(env, *channel, "--models", "m", "--api-key", "")  # an unset shell variable
+    with pytest.raises(RuntimeError, match="--models: `models` must list at least 1 item"):
+        run_cli(env, *channel, "--models", ",")
+    with pytest.raises(RuntimeError, match="--config: `config` must be an object"):
+        run_cli(env, *channel, "--models", "m", "--config", "[1]")
+    with pytest.raises(RuntimeError, match="--base-url"):
+        run_cli(env, "channel", "create", "--name", "x", "--base-url", "x", "--models", "m")
+    assert run_cli(env, "channel", "list") == ""
+    # an upstream without keys (a local Ollama): no --api-key at all is fine
+    ch = json.loads(run_cli(env, *channel, "--models", "llama3", "--profile", "ollama"))
+    assert ch["keys"] == [] and ch["profile"] == "ollama"
+
+
+def test_cli_refuses_a_vanished_database(tmp_path: Path) -> None:
+    env = {**os.environ, "RELAYGATE_DATA_DIR": str(tmp_path)}
+    assert run_cli(env, "user", "list") == ""  # a fresh directory is initialised
+    db = tmp_path / "relaygate.db"
+    assert db.exists() and (tmp_path / "secret.key").exists()
+    run_cli(env, "user", "create", "--username", "zoe")
+    for name in ("relaygate.db", "relaygate.db-wal", "relaygate.db-shm"):
+        (tmp_path / name).unlink(missing_ok=True)
+    for args in (("user", "list"), ("admin", "bootstrap"), ("serve", "--port", str(free_port()))):
+        with pytest.raises(RuntimeError) as info:
+            run_cli(env, *args)
+        assert "database" in str(info.value) and "is missing" in str(info.value)
+        assert "relaygate migrate" in str(info.value)
+        assert not db.exists()  # nothing was created behind the operator's back
+    assert "latest" in run_cli(env, "migrate")  # the deliberate way to a new, empty database
+    assert db.exists() and run_cli(env, "user", "list") == ""
 
 
 def test_emulator_cli(tmp_path: Path) -> None:

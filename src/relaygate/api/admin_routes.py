@@ -1,14 +1,17 @@
 """The admin JSON API (``/admin/api/…``), authenticated by an admin token.
 
-Every write reloads this worker's catalog at once; other workers follow within
-``RELAYGATE_REFRESH_INTERVAL``. Responses carry the ``code``/``msg`` envelope.
+Handlers parse the request and call ``relaygate.services.admin.AdminService``, which
+validates every write completely before anything is saved. Every write reloads this
+worker's catalog at once; other workers follow within ``RELAYGATE_REFRESH_INTERVAL``.
+Responses carry the ``code``/``msg`` envelope. Every failure is a JSON error body: an
+unexpected exception is answered 500 ``internal_error`` (and logged with its traceback), a
+method a path does not support 405 with an ``Allow`` header.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import orjson
@@ -16,7 +19,9 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from relaygate.catalog import Catalog
 from relaygate.errors import (
     AuthError,
     InvalidRequest,
@@ -27,62 +32,149 @@ from relaygate.errors import (
 )
 from relaygate.providers.profiles import PROFILES
 from relaygate.relay.pipeline import extract_key
+from relaygate.services.admin import AdminService
+from relaygate.services.throttle import Throttle
 from relaygate.state import AppState
-from relaygate.storage.repo import Conflict
+from relaygate.storage.records import KeyRecord, UserRecord
 
-__all__ = ["build_admin_app"]
+__all__ = ["TOKEN_RECHECK_INTERVAL", "build_admin_app"]
 
+log = logging.getLogger("relaygate.admin")
 audit = logging.getLogger("relaygate.audit")
 
-Endpoint = Callable[[Request], Awaitable[Response]]
+# An unknown admin token makes the worker re-check the database (a token just printed by
+# `relaygate admin bootstrap`), at most once per this many seconds per worker.
+TOKEN_RECHECK_INTERVAL = 0.5
+
+Handler = Callable[[Request, AdminService, AppState], Awaitable[Response]]
 
 
-def build_admin_app(state: Callable[[], AppState]) -> Starlette:
+class _Resource:
+    """One admin path: its handlers by method; any other method is 405 with ``Allow``.
+
+    An ASGI app rather than a function, so Starlette routes every method here."""
+
+    def __init__(
+        self,
+        handlers: Mapping[str, Handler],
+        run: Callable[[Handler, Request], Awaitable[Response]],
+        refuse: Callable[[Request, str], Response],
+    ) -> None:
+        self.handlers = dict(handlers)
+        self.allow = ", ".join(self.handlers)
+        self._run = run
+        self._refuse = refuse
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        fn = self.handlers.get(request.method)
+        response = self._refuse(request, self.allow) if fn is None else await self._run(fn, request)
+        await response(scope, receive, send)
+
+
+class _JSONErrors:
+    """The outermost layer: an exception that escaped Starlette (which has answered it with
+    the JSON 500 of ``internal_error`` when it could) never reaches the gateway's edge."""
+
+    def __init__(self, app: ASGIApp, fallback: Callable[[], Response]) -> None:
+        self.app = app
+        self.fallback = fallback
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracked(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracked)
+        except Exception:
+            if started:  # Starlette's handler answered and logged it; it re-raises by design
+                return
+            log.exception("admin API request failed", extra={"path": scope.get("path")})
+            await self.fallback()(scope, receive, send)
+
+
+def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
     """The admin app; ``state`` returns the worker's state once it has started."""
+
+    async def reload_catalog() -> None:
+        catalog: Catalog = state().catalog
+        await catalog.reload_if_changed()
+
+    recheck = Throttle(reload_catalog, TOKEN_RECHECK_INTERVAL)
 
     def respond(payload: dict[str, Any], status: int = 200) -> Response:
         s = state().settings
         body = {"code": 0, "msg": "ok", **payload} if s.envelope else payload
         return Response(orjson.dumps(body), status, media_type="application/json")
 
-    def fail(err: RelayError) -> Response:
+    def fail(err: RelayError, headers: Mapping[str, str] | None = None) -> Response:
         s = state().settings
         status = err.http_status(s.openai_status_codes)
         return Response(
             error_body(err, envelope=s.envelope, status=status),
             status,
+            headers=headers,
             media_type="application/json",
         )
 
-    def guarded(fn: Callable[[Request, AppState], Awaitable[Response]]) -> Endpoint:
-        async def endpoint(request: Request) -> Response:
-            st = state()
-            try:
-                headers = {k.encode(): v.encode() for k, v in request.headers.items()}
-                key, user = st.catalog.authenticate(st.secrets.hash_key(extract_key(headers)))
-                if key.kind != "admin" or user.role != "admin":
-                    raise PolicyError("This endpoint needs an admin token.", code="admin_required")
-                response = await fn(request, st)
-                if request.method != "GET":
-                    await st.catalog.load()
-                    audit.info(
-                        "admin action",
-                        extra={
-                            "admin_user_id": user.id,
-                            "method": request.method,
-                            "path": request.url.path,
-                            "status": response.status_code,
-                        },
-                    )
-                return response
-            except RelayError as err:
-                return fail(err)
-            except Conflict as exc:
-                return fail(InvalidRequest(str(exc), code="conflict"))
-            except (ValueError, TypeError, KeyError) as exc:
-                return fail(InvalidRequest(f"Invalid input: {exc}"))
+    def internal_error() -> Response:
+        return fail(RelayError("The server failed to handle this request; the error is logged."))
 
-        return endpoint
+    async def authenticate(st: AppState, request: Request) -> tuple[KeyRecord, UserRecord]:
+        headers = {k.encode(): v.encode() for k, v in request.headers.items()}
+        key_hash = st.secrets.hash_key(extract_key(headers))
+        try:
+            key, user = st.catalog.authenticate(key_hash)
+        except AuthError:
+            # Perhaps a token created since this worker's last refresh: re-check once.
+            try:
+                await recheck.run()
+            except Exception:
+                log.warning("re-checking the configuration failed", exc_info=True)
+            key, user = st.catalog.authenticate(key_hash)
+        if key.kind != "admin" or user.role != "admin":
+            raise PolicyError("This endpoint needs an admin token.", code="admin_required")
+        return key, user
+
+    async def run(fn: Handler, request: Request) -> Response:
+        st = state()
+        try:
+            _, user = await authenticate(st, request)
+            svc = AdminService(st.repo, key_prefix=st.settings.key_prefix)
+            response = await fn(request, svc, st)
+            if request.method != "GET":
+                await st.catalog.load()
+                audit.info(
+                    "admin action",
+                    extra={
+                        "admin_user_id": user.id,
+                        "method": request.method,
+                        "path": request.url.path,
+                        "status": response.status_code,
+                    },
+                )
+            return response
+        except RelayError as err:
+            return fail(err)
+        except Exception:
+            log.exception(
+                "admin API request failed",
+                extra={"method": request.method, "path": request.url.path},
+            )
+            return internal_error()
+
+    def refuse_method(request: Request, allow: str) -> Response:
+        err = InvalidRequest(
+            f"{request.method} is not allowed on {request.url.path}; allowed: {allow}.",
+            code="method_not_allowed",
+            status=405,
+        )
+        return fail(err, {"Allow": allow})
 
     async def body_of(request: Request) -> dict[str, Any]:
         raw = await request.body()
@@ -94,117 +186,56 @@ def build_admin_app(state: Callable[[], AppState]) -> Starlette:
             raise InvalidRequest("The request body must be a JSON object.")
         return body
 
-    def path_id(request: Request) -> int:
-        try:
-            return int(request.path_params["id"])
-        except ValueError:
-            raise NotFound("No such object.") from None
+    def path_id(request: Request) -> str:
+        return str(request.path_params["id"])
 
-    # ---- users -------------------------------------------------------------
-    async def list_users(request: Request, st: AppState) -> Response:
-        return respond({"data": [u.to_public() for u in await st.repo.list_users()]})
+    # ---- users -------------------------------------------------------------------------
+    async def list_users(request: Request, svc: AdminService, st: AppState) -> Response:
+        return respond({"data": [u.to_public() for u in await svc.list_users()]})
 
-    async def create_user(request: Request, st: AppState) -> Response:
-        b = await body_of(request)
-        user = await st.repo.create_user(str(b.get("username", "")), str(b.get("role", "user")))
+    async def create_user(request: Request, svc: AdminService, st: AppState) -> Response:
+        user = await svc.create_user(await body_of(request))
         return respond({"data": user.to_public()}, 201)
 
-    async def update_user(request: Request, st: AppState) -> Response:
-        if not await st.repo.update_user(path_id(request), **await body_of(request)):
-            raise NotFound("No such user (or nothing to change).")
-        return respond({})
+    async def update_user(request: Request, svc: AdminService, st: AppState) -> Response:
+        user = await svc.update_user(path_id(request), await body_of(request))
+        return respond({"data": user.to_public()})
 
-    # ---- keys ----------------------------------------------------------------
-    async def list_keys(request: Request, st: AppState) -> Response:
-        uid = request.query_params.get("user_id")
-        keys = await st.repo.list_keys(int(uid) if uid else None)
+    # ---- keys --------------------------------------------------------------------------
+    async def list_keys(request: Request, svc: AdminService, st: AppState) -> Response:
+        keys = await svc.list_keys(request.query_params.get("user_id"))
         return respond({"data": [k.to_public() for k in keys]})
 
-    async def create_key(request: Request, st: AppState) -> Response:
-        b = await body_of(request)
-        user_id = b.get("user_id")
-        if user_id is None and b.get("username"):
-            user = await st.repo.get_user(username=str(b["username"]))
-            if user is None:
-                raise NotFound("No such user.")
-            user_id = user.id
-        if not isinstance(user_id, int):
-            raise InvalidRequest("`user_id` (integer) or `username` is required.")
-        models = b.get("models")
-        if models is not None and not (
-            isinstance(models, list) and all(isinstance(m, str) for m in models)
-        ):
-            raise InvalidRequest("`models` must be an array of model names or null.")
-        expires = b.get("expires_at")
-        kind = str(b.get("kind", "api"))
-        if kind == "admin":
-            owner = await st.repo.get_user(user_id=user_id)
-            if owner is None or owner.role != "admin":
-                raise InvalidRequest("Admin tokens can only be created for admin users.")
-        rec, plain = await st.repo.create_key(
-            user_id,
-            name=str(b.get("name", "")),
-            kind=kind,
-            models=models,
-            expires_at=datetime.fromisoformat(expires) if isinstance(expires, str) else None,
-            prefix=st.settings.key_prefix,
-            rpm_limit=b.get("rpm_limit"),
-            concurrency_limit=b.get("concurrency_limit"),
-        )
+    async def create_key(request: Request, svc: AdminService, st: AppState) -> Response:
+        rec, plain = await svc.create_key(await body_of(request))
         return respond({"data": {**rec.to_public(), "key": plain}}, 201)
 
-    async def update_key(request: Request, st: AppState) -> Response:
-        b = await body_of(request)
-        if isinstance(b.get("expires_at"), str):
-            b["expires_at"] = datetime.fromisoformat(b["expires_at"])
-        if not await st.repo.update_key(path_id(request), **b):
-            raise NotFound("No such key (or nothing to change).")
+    async def update_key(request: Request, svc: AdminService, st: AppState) -> Response:
+        key = await svc.update_key(path_id(request), await body_of(request))
+        return respond({"data": key.to_public()})
+
+    async def delete_key(request: Request, svc: AdminService, st: AppState) -> Response:
+        await svc.delete_key(path_id(request))
         return respond({})
 
-    async def delete_key(request: Request, st: AppState) -> Response:
-        if not await st.repo.delete_key(path_id(request)):
-            raise NotFound("No such key.")
-        return respond({})
+    # ---- channels ----------------------------------------------------------------------
+    async def list_channels(request: Request, svc: AdminService, st: AppState) -> Response:
+        return respond({"data": [c.to_public() for c in await svc.list_channels()]})
 
-    # ---- channels ------------------------------------------------------------
-    async def list_channels(request: Request, st: AppState) -> Response:
-        return respond({"data": [c.to_public() for c in await st.repo.list_channels()]})
-
-    async def create_channel(request: Request, st: AppState) -> Response:
-        b = await body_of(request)
-        provider = str(b.get("provider", "openai_compat"))
-        profile = str(b.get("profile", "openai" if provider == "openai_compat" else provider))
-        if provider == "openai_compat" and profile not in PROFILES:
-            raise InvalidRequest(f"Unknown profile {profile!r}; known: {', '.join(PROFILES)}.")
-        keys = b.get("keys")
-        if keys is None and b.get("api_key"):
-            keys = [b["api_key"]]
-        ch = await st.repo.create_channel(
-            name=str(b.get("name", "")) or "channel",
-            provider=provider,
-            profile=profile,
-            base_url=str(b.get("base_url", "")),
-            keys=[str(k) for k in (keys or [])],
-            models=[str(m) for m in b.get("models") or []],
-            model_mapping={str(k): str(v) for k, v in (b.get("model_mapping") or {}).items()},
-            priority=int(b.get("priority", 0)),
-            weight=int(b.get("weight", 1)),
-            config=dict(b.get("config") or {}),
-            status=str(b.get("status", "enabled")),
-        )
+    async def create_channel(request: Request, svc: AdminService, st: AppState) -> Response:
+        ch = await svc.create_channel(await body_of(request))
         return respond({"data": ch.to_public()}, 201)
 
-    async def update_channel(request: Request, st: AppState) -> Response:
-        if not await st.repo.update_channel(path_id(request), **await body_of(request)):
-            raise NotFound("No such channel (or nothing to change).")
+    async def update_channel(request: Request, svc: AdminService, st: AppState) -> Response:
+        ch = await svc.update_channel(path_id(request), await body_of(request))
+        return respond({"data": ch.to_public()})
+
+    async def delete_channel(request: Request, svc: AdminService, st: AppState) -> Response:
+        await svc.delete_channel(path_id(request))
         return respond({})
 
-    async def delete_channel(request: Request, st: AppState) -> Response:
-        if not await st.repo.delete_channel(path_id(request)):
-            raise NotFound("No such channel.")
-        return respond({})
-
-    async def list_providers(request: Request, st: AppState) -> Response:
+    # ---- read-only -----------------------------------------------------------------------
+    async def list_providers(request: Request, svc: AdminService, st: AppState) -> Response:
         return respond(
             {
                 "adaptors": st.adaptors.names(),
@@ -212,35 +243,32 @@ def build_admin_app(state: Callable[[], AppState]) -> Starlette:
             }
         )
 
-    async def list_logs(request: Request, st: AppState) -> Response:
-        limit = min(int(request.query_params.get("limit", "100")), 1000)
-        uid = request.query_params.get("user_id")
-        rows = await st.repo.list_request_logs(limit, int(uid) if uid else None)
-        return respond({"data": rows})
+    async def list_logs(request: Request, svc: AdminService, st: AppState) -> Response:
+        return respond({"data": await svc.list_logs(request.query_params)})
 
     async def not_found(request: Request, exc: Exception) -> Response:
         return fail(NotFound(f"Unknown URL: {request.method} {request.url.path}."))
 
-    async def not_allowed(request: Request, exc: Exception) -> Response:
-        return fail(InvalidRequest(f"{request.method} is not allowed on {request.url.path}."))
+    async def unexpected(request: Request, exc: Exception) -> Response:
+        log.error(
+            "admin API request failed",
+            exc_info=exc,
+            extra={"method": request.method, "path": request.url.path},
+        )
+        return internal_error()
 
-    p = "/admin/api"
+    def resource(path: str, handlers: Mapping[str, Handler]) -> Route:
+        return Route(f"/admin/api{path}", _Resource(handlers, run, refuse_method))
+
     routes = [
-        Route(f"{p}/users", guarded(list_users), methods=["GET"]),
-        Route(f"{p}/users", guarded(create_user), methods=["POST"]),
-        Route(f"{p}/users/{{id}}", guarded(update_user), methods=["PATCH"]),
-        Route(f"{p}/keys", guarded(list_keys), methods=["GET"]),
-        Route(f"{p}/keys", guarded(create_key), methods=["POST"]),
-        Route(f"{p}/keys/{{id}}", guarded(update_key), methods=["PATCH"]),
-        Route(f"{p}/keys/{{id}}", guarded(delete_key), methods=["DELETE"]),
-        Route(f"{p}/channels", guarded(list_channels), methods=["GET"]),
-        Route(f"{p}/channels", guarded(create_channel), methods=["POST"]),
-        Route(f"{p}/channels/{{id}}", guarded(update_channel), methods=["PATCH"]),
-        Route(f"{p}/channels/{{id}}", guarded(delete_channel), methods=["DELETE"]),
-        Route(f"{p}/providers", guarded(list_providers), methods=["GET"]),
-        Route(f"{p}/logs", guarded(list_logs), methods=["GET"]),
+        resource("/users", {"GET": list_users, "POST": create_user}),
+        resource("/users/{id}", {"PATCH": update_user}),
+        resource("/keys", {"GET": list_keys, "POST": create_key}),
+        resource("/keys/{id}", {"PATCH": update_key, "DELETE": delete_key}),
+        resource("/channels", {"GET": list_channels, "POST": create_channel}),
+        resource("/channels/{id}", {"PATCH": update_channel, "DELETE": delete_channel}),
+        resource("/providers", {"GET": list_providers}),
+        resource("/logs", {"GET": list_logs}),
     ]
-    return Starlette(routes=routes, exception_handlers={404: not_found, 405: not_allowed})
-
-
-_ = AuthError  # re-exported for type readers: admin auth failures are AuthErrors
+    app = Starlette(routes=routes, exception_handlers={404: not_found, Exception: unexpected})
+    return _JSONErrors(app, internal_error)

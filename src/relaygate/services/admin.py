@@ -1,0 +1,174 @@
+"""``AdminService``: the one way administrative writes reach the database.
+
+The CLI (``relaygate.cli``) and the admin API (``relaygate.api.admin_routes``) both call it
+with plain input (a JSON object, or the CLI options gathered into one). Each write is
+validated completely (``relaygate.services.validation``) before anything is written, so a
+refused write changes nothing. Failures are :class:`~relaygate.errors.RelayError` s:
+``ValidationError`` (an ``InvalidRequest`` naming the field), :class:`ConflictError`
+(``conflict``) and :class:`~relaygate.errors.NotFound`.
+
+Adding an entity (prices, plans, codes): a ``Schema`` and ``validate_*`` functions in
+``validation.py``, a store in ``relaygate.storage``, and create/update/delete/list methods here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from relaygate.errors import InvalidRequest, NotFound
+from relaygate.services.validation import (
+    ValidationError,
+    check_key_status_change,
+    parse_id,
+    validate_channel_create,
+    validate_channel_patch,
+    validate_key_create,
+    validate_key_patch,
+    validate_log_query,
+    validate_user_create,
+    validate_user_patch,
+)
+from relaygate.storage.base import Conflict
+from relaygate.storage.records import ChannelRecord, KeyRecord, UserRecord
+from relaygate.storage.repo import Repository
+
+__all__ = ["AdminService", "ConflictError"]
+
+
+class ConflictError(InvalidRequest):
+    """The write breaks a uniqueness or reference rule (duplicate username, …)."""
+
+    default_code = "conflict"
+
+
+class AdminService:
+    def __init__(self, repo: Repository, *, key_prefix: str = "sk-") -> None:
+        self.repo = repo
+        self.key_prefix = key_prefix
+
+    # ---- users -----------------------------------------------------------------------
+    async def list_users(self) -> list[UserRecord]:
+        return await self.repo.users.list()
+
+    async def get_user(self, user_id: Any) -> UserRecord:
+        uid = parse_id("user_id", user_id)
+        user = await self.repo.users.get(user_id=uid)
+        if user is None:
+            raise NotFound(f"No user with id {uid}.", param="user_id")
+        return user
+
+    async def user_named(self, username: str) -> UserRecord:
+        user = await self.repo.users.get(username=username)
+        if user is None:
+            raise NotFound(f"No user named {username!r}.", param="username")
+        return user
+
+    async def create_user(self, body: Mapping[str, Any]) -> UserRecord:
+        fields = validate_user_create(body)
+        try:
+            return await self.repo.users.create(fields["username"], fields["role"])
+        except Conflict as exc:
+            raise ConflictError(f"The user {fields['username']!r} already exists.") from exc
+
+    async def update_user(self, user_id: Any, body: Mapping[str, Any]) -> UserRecord:
+        uid = parse_id("user_id", user_id)
+        fields = validate_user_patch(body)
+        if not await self.repo.users.update(uid, fields):
+            raise NotFound(f"No user with id {uid}.", param="user_id")
+        return await self.get_user(uid)
+
+    # ---- keys ------------------------------------------------------------------------
+    async def list_keys(
+        self, user_id: Any = None, *, username: str | None = None
+    ) -> list[KeyRecord]:
+        uid: int | None = None
+        if username is not None:
+            uid = (await self.user_named(username)).id
+        elif user_id is not None:
+            uid = parse_id("user_id", user_id)
+        return await self.repo.keys.list(uid)
+
+    async def create_key(self, body: Mapping[str, Any]) -> tuple[KeyRecord, str]:
+        """Returns the record and the plaintext key (shown once)."""
+        fields = validate_key_create(body)
+        if "username" in fields:
+            owner = await self.user_named(fields.pop("username"))
+        else:
+            owner = await self.get_user(fields.pop("user_id"))
+        if fields["kind"] == "admin" and owner.role != "admin":
+            raise ValidationError("kind", "Admin tokens can only be created for admin users.")
+        try:
+            return await self.repo.keys.create(owner.id, prefix=self.key_prefix, **fields)
+        except Conflict as exc:  # the owner was deleted meanwhile
+            raise ConflictError(f"The user {owner.id} does not exist.") from exc
+
+    async def update_key(self, key_id: Any, body: Mapping[str, Any]) -> KeyRecord:
+        kid = parse_id("key_id", key_id)
+        fields = validate_key_patch(body)
+        key = await self._key(kid)
+        status = fields.get("status")
+        if status is not None:
+            check_key_status_change(key.status, status)
+        unless = "revoked" if status not in (None, "revoked") else None
+        if not await self.repo.keys.update(kid, fields, unless_status=unless):
+            key = await self._key(kid)  # raises if it was deleted meanwhile
+            if status is not None:  # revoked meanwhile: the guarded update changed nothing
+                check_key_status_change(key.status, status)
+        return await self._key(kid)
+
+    async def delete_key(self, key_id: Any) -> None:
+        kid = parse_id("key_id", key_id)
+        if not await self.repo.keys.delete(kid):
+            raise NotFound(f"No key with id {kid}.", param="key_id")
+
+    async def _key(self, kid: int) -> KeyRecord:
+        key = await self.repo.keys.get(kid)
+        if key is None:
+            raise NotFound(f"No key with id {kid}.", param="key_id")
+        return key
+
+    async def bootstrap_admin(self, username: str) -> str:
+        """Create (or reuse) the admin user ``username`` and return a new admin token."""
+        user = await self.repo.users.get(username=username)
+        if user is None:
+            user = await self.create_user({"username": username, "role": "admin"})
+        elif user.role != "admin":
+            raise ValidationError("username", f"The user {username!r} exists and is not an admin.")
+        _, token = await self.create_key({"user_id": user.id, "name": "bootstrap", "kind": "admin"})
+        return token
+
+    # ---- channels ----------------------------------------------------------------------
+    async def list_channels(self) -> list[ChannelRecord]:
+        return await self.repo.channels.list()
+
+    async def create_channel(
+        self, body: Mapping[str, Any], *, is_emulator: bool = False
+    ) -> ChannelRecord:
+        """``is_emulator`` marks the demo's built-in emulator channels (not settable by input)."""
+        fields = validate_channel_create(body)
+        return await self.repo.channels.create(**fields, is_emulator=is_emulator)
+
+    async def update_channel(self, channel_id: Any, body: Mapping[str, Any]) -> ChannelRecord:
+        cid = parse_id("channel_id", channel_id)
+        current = await self._channel(cid)
+        fields = validate_channel_patch(body, provider=current.provider)
+        if not await self.repo.channels.update(cid, fields):
+            raise NotFound(f"No channel with id {cid}.", param="channel_id")
+        return await self._channel(cid)
+
+    async def delete_channel(self, channel_id: Any) -> None:
+        cid = parse_id("channel_id", channel_id)
+        if not await self.repo.channels.delete(cid):
+            raise NotFound(f"No channel with id {cid}.", param="channel_id")
+
+    async def _channel(self, cid: int) -> ChannelRecord:
+        ch = await self.repo.channels.get(cid)
+        if ch is None:
+            raise NotFound(f"No channel with id {cid}.", param="channel_id")
+        return ch
+
+    # ---- request logs (read only) -------------------------------------------------------
+    async def list_logs(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
+        limit, user_id = validate_log_query(params)
+        return await self.repo.list_request_logs(limit, user_id)

@@ -1,0 +1,237 @@
+"""Validation of every administrative write, written once for the CLI and the admin API.
+
+Pure functions: each takes the raw input (a JSON object, or the CLI's options gathered into
+one) and returns a normalized dict ready for storage, or raises
+:class:`~relaygate.services.fields.ValidationError` naming the field. Nothing here touches the
+database; rules that need stored state (does the user exist, is the key revoked) are in
+``relaygate.services.admin``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from relaygate.providers import PROVIDERS
+from relaygate.providers.profiles import PROFILES
+from relaygate.services.fields import (
+    INT_MAX,
+    Field,
+    Schema,
+    ValidationError,
+    choice,
+    http_url,
+    integer,
+    iso_datetime,
+    json_object,
+    nullable,
+    one_of_types,
+    string,
+    string_list,
+    string_map,
+)
+
+__all__ = [
+    "CHANNEL",
+    "KEY",
+    "LOG_LIMIT_MAX",
+    "USER",
+    "ValidationError",
+    "check_key_status_change",
+    "parse_id",
+    "validate_channel_create",
+    "validate_channel_patch",
+    "validate_key_create",
+    "validate_key_patch",
+    "validate_log_query",
+    "validate_user_create",
+    "validate_user_patch",
+]
+
+USER_ROLES = ("user", "admin")
+USER_STATUSES = ("active", "disabled")
+KEY_KINDS = ("api", "personal", "admin")
+KEY_STATUSES = ("active", "disabled", "revoked")
+CHANNEL_STATUSES = ("enabled", "disabled")
+LOG_LIMIT_MAX = 1000
+
+_limit = nullable(integer(1))
+_model_names = string_list(1, string(1, 128, no_space=True))
+_upstream_key = string(1, 4096, no_space=True)
+
+# ---- users -----------------------------------------------------------------------------
+USER = Schema(
+    "user",
+    {
+        "username": Field(string(1, 64, no_space=True), required=True, patchable=False),
+        "role": Field(choice(*USER_ROLES), default="user"),
+        "status": Field(choice(*USER_STATUSES), default="active"),
+    },
+)
+
+
+def validate_user_create(body: Mapping[str, Any]) -> dict[str, Any]:
+    out = USER.create(body)
+    if out["status"] != "active":
+        raise ValidationError("status", "A new user is always `active`; disable it afterwards.")
+    return out
+
+
+def validate_user_patch(body: Mapping[str, Any]) -> dict[str, Any]:
+    return USER.patch(body)
+
+
+# ---- keys ------------------------------------------------------------------------------
+def _key_models(name: str, value: Any) -> list[str] | None:
+    if isinstance(value, list | tuple) and not value:
+        raise ValidationError(
+            name,
+            f"`{name}` must name at least one model (a key that can use no model is useless); "
+            "leave it out, or null, for every model.",
+        )
+    return nullable(_model_names)(name, value)  # type: ignore[no-any-return]
+
+
+KEY = Schema(
+    "key",
+    {
+        "user_id": Field(integer(1), patchable=False),
+        "username": Field(string(1, 64), patchable=False),
+        "name": Field(string(0, 128), default=""),
+        "kind": Field(choice(*KEY_KINDS), default="api", patchable=False),
+        "status": Field(choice(*KEY_STATUSES)),
+        "models": Field(_key_models, default=None),
+        "expires_at": Field(nullable(iso_datetime), default=None),
+        "rpm_limit": Field(_limit, default=None),
+        "concurrency_limit": Field(_limit, default=None),
+    },
+)
+
+
+def validate_key_create(body: Mapping[str, Any], *, now: datetime | None = None) -> dict[str, Any]:
+    """The owner is ``user_id`` or ``username`` (exactly one); ``expires_at`` must lie in the
+    future; ``models`` is a non-empty allow-list or null (every model)."""
+    out = KEY.create(body)
+    if ("user_id" in out) == ("username" in out):
+        field = "username" if "username" in out else "user_id"
+        raise ValidationError(field, "Give the key's owner as `user_id` or `username` (one).")
+    if "status" in out and out["status"] != "active":
+        raise ValidationError("status", "A new key is always `active`; change it afterwards.")
+    out.pop("status", None)
+    expires = out["expires_at"]
+    if expires is not None and expires <= (now or datetime.now(UTC)):
+        raise ValidationError(
+            "expires_at", f"`expires_at` must be in the future, not {expires.isoformat()}."
+        )
+    return out
+
+
+def validate_key_patch(body: Mapping[str, Any]) -> dict[str, Any]:
+    """A past ``expires_at`` is allowed here: it expires the key at once."""
+    return KEY.patch(body)
+
+
+def check_key_status_change(old: str, new: str) -> None:
+    """Revoked is final: a revoked key cannot become active or disabled again."""
+    if old == "revoked" and new != "revoked":
+        raise ValidationError(
+            "status", "This key is revoked; a revoked key cannot be used again. Create a new key."
+        )
+
+
+# ---- channels --------------------------------------------------------------------------
+_CONFIG_KEYS: dict[str, Any] = {  # known provider extras, checked when present
+    "headers": string_map(string(1, 128, no_space=True), string(0, 4096)),
+    "api_version": string(1, 64, no_space=True),
+    "deployments": string_map(string(1, 128), string(1, 128, no_space=True)),
+    "anthropic_version": string(1, 64, no_space=True),
+    "anthropic_beta": one_of_types(
+        string(1, 256), string_list(0, string(1, 128)), expected="a string or an array of strings"
+    ),
+    "default_max_tokens": integer(1),
+}
+
+
+def _config(name: str, value: Any) -> dict[str, Any]:
+    obj = json_object(name, value)
+    for key, check in _CONFIG_KEYS.items():
+        if key in obj:
+            obj[key] = check(f"{name}.{key}", obj[key])
+    return obj
+
+
+CHANNEL = Schema(
+    "channel",
+    {
+        "name": Field(string(1, 128), required=True),
+        "provider": Field(choice(*PROVIDERS), default="openai_compat", patchable=False),
+        "profile": Field(string(1, 32)),
+        "base_url": Field(http_url(), required=True),
+        "keys": Field(string_list(0, _upstream_key, unique=False), default=[]),
+        "models": Field(_model_names, required=True),
+        "model_mapping": Field(string_map(value=string(1, 128, no_space=True)), default={}),
+        "priority": Field(integer(), default=0),
+        "weight": Field(integer(1, INT_MAX), default=1),
+        "status": Field(choice(*CHANNEL_STATUSES), default="enabled"),
+        "config": Field(_config, default={}),
+    },
+    aliases={"api_key": "keys"},
+)
+
+
+def _check_profile(provider: str, profile: str) -> None:
+    if provider == "openai_compat":
+        if profile not in PROFILES:
+            known = ", ".join(sorted(PROFILES))
+            raise ValidationError(
+                "profile", f"Unknown profile {profile!r} for openai_compat; known: {known}."
+            )
+    elif profile != provider:
+        raise ValidationError(
+            "profile", f"A {provider} channel has no profiles; give `profile` {provider!r} or none."
+        )
+
+
+def validate_channel_create(body: Mapping[str, Any]) -> dict[str, Any]:
+    """``keys`` (an array) or ``api_key`` (one key) give the upstream keys: none at all is fine
+    (e.g. a local Ollama), an empty string is not."""
+    out = CHANNEL.create(body)
+    if "api_key" in out:
+        if "keys" in body:
+            raise ValidationError("api_key", "Give `keys` or `api_key`, not both.")
+        out["keys"] = [_upstream_key("api_key", out.pop("api_key"))]
+    provider = out["provider"]
+    out.setdefault("profile", "openai" if provider == "openai_compat" else provider)
+    _check_profile(provider, out["profile"])
+    return out
+
+
+def validate_channel_patch(body: Mapping[str, Any], *, provider: str) -> dict[str, Any]:
+    """``provider`` is the stored channel's (it cannot change); ``keys`` replaces every key."""
+    out = CHANNEL.patch(body)
+    if "profile" in out:
+        _check_profile(provider, out["profile"])
+    return out
+
+
+# ---- request logs and ids ----------------------------------------------------------------
+def parse_id(name: str, value: Any) -> int:
+    """An id from JSON (an integer) or from a URL (decimal digits)."""
+    if isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    return int(integer(1)(name, value))
+
+
+def validate_log_query(params: Mapping[str, str]) -> tuple[int, int | None]:
+    """``limit`` 1..1000 (default 100) and an optional ``user_id``, from query strings."""
+    raw = params.get("limit")
+    limit = 100
+    if raw is not None:
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= LOG_LIMIT_MAX:
+            raise ValidationError(
+                "limit", f"`limit` must be an integer from 1 to {LOG_LIMIT_MAX}, not {raw!r}."
+            )
+        limit = int(raw)
+    uid = params.get("user_id")
+    return limit, (parse_id("user_id", uid) if uid is not None else None)

@@ -1,0 +1,72 @@
+"""The ``users`` table. Stores what it is given: values are validated by ``relaygate.services``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from relaygate.storage import revisions
+from relaygate.storage.base import Conflict, aware, columns, now
+from relaygate.storage.records import UserRecord
+from relaygate.storage.tables import users
+
+__all__ = ["UserStore", "user_from_row"]
+
+WRITABLE = ("role", "status")
+
+
+def user_from_row(r: Any) -> UserRecord:
+    return UserRecord(
+        int(r["id"]), r["username"], r["role"], r["status"], aware(r["created_at"]) or now()
+    )
+
+
+class UserStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def create(self, username: str, role: str = "user") -> UserRecord:
+        created = now()
+        try:
+            async with self.engine.begin() as conn:
+                res = await conn.execute(
+                    insert(users).values(
+                        username=username, role=role, status="active", created_at=created
+                    )
+                )
+                await revisions.bump(conn)
+        except IntegrityError as exc:
+            raise Conflict(f"user {username!r} already exists") from exc
+        uid = int(res.inserted_primary_key[0])  # type: ignore[index]
+        return UserRecord(uid, username, role, "active", created)
+
+    async def get(
+        self, *, user_id: int | None = None, username: str | None = None
+    ) -> UserRecord | None:
+        q = select(users)
+        q = (
+            q.where(users.c.id == user_id)
+            if user_id is not None
+            else q.where(users.c.username == username)
+        )
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(q)).mappings().first()
+        return user_from_row(row) if row else None
+
+    async def list(self) -> list[UserRecord]:
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(select(users).order_by(users.c.id))).mappings().all()
+        return [user_from_row(r) for r in rows]
+
+    async def update(self, user_id: int, fields: Mapping[str, Any]) -> bool:
+        values = columns(fields, WRITABLE)
+        if not values:
+            return False
+        async with self.engine.begin() as conn:
+            res = await conn.execute(update(users).where(users.c.id == user_id).values(**values))
+            await revisions.bump(conn)
+        return bool(res.rowcount)
