@@ -1,8 +1,8 @@
 """Load recorded provider traffic (go-vcr v2 cassettes) for replay tests.
 
-The cassettes live in ``/work/shared/fixtures/provider-recordings`` (see SOURCE.md
-there); ``RELAYGATE_RECORDINGS`` or a ``tests/fixtures/provider-recordings`` copy
-take precedence. Tests should skip when :func:`recordings_dir` returns ``None``.
+The cassettes live in ``tests/fixtures/provider-recordings`` (see SOURCE.md there);
+``RELAYGATE_RECORDINGS`` names another folder. Tests should skip when
+:func:`recordings_dir` returns ``None``.
 
     for it in load_cassette(recordings_dir() / "TestOpenAICommon/gpt-4o/simple.yaml"):
         it.request_json(), it.response_status, it.is_stream, it.response_body
@@ -22,10 +22,7 @@ import yaml  # type: ignore[import-untyped]
 
 __all__ = ["Interaction", "load_cassette", "recordings_dir"]
 
-_CANDIDATES = (
-    Path(__file__).resolve().parent / "fixtures" / "provider-recordings",
-    Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "provider-recordings",
-)
+_CANDIDATES = (Path(__file__).resolve().parent / "fixtures" / "provider-recordings",)
 
 
 def recordings_dir() -> Path | None:
