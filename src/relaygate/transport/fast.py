@@ -1,5 +1,5 @@
 """A lean HTTP/1.1 upstream transport on asyncio Protocols and ``httptools``
-(see ``transport.py`` for the contract).
+(the contract is in ``transport/base.py``).
 
 One :class:`_Conn` is one TCP connection *and* the response of the exchange it
 is carrying: the parser callbacks fill its status, headers and a deque of body
