@@ -48,7 +48,7 @@ def read_until_close(sock: socket.socket, timeout: float = 10) -> bytes:
     while True:
         try:
             data = sock.recv(65536)
-        except ConnectionResetError:
+        except (ConnectionResetError, TimeoutError):
             break
         if not data:
             break
@@ -258,3 +258,35 @@ def test_slow_body_arriving_in_time_is_accepted(edge: Env) -> None:
     t.join()
     sock.close()
     assert data.startswith(b"HTTP/1.1 200"), data[:300]
+
+
+def test_unread_body_cannot_hold_the_connection_open(edge: Env) -> None:
+    """Refused before its body is read (no API key: 401), a request whose body keeps
+    trickling in gets the connection closed within the head timeout (before: each byte
+    postponed uvicorn's keep-alive timer, so the connection stayed open indefinitely)."""
+    sock = connect(edge)
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000\r\n\r\n{"
+    )
+    sock.settimeout(5)
+    assert read_response(sock).startswith(b"HTTP/1.1 401")
+    t0 = time.monotonic()
+    closed_after = None
+    while time.monotonic() - t0 < 8:
+        try:
+            sock.send(b" ")
+        except OSError:
+            closed_after = time.monotonic() - t0
+            break
+        readable, _, _ = select.select([sock], [], [], 0.25)
+        if readable:
+            try:
+                if sock.recv(1024) == b"":
+                    closed_after = time.monotonic() - t0
+                    break
+            except ConnectionResetError:
+                closed_after = time.monotonic() - t0
+                break
+    sock.close()
+    assert closed_after is not None, "the connection stayed open for 8 s"
+    assert closed_after < HEADER_TIMEOUT + 1.5, closed_after

@@ -177,9 +177,22 @@ class EdgeProtocol(HttpToolsProtocol):
 
     def on_message_complete(self) -> None:
         self._in_head = True
+        if self._head_timer is not None:  # the rest of an answered request's body came
+            self._head_timer.cancel()
+            self._head_timer = None
         scope = cast(dict[str, Any], self.scope)
         scope[BODY_RECEIVED] = True
         super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if not self._in_head and self._head_timer is None and not self.transport.is_closing():
+            # answered before its body was read (refused early, say): the rest of the body
+            # must arrive within the head timeout, or the connection is closed (else a client
+            # could keep it open forever by trickling body bytes nobody reads)
+            self._head_timer = self.loop.call_later(
+                self._limits.header_timeout, self._unread_body_timeout
+            )
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to a parser error; a callback of ours may have caused it
@@ -214,6 +227,11 @@ class EdgeProtocol(HttpToolsProtocol):
             "request_timeout",
             f"The request head was not received within {seconds:g} seconds.",
         )
+
+    def _unread_body_timeout(self) -> None:
+        self._head_timer = None
+        if not self._in_head:
+            self.transport.close()
 
     def _refuse(self, status: int, code: str, message: str) -> None:
         self._send_refusal(self._render(status, code, message))
