@@ -40,6 +40,7 @@ from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
 from relaygate.requestlog.writer import UsageLogWriter
 from relaygate.routing.router import Router
+from relaygate.routing.tokens import TokenCache
 from relaygate.settings import Settings
 from relaygate.sharedstate.memory import InProcessState
 from relaygate.stages import FilterChain, NoBilling
@@ -136,6 +137,7 @@ class RelayGateApp:
             transport=transport,
             adaptors=AdaptorRegistry(),
             router=Router(catalog),
+            tokens=TokenCache(transport),
             shared=shared,
             filters=FilterChain(
                 [

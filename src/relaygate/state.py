@@ -9,6 +9,7 @@ from relaygate.catalog import Catalog
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.requestlog.writer import UsageLogWriter
 from relaygate.routing.router import Router
+from relaygate.routing.tokens import TokenCache
 from relaygate.settings import Settings
 from relaygate.sharedstate.base import SharedState
 from relaygate.stages import BillingStage, FilterChain
@@ -28,6 +29,7 @@ class AppState:
     transport: Transport
     adaptors: AdaptorRegistry
     router: Router
+    tokens: TokenCache
     shared: SharedState
     filters: FilterChain
     billing: BillingStage

@@ -49,10 +49,11 @@ async def run_attempts(
     tries = candidates[: max(1, state.settings.max_attempts)]
     last = len(tries) - 1
     for i, channel in enumerate(tries):
-        target = ctx.target = state.router.target(channel, ctx.model)
+        target = state.router.target(channel, ctx.model)
         adaptor = state.adaptors.get(target.provider)
         began = time.perf_counter()
         try:
+            target = ctx.target = await state.tokens.resolve(adaptor, target)
             await call(adaptor, target)
         except RelayError as err:
             retry = i < last and not ctx.started_response and _retryable(err)
