@@ -16,15 +16,8 @@ VENV="${LITELLM_VENV:-/work/litellm-venv}"
 PYTHON="${LITELLM_PYTHON:-python3}"
 VERSION="1.109.1"
 
-# Requirement list: prefer the copy next to the design doc, fall back to the one in bench/.
-REQS="${LITELLM_REQS:-}"
-if [[ -z "$REQS" ]]; then
-  for cand in "$HERE/../../shared/design/litellm-${VERSION}-proxy-requirements.txt" \
-              "/work/shared/design/litellm-${VERSION}-proxy-requirements.txt" \
-              "$HERE/litellm-${VERSION}-proxy-requirements.txt"; do
-    if [[ -f "$cand" ]]; then REQS="$cand"; break; fi
-  done
-fi
+# Requirement list: the copy kept in bench/ (LITELLM_REQS overrides it).
+REQS="${LITELLM_REQS:-$HERE/litellm-${VERSION}-proxy-requirements.txt}"
 if [[ -z "$REQS" || ! -f "$REQS" ]]; then
   echo "litellm_setup: cannot find litellm-${VERSION}-proxy-requirements.txt" >&2
   exit 2

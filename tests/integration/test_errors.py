@@ -1,4 +1,4 @@
-"""Every row of the error table (PRODUCT.md §4): status, error.code, envelope —
+"""Every row of the error table (docs/decisions/0003-errors-and-envelope.md): status, error.code, envelope —
 with the seed's statuses and with the operator switch to OpenAI's statuses."""
 
 from __future__ import annotations

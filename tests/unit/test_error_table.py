@@ -1,4 +1,4 @@
-"""The error table (PRODUCT.md §4) as rendered, in both status modes."""
+"""The error table (docs/decisions/0003-errors-and-envelope.md) as rendered, in both status modes."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Tolerant Server-Sent Events decoding and encoding.
 
-Upstreams differ (providers.md §0.6): ``data:`` with or without a space, ``\\r\\n``
+Upstreams differ (docs/providers.md, "SSE framing"): ``data:`` with or without a space, ``\\r\\n``
 separators, comment/keep-alive lines, named events, trailing padding. The decoder
 accepts all of them and yields ``(event, data)`` pairs; the fast path (one
 ``data: {...}`` line per event) does no per-line splitting.
