@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import text
 
 from relaygate.catalog import Catalog
-from relaygate.routing.router import Router
 from relaygate.errors import AuthError, ModelNotFound, PolicyError, ServiceUnavailable
+from relaygate.routing.router import Router
 from relaygate.storage.crypto import Secrets
 from relaygate.storage.db import migrate
 from relaygate.storage.repo import Conflict, Repository
