@@ -290,3 +290,50 @@ def test_unread_body_cannot_hold_the_connection_open(edge: Env) -> None:
     sock.close()
     assert closed_after is not None, "the connection stayed open for 8 s"
     assert closed_after < HEADER_TIMEOUT + 1.5, closed_after
+
+
+def test_keep_alive_after_a_large_body(edge: Env) -> None:
+    """A request whose body is larger than the head limit does not make the next request
+    on the same connection look oversized."""
+    payload = json.dumps(
+        {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "x" * 200_000}]}
+    ).encode()
+    sock = connect(edge)
+    for _ in range(2):
+        sock.sendall(_post_head(edge, len(payload)) + payload)
+        assert read_response(sock).startswith(b"HTTP/1.1 200")
+    sock.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert read_response(sock).startswith(b"HTTP/1.1 200")
+    sock.close()
+
+
+def test_trailer_flood_closes_the_connection(edge: Env) -> None:
+    """A chunked body answered before it was read (no API key) followed by endless trailer
+    fields: the connection is closed after the header-count limit (before: every trailer
+    was kept in memory for as long as the client kept sending)."""
+    sock = connect(edge)
+    sock.sendall(
+        b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\n{}\r\n"
+    )
+    assert read_response(sock).startswith(b"HTTP/1.1 401")
+    sock.sendall(b"0\r\n")
+    trailers = b"".join(b"X-T%d: v\r\n" % i for i in range(1000))
+    sent = 0
+    closed = False
+    while sent < 200 and not closed:
+        try:
+            sock.sendall(trailers)
+        except OSError:
+            closed = True
+            break
+        sent += 1
+        readable, _, _ = select.select([sock], [], [], 0.01)
+        if readable:
+            try:
+                closed = sock.recv(1024) == b""
+            except ConnectionResetError:
+                closed = True
+    sock.close()
+    assert closed, f"still open after {sent * 1000} trailer fields"
+    assert sent < 50, sent

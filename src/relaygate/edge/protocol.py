@@ -28,7 +28,7 @@ import functools
 import os
 import sys
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 from uvicorn._types import ASGISendEvent
 from uvicorn.protocols.http.httptools_impl import (
@@ -53,13 +53,16 @@ class EdgeLimits:
     max_headers: int
     header_timeout: float
     envelope: bool
+    max_body_bytes: int
 
 
 @functools.cache
 def edge_limits() -> EdgeLimits:
     """The limits of this worker process, read once from the environment."""
     s = Settings.from_env()
-    return EdgeLimits(s.max_header_bytes, s.max_headers, s.header_timeout, s.envelope)
+    return EdgeLimits(
+        s.max_header_bytes, s.max_headers, s.header_timeout, s.envelope, s.max_body_bytes
+    )
 
 
 def refusal_bytes(
@@ -87,6 +90,9 @@ def refusal_bytes(
     return b"".join(out)
 
 
+_base = HttpToolsProtocol
+
+
 class _HeadRefused(Exception):
     """Raised from a parser callback to stop parsing a head that is over a limit."""
 
@@ -98,11 +104,14 @@ class EdgeProtocol(HttpToolsProtocol):
         self._limits = limits
         self._max_head = limits.max_header_bytes
         self._max_headers = limits.max_headers
+        # bytes one request may put on the wire after its head (body, chunk framing, trailers):
+        # twice the body limit (read_body refuses bodies over it anyway); bounds what is read
+        # and parsed for a body nobody reads (the request was answered early)
+        self._max_rest = 2 * limits.max_body_bytes + limits.max_header_bytes
         # True while the bytes read belong to a request head (from the connection's start
         # or the end of the previous request until the head is complete)
         self._in_head = True
-        self._head_used = 0  # bytes read while in the current head
-        self._head_begun = False  # the parser has seen the start of the current head
+        self._used = 0  # bytes read while in the current head, or since it (body)
         self._heads = 0  # request heads completed on this connection
         self._head_timer: asyncio.TimerHandle | None = None
         self._linger: asyncio.TimerHandle | None = None
@@ -123,18 +132,20 @@ class EdgeProtocol(HttpToolsProtocol):
             self._linger = None
         super().connection_lost(exc)
 
+    # The overrides below run for every request: they call the base methods directly
+    # (``_base.x(self)``, no ``super()`` object) and keep to a few attribute operations.
     def data_received(self, data: bytes) -> None:
         if self._in_head:
             if self._draining:
                 return
-            used = self._head_used + len(data)
+            used = self._used + len(data)
             if used > self._max_head:
                 # Feed only up to the limit: a head that ends within it is fine (the rest of
                 # the read is its body or the next request); one that does not is refused
                 # before the parser buffers more of it.
-                room = self._max_head - self._head_used
+                room = self._max_head - self._used
                 heads = self._heads
-                super().data_received(data[:room])
+                _base.data_received(self, data[:room])
                 if self._draining or self.transport.is_closing():
                     return
                 if self._heads == heads:  # the head is still incomplete at the limit
@@ -142,57 +153,67 @@ class EdgeProtocol(HttpToolsProtocol):
                     return
                 data = data[room:]
             else:
-                self._head_used = used
-        super().data_received(data)
-        if self._head_begun and self._head_timer is None and not self._draining:
-            # a head arrived in part: it has header_timeout seconds to complete
+                self._used = used
+        else:
+            self._used += len(data)
+            if self._used > self._max_rest:  # only for a body nobody reads, or trailers
+                self.transport.close()
+                return
+            cycle = self.cycle
+            if self._head_timer is None and cycle is not None and cycle.response_complete:
+                # answered before its body was read (refused early, say) and the body still
+                # comes: the rest must arrive within the head timeout, or the connection is
+                # closed (each read stops uvicorn's keep-alive timer, so a client could keep
+                # the connection open forever by trickling body bytes nobody reads)
+                self._head_timer = self.loop.call_later(
+                    self._limits.header_timeout, self._unread_body_timeout
+                )
+        _base.data_received(self, data)
+        # _used > 0 in a head after feeding: the parser holds part of a head (a completed
+        # head or message resets it), which has header_timeout seconds to complete
+        if self._in_head and self._used and self._head_timer is None and not self._draining:
             self._head_timer = self.loop.call_later(self._limits.header_timeout, self._head_timeout)
 
     # ---- parser callbacks ----------------------------------------------------------
-    def on_message_begin(self) -> None:
-        self._head_begun = True
-        super().on_message_begin()
-
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(self.headers) >= self._max_headers:
-            self._refusal = self._render(
-                431,
-                "request_header_too_large",
-                f"The request has more than {self._max_headers} header fields.",
-            )
+        # uvicorn 0.54's on_header (three lines, inlined: it runs for every header) plus the
+        # count limit; trailers of a chunked body are appended to the same list, so they
+        # count too
+        headers = self.headers
+        if len(headers) >= self._max_headers:
+            self._refusal = b""  # trailers: the answer may be out already; just close
+            if self._in_head:
+                self._refusal = self._render(
+                    431,
+                    "request_header_too_large",
+                    f"The request has more than {self._max_headers} header fields.",
+                )
             raise _HeadRefused
-        super().on_header(name, value)
+        name = name.lower()
+        if name == b"expect" and value.lower() == b"100-continue":
+            self.expect_100_continue = True
+        headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self._in_head = self._head_begun = False
-        self._head_used = 0
+        self._in_head = False
+        self._used = 0
         self._heads += 1
         if self._head_timer is not None:
             self._head_timer.cancel()
             self._head_timer = None
-        super().on_headers_complete()
+        _base.on_headers_complete(self)
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope and self.scope["http_version"] == "1.0":
             cycle.__class__ = Http10Cycle
 
     def on_message_complete(self) -> None:
         self._in_head = True
+        self._used = 0
         if self._head_timer is not None:  # the rest of an answered request's body came
             self._head_timer.cancel()
             self._head_timer = None
-        scope = cast(dict[str, Any], self.scope)
-        scope[BODY_RECEIVED] = True
-        super().on_message_complete()
-
-    def on_response_complete(self) -> None:
-        super().on_response_complete()
-        if not self._in_head and self._head_timer is None and not self.transport.is_closing():
-            # answered before its body was read (refused early, say): the rest of the body
-            # must arrive within the head timeout, or the connection is closed (else a client
-            # could keep it open forever by trickling body bytes nobody reads)
-            self._head_timer = self.loop.call_later(
-                self._limits.header_timeout, self._unread_body_timeout
-            )
+        self.scope[BODY_RECEIVED] = True  # type: ignore[literal-required]
+        _base.on_message_complete(self)
 
     def send_400_response(self, msg: str) -> None:
         # uvicorn's answer to a parser error; a callback of ours may have caused it
@@ -244,7 +265,7 @@ class EdgeProtocol(HttpToolsProtocol):
         if transport.is_closing():
             return
         cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
+        if not response or (cycle is not None and not cycle.response_complete):
             transport.close()  # mid-response on this connection: no room for an answer
             return
         self._draining = self._in_head = True
