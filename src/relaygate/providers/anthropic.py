@@ -28,8 +28,6 @@ from relaygate.providers.base import (
     Target,
     UpstreamRequest,
     Usage,
-    legacy_functions_requested,
-    mark_legacy_functions,
     parse_json_object,
 )
 from relaygate.providers.legacy_functions import to_function_call_message
@@ -51,7 +49,6 @@ class AnthropicAdaptor:
 
     def chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
         payload, legacy = build_messages_request(target, body, stream)
-        mark_legacy_functions(legacy)
         headers = {
             "x-api-key": target.token or target.api_key,
             "anthropic-version": str(target.config.get("anthropic_version") or ANTHROPIC_VERSION),
@@ -70,7 +67,7 @@ class AnthropicAdaptor:
         )
 
     def chat_response(
-        self, target: Target, raw: bytes, *, legacy_functions: bool | None = None
+        self, target: Target, raw: bytes, *, legacy_functions: bool = False
     ) -> tuple[dict[str, Any], Usage | None]:
         obj = parse_json_object(raw)
         if obj.get("type") == "error":
@@ -138,15 +135,15 @@ class AnthropicAdaptor:
         }
         if usage is not None:
             result["usage"] = usage.to_openai()
-        legacy = legacy_functions_requested() if legacy_functions is None else legacy_functions
+        legacy = legacy_functions
         if legacy:
             to_function_call_message(result["choices"][0])
         return result, usage
 
     def chat_stream(
-        self, target: Target, include_usage: bool, *, legacy_functions: bool | None = None
+        self, target: Target, include_usage: bool, *, legacy_functions: bool = False
     ) -> AnthropicStreamTranslator:
-        legacy = legacy_functions_requested() if legacy_functions is None else legacy_functions
+        legacy = legacy_functions
         return AnthropicStreamTranslator(target, include_usage, legacy)
 
     def embeddings_request(self, target: Target, body: dict[str, Any]) -> UpstreamRequest:

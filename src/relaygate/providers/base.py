@@ -21,7 +21,6 @@ Lifecycle of one call (see ``docs/architecture.md``)::
 from __future__ import annotations
 
 import time
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -45,7 +44,6 @@ __all__ = [
     "UpstreamRequest",
     "Usage",
     "error_from_status",
-    "legacy_functions_requested",
     "normalize_usage",
     "usage_chunk",
 ]
@@ -75,7 +73,8 @@ class UpstreamRequest:
     method: str = "POST"
     proxy: str | None = None  # HTTP CONNECT proxy for this call (set by the relay)
     #: the client used the legacy ``functions``/``function_call`` fields: the answer must
-    #: come back as ``message.function_call`` (see ``legacy_functions_requested``)
+    #: come back as ``message.function_call``; the relay passes it to
+    #: ``chat_response`` / ``chat_stream`` (adaptors keep no per-request state)
     legacy_functions: bool = False
 
 
@@ -179,9 +178,13 @@ class Adaptor(Protocol):
         self, target: Target, body: dict[str, Any], stream: bool
     ) -> UpstreamRequest: ...
 
-    def chat_response(self, target: Target, raw: bytes) -> tuple[dict[str, Any], Usage | None]: ...
+    def chat_response(
+        self, target: Target, raw: bytes, *, legacy_functions: bool = False
+    ) -> tuple[dict[str, Any], Usage | None]: ...
 
-    def chat_stream(self, target: Target, include_usage: bool) -> StreamTranslator: ...
+    def chat_stream(
+        self, target: Target, include_usage: bool, *, legacy_functions: bool = False
+    ) -> StreamTranslator: ...
 
     def embeddings_request(self, target: Target, body: dict[str, Any]) -> UpstreamRequest: ...
 
@@ -226,22 +229,6 @@ class LocalTokenSource(Protocol):
     """
 
     def local_token(self, target: Target, now: float) -> tuple[str, float] | None: ...
-
-
-# ---------------------------------------------------------------- legacy functions
-
-_LEGACY_FUNCTIONS: ContextVar[bool] = ContextVar("relaygate_legacy_functions", default=False)
-
-
-def mark_legacy_functions(on: bool) -> None:
-    """Record, for the current request (asyncio task), whether the client used the
-    legacy ``functions`` field. ``chat_request`` sets it; ``chat_response`` and
-    ``chat_stream`` read it when the caller does not pass ``legacy_functions``."""
-    _LEGACY_FUNCTIONS.set(on)
-
-
-def legacy_functions_requested() -> bool:
-    return _LEGACY_FUNCTIONS.get()
 
 
 def usage_chunk(chunk_id: str, model: str, created: int, usage: Usage) -> bytes:

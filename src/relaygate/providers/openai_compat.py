@@ -20,8 +20,6 @@ from relaygate.providers.base import (
     UpstreamRequest,
     Usage,
     error_from_status,
-    legacy_functions_requested,
-    mark_legacy_functions,
     normalize_usage,
     parse_json_object,
 )
@@ -95,7 +93,6 @@ class OpenAICompatAdaptor:
         legacy = False
         if not profile.native_functions:
             body, legacy = upgrade_legacy_functions(body)
-        mark_legacy_functions(legacy)
         out = dict(body)
         out["model"] = target.upstream_model
         for src, dst in profile.param_renames.items():
@@ -148,14 +145,14 @@ class OpenAICompatAdaptor:
 
     # ---- responses -------------------------------------------------------
     def chat_response(
-        self, target: Target, raw: bytes, *, legacy_functions: bool | None = None
+        self, target: Target, raw: bytes, *, legacy_functions: bool = False
     ) -> tuple[dict[str, Any], Usage | None]:
         obj = parse_json_object(raw)
         if "error" in obj and "choices" not in obj:
             raise self._error_obj(target, 502, obj)
         _fix_service_tier(obj)
         profile = self._profile(target)
-        legacy = legacy_functions_requested() if legacy_functions is None else legacy_functions
+        legacy = legacy_functions
         for choice in obj.get("choices") or ():
             if not isinstance(choice, dict):
                 continue
@@ -182,9 +179,9 @@ class OpenAICompatAdaptor:
         return obj, usage
 
     def chat_stream(
-        self, target: Target, include_usage: bool, *, legacy_functions: bool | None = None
+        self, target: Target, include_usage: bool, *, legacy_functions: bool = False
     ) -> OpenAIStreamTranslator:
-        legacy = legacy_functions_requested() if legacy_functions is None else legacy_functions
+        legacy = legacy_functions
         return OpenAIStreamTranslator(self._profile(target), target, include_usage, legacy)
 
     # ---- errors -----------------------------------------------------------

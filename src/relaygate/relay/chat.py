@@ -95,7 +95,7 @@ async def _unary(
         status = resp.status
         if status >= 400:
             raise upstream_failure(adaptor, target, status, raw, resp)
-    obj, usage = adaptor.chat_response(target, raw)
+    obj, usage = adaptor.chat_response(target, raw, legacy_functions=ureq.legacy_functions)
     ctx.usage = usage
     if state.filters.response_filters:
         state.filters.on_response(ctx, obj)
@@ -138,7 +138,7 @@ async def _stream(
                     "The upstream provider answered a streaming request without a stream."
                 )
             raise err
-        tr = adaptor.chat_stream(target, ctx.include_usage)
+        tr = adaptor.chat_stream(target, ctx.include_usage, legacy_functions=ureq.legacy_functions)
         decoder = SSEDecoder()
 
         async def deliver(payloads: list[bytes]) -> None:
