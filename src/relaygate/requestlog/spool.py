@@ -7,7 +7,7 @@ claims them and replays them. See docs/durability.md.
 Files live in one directory (``<data dir>/spool`` by default), one line of JSON per row
 (``LOG_COLUMNS`` order, ``created_at`` in ISO 8601)::
 
-    requestlog-<pid>-<start ms, hex>-<seq>.jsonl
+    requestlog-<pid>-<start ms, hex><4 random hex digits>-<seq>.jsonl
 
 Ownership is an exclusive ``fcntl.flock`` held on an open descriptor for as long as a
 worker owns a segment: the kernel drops it when the process dies, however it dies, so
@@ -23,6 +23,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -85,7 +86,8 @@ def decode_lines(lines: Sequence[bytes]) -> tuple[list[LogRow], int]:
 class Spool:
     def __init__(self, directory: Path) -> None:
         self.dir = directory
-        self.tag = f"{os.getpid()}-{time.time_ns() // 1_000_000:x}"
+        # unique per process start, even with pids reused across container restarts
+        self.tag = f"{os.getpid()}-{time.time_ns() // 1_000_000:x}{secrets.token_hex(2)}"
         self._seq = 0
         self.active: Segment | None = None
         self.failing = False  # the last append failed
@@ -100,7 +102,8 @@ class Spool:
         self._seq += 1
         name = f"{PREFIX}{self.tag}-{self._seq:06d}{SUFFIX}"
         tmp = self.dir / f".{name}{NEW}"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+        flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_APPEND | os.O_CLOEXEC
+        fd = os.open(tmp, flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a fresh file: nobody holds it
             os.rename(tmp, self.dir / name)
