@@ -22,6 +22,7 @@ from relaygate.api.health import handle_live, handle_ready
 from relaygate.api.openai_routes import handle_model, handle_models
 from relaygate.asgi import Receive, Request, Scope, Send, send_json
 from relaygate.catalog import Catalog
+from relaygate.edge.gzip import gzip_send
 from relaygate.errors import (
     NotFound,
     NotImplementedByProvider,
@@ -256,6 +257,7 @@ class RelayGateApp:
                     req, ServiceUnavailable("The gateway is at capacity; retry shortly.")
                 )
                 return
+            req.send = gzip_send(req.send, req.headers)  # large JSON answers (edge/gzip.py)
             st.inflight += 1
             try:
                 await handler(st, req)

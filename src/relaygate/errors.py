@@ -2,8 +2,8 @@
 
 Every failure that reaches a client is a :class:`RelayError`. Each subclass knows
 its ``error.code``, its OpenAI ``type`` and two HTTP statuses: the default one
-from the seed error table (docs/decisions/0003-errors-and-envelope.md) and OpenAI's own status, used when the
-operator sets ``RELAYGATE_OPENAI_STATUS_CODES=1``::
+from the seed error table (docs/decisions/0003-errors-and-envelope.md) and
+OpenAI's own status, used when the operator sets ``RELAYGATE_OPENAI_STATUS_CODES=1``::
 
     RelayError
     ├── AuthError                 401  no_api_key | invalid_api_key | invalid_request_error

@@ -8,20 +8,9 @@ import json
 import socket
 
 import httpx
-import pytest
 from conftest import Env
 
 CHAT = {"model": "gpt-4o-mini", "messages": [{"role": "user", "content": "hi"}]}
-
-WIRED_GZIP_SEND = pytest.mark.xfail(
-    strict=True,
-    reason="needs the lead's wiring of edge.gzip.gzip_send in app.py; remove this mark then",
-)
-WIRED_ENCODING_ERRORS = pytest.mark.xfail(
-    strict=True,
-    reason="needs the lead's mapping of asgi.BodyEncodingError to a JSON error in the relay; "
-    "remove this mark then",
-)
 
 
 def read_until_close(sock: socket.socket) -> bytes:
@@ -112,7 +101,6 @@ def test_gzip_bomb_is_refused_by_decompressed_size(env: Env) -> None:
     assert "larger than the 1024 KiB" in err["message"], err
 
 
-@WIRED_ENCODING_ERRORS
 def test_unsupported_content_encoding_is_refused_clearly(env: Env) -> None:
     r = httpx.post(
         env.gw.base_url + "/chat/completions",
@@ -125,7 +113,6 @@ def test_unsupported_content_encoding_is_refused_clearly(env: Env) -> None:
     assert "content-encoding 'br' is not supported" in r.json()["error"]["message"]
 
 
-@WIRED_ENCODING_ERRORS
 def test_corrupt_gzip_body_is_refused_clearly(env: Env) -> None:
     r = httpx.post(
         env.gw.base_url + "/chat/completions",
@@ -148,7 +135,6 @@ def _embeddings(env: Env, accept_encoding: str) -> httpx.Response:
     )
 
 
-@WIRED_GZIP_SEND
 def test_large_json_answer_is_gzipped(env: Env) -> None:
     with httpx.Client(timeout=10) as client:
         env.up.openai.configure(embedding_dim=256)

@@ -214,11 +214,6 @@ def _post_head(env: Env, length: int) -> bytes:
     ).encode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="needs the lead's wiring: read_body(..., body_timeout=settings.body_timeout) in "
-    "relay/pipeline.py and BodyReadTimeout mapped to a 408 JSON error; remove this mark then",
-)
 def test_body_shorter_than_content_length_gets_408(edge: Env) -> None:
     """The client declares 500 bytes, sends 20 and stalls: answered 408 after the body
     timeout (before: the request waited forever)."""

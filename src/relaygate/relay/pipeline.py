@@ -12,7 +12,14 @@ from typing import Any
 
 import orjson
 
-from relaygate.asgi import BodyLimitExceeded, Request, read_body
+from relaygate.asgi import (
+    BodyEncodingError,
+    BodyLimitExceeded,
+    BodyReadTimeout,
+    Request,
+    UnsupportedContentEncoding,
+    read_body,
+)
 from relaygate.context import RelayContext
 from relaygate.errors import (
     AuthError,
@@ -75,12 +82,23 @@ def authenticate(state: AppState, req: Request, ctx: RelayContext) -> None:
 
 
 async def parse_json_body(state: AppState, req: Request) -> dict[str, Any]:
+    s = state.settings
     try:
-        raw = await read_body(req, state.settings.max_body_bytes)
+        raw = await read_body(req, s.max_body_bytes, s.body_timeout)
     except BodyLimitExceeded as exc:
         raise BodyTooLarge(
             f"The request body is larger than the {exc.limit // 1024} KiB this gateway accepts."
         ) from None
+    except BodyReadTimeout as exc:
+        raise InvalidRequest(
+            f"The request body did not arrive: {exc}.", code="request_timeout", status=408
+        ) from None
+    except UnsupportedContentEncoding as exc:
+        raise InvalidRequest(
+            f"The request body's {exc}.", code="unsupported_content_encoding", status=415
+        ) from None
+    except BodyEncodingError as exc:
+        raise InvalidRequest(f"The request body could not be decompressed: {exc}.") from None
     if not raw.strip():
         raise InvalidRequest("The request body is empty; send a JSON object.")
     try:
