@@ -122,8 +122,11 @@ class RelayGateApp:
         catalog.start_refresh(s.refresh_interval)
         transport = create_transport(s)
         await transport.start()
-        usage_log = UsageLogWriter(repo) if s.log_requests else None
+        usage_log = UsageLogWriter(repo, spool_dir=s.data_dir / "spool") if s.log_requests else None
         if usage_log is not None:
+            # rows spooled by workers that died are written once (several workers may start
+            # together: each leftover spool file is claimed by one of them)
+            await usage_log.recover()
             usage_log.start()
         access = None
         if logging.getLogger("relaygate.access").isEnabledFor(logging.INFO):

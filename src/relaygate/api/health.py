@@ -28,6 +28,7 @@ async def handle_ready(state: AppState, req: Request) -> None:
         "shed_total": state.shed,
         "usage_rows_dropped": state.usage_log.dropped if state.usage_log else 0,
         "usage_rows_backlog": state.usage_log.backlog if state.usage_log else 0,
+        "usage_log": state.usage_log.health() if state.usage_log else None,
     }
     status = 200 if ready else 503
     await send_json(req.send, status, ok_body(body, state.settings.envelope), req.request_id)
