@@ -57,7 +57,7 @@ class Settings:
     drain_seconds: float = 30.0  # on SIGTERM: let open requests finish this long, then cut them
     cors_origins: tuple[str, ...] = ("*",)  # origins allowed to call the model API; () = none
     extra_filters: tuple[str, ...] = ()  # "module:factory" filters added after the built-in ones
-    http_client: str = "fast"  # upstream HTTP client: fast | aiohttp (see relay/transport.py)
+    http_client: str = "fast"  # upstream HTTP client: fast | aiohttp (see transport/factory.py)
     total_timeout: float = 1800.0  # whole upstream exchange, from sending to the last byte; 0: off
     max_upstream_body_bytes: int = 64 * 1024 * 1024  # largest non-streamed upstream body read
     ca_bundle: str = ""  # PEM file of trusted CAs for upstream TLS (empty: the system store)

@@ -2,7 +2,7 @@
 
 An adaptor turns an OpenAI-shaped request into an upstream HTTP request and the
 upstream's bytes back into OpenAI objects and chunks. Adaptors do **no I/O**: the
-relay core (``relay/transport.py``) owns the one pooled HTTP client, timeouts and
+relay core (``transport/``) owns the one pooled HTTP client, timeouts and
 cancellation. That keeps every provider unit-testable with literal JSON/SSE.
 
 Lifecycle of one call (see ``docs/architecture.md``)::
