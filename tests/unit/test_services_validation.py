@@ -148,6 +148,9 @@ def test_channel_create_normalizes() -> None:
     assert validate_channel_create(CHANNEL)["keys"] == []
     assert validate_channel_create({**CHANNEL, "provider": "anthropic"})["profile"] == "anthropic"
     assert validate_channel_create({**CHANNEL, "priority": -5})["priority"] == -5
+    for proxy in ("", "http://u:p@127.0.0.1:3128"):  # "" = direct even with HTTPS_PROXY set
+        out = validate_channel_create({**CHANNEL, "config": {"proxy": proxy}})
+        assert out["config"]["proxy"] == proxy
 
 
 @pytest.mark.parametrize(
@@ -166,6 +169,9 @@ def test_channel_create_normalizes() -> None:
         ({"config": {"deployments": {"m": 1}}}, "config.deployments['m']", "string"),
         ({"config": {"headers": {"X-A": 1}}}, "config.headers['X-A']", "string"),
         ({"config": {"default_max_tokens": 0}}, "config.default_max_tokens", ">= 1"),
+        ({"config": {"proxy": 3128}}, "config.proxy", "string"),
+        ({"config": {"proxy": "socks5://h:1080"}}, "config.proxy", "http://"),
+        ({"config": {"proxy": "http://h:99999"}}, "config.proxy", "port"),
         ({"keys": [""]}, "keys[0]", "empty"),
         ({"keys": "sk-1"}, "keys", "array"),
         ({"keys": ["sk 1"]}, "keys[0]", "whitespace"),

@@ -87,7 +87,7 @@ def build_request(target: Target, build: Callable[[], UpstreamRequest]) -> Upstr
             "The request body is nested too deeply or holds values that cannot be sent on."
         ) from None
     proxy = target.config.get("proxy") if target.config else None
-    if isinstance(proxy, str) and proxy:
+    if isinstance(proxy, str):  # "" = direct, even when HTTPS_PROXY is set
         ureq.proxy = proxy
     return ureq
 

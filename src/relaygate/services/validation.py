@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from relaygate.providers import PROVIDERS
 from relaygate.providers.profiles import PROFILES
@@ -141,7 +142,29 @@ def check_key_status_change(old: str, new: str) -> None:
 
 
 # ---- channels --------------------------------------------------------------------------
+def _proxy(name: str, value: Any) -> str:
+    """An HTTP CONNECT proxy URL (``http://[user:pass@]host:port``), or "" for a direct
+    connection even when ``HTTPS_PROXY`` is set."""
+    if not isinstance(value, str):
+        raise ValidationError(name, f"`{name}` must be a string.")
+    if value == "":
+        return value
+    parts = urlsplit(value)
+    if parts.scheme != "http" or not parts.hostname or len(value) > 2048:
+        raise ValidationError(
+            name,
+            f"`{name}` must be an http:// proxy URL such as http://user:pass@host:3128, "
+            'or "" for a direct connection.',
+        )
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValidationError(name, f"`{name}` has an invalid port.") from None
+    return value
+
+
 _CONFIG_KEYS: dict[str, Any] = {  # known provider extras, checked when present
+    "proxy": _proxy,
     "headers": string_map(string(1, 128, no_space=True), string(0, 4096)),
     "api_version": string(1, 64, no_space=True),
     "deployments": string_map(string(1, 128), string(1, 128, no_space=True)),
