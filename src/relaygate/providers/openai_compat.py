@@ -235,6 +235,7 @@ class OpenAIStreamTranslator:
         "_rename",
         "_target",
         "_usage_raw",
+        "_usage_sent",
         "done",
         "error",
         "usage",
@@ -253,6 +254,7 @@ class OpenAIStreamTranslator:
         self._created = 0
         self._model = target.upstream_model
         self._usage_raw: dict[str, Any] | None = None
+        self._usage_sent = False
         self.usage: Usage | None = None
         self.error: RelayError | None = None
         self.done = False
@@ -310,7 +312,14 @@ class OpenAIStreamTranslator:
             if obj.get("object") == "" or not obj.get("id"):
                 return []  # Azure prompt-filter chunk
             if isinstance(usage, dict):
-                return []  # the usage chunk: held back, sent once by finish()
+                # the upstream's usage chunk: passed on at once when the client asked (not
+                # held until [DONE]: that delayed the stream's last event by one upstream
+                # pause), normalised; finish() then adds none
+                if not self._include_usage or self._usage_sent:
+                    return []
+                self._usage_sent = True
+                obj["usage"] = self._usage_raw
+                return [orjson.dumps(obj)]
             return [orjson.dumps(obj)]
         if "usage" in obj:
             obj["usage"] = None  # usage goes only in the final choices: [] chunk
@@ -339,7 +348,7 @@ class OpenAIStreamTranslator:
             self.error.message = f"The upstream provider failed mid-stream: {self.error.message}"
 
     def finish(self) -> list[bytes]:
-        if not self._include_usage or self._usage_raw is None:
+        if not self._include_usage or self._usage_raw is None or self._usage_sent:
             return []
         return [
             orjson.dumps(

@@ -29,7 +29,7 @@ from relaygate.state import AppState
 from relaygate.storage.records import ChannelRecord
 from relaygate.transport.base import UpstreamResponse
 
-__all__ = ["build_request", "run_attempts", "upstream_failure"]
+__all__ = ["build_request", "fetch", "run_attempts", "upstream_failure"]
 
 Call = Callable[[Adaptor, Target], Awaitable[None]]
 
@@ -104,3 +104,14 @@ def upstream_failure(
         if retry_after is not None:
             err.retry_after = retry_after
     return err
+
+
+async def fetch(state: AppState, adaptor: Adaptor, target: Target, ureq: UpstreamRequest) -> bytes:
+    """One non-streamed upstream exchange: the body of a successful answer, or the
+    adaptor's error for a status of 400 or more (with the upstream's Retry-After)."""
+    async with state.transport.request(ureq, stream=False) as resp:
+        raw = await resp.read()
+        status = resp.status
+        if status >= 400:
+            raise upstream_failure(adaptor, target, status, raw, resp)
+    return raw

@@ -15,7 +15,7 @@ from relaygate.asgi import Request, ok_body, send_json
 from relaygate.context import RelayContext
 from relaygate.errors import InvalidRequest, RelayError, UpstreamError
 from relaygate.providers.base import Adaptor, Target
-from relaygate.relay.attempt import Call, build_request, upstream_failure
+from relaygate.relay.attempt import Call, build_request, fetch, upstream_failure
 from relaygate.relay.pipeline import (
     SHUTDOWN_CUT,
     internal_error,
@@ -90,11 +90,7 @@ async def _unary(
     body: dict[str, Any],
 ) -> None:
     ureq = build_request(target, lambda: adaptor.chat_request(target, body, False))
-    async with state.transport.request(ureq, stream=False) as resp:
-        raw = await resp.read()
-        status = resp.status
-        if status >= 400:
-            raise upstream_failure(adaptor, target, status, raw, resp)
+    raw = await fetch(state, adaptor, target, ureq)
     obj, usage = adaptor.chat_response(target, raw, legacy_functions=ureq.legacy_functions)
     ctx.usage = usage
     if state.filters.response_filters:

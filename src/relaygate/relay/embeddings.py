@@ -14,7 +14,7 @@ from relaygate.asgi import Request, ok_body, send_json
 from relaygate.context import RelayContext
 from relaygate.errors import InvalidRequest, UpstreamError
 from relaygate.providers.base import Adaptor, Target
-from relaygate.relay.attempt import Call, build_request, upstream_failure
+from relaygate.relay.attempt import Call, build_request, fetch
 from relaygate.relay.pipeline import record, relay_request, require_model
 from relaygate.state import AppState
 
@@ -82,11 +82,7 @@ async def handle_embeddings(state: AppState, req: Request) -> None:
     def make_call(body: dict[str, Any]) -> Call:
         async def call(adaptor: Adaptor, target: Target) -> None:
             ureq = build_request(target, lambda: adaptor.embeddings_request(target, body))
-            async with state.transport.request(ureq, stream=False) as resp:
-                raw = await resp.read()
-                status = resp.status
-                if status >= 400:
-                    raise upstream_failure(adaptor, target, status, raw, resp)
+            raw = await fetch(state, adaptor, target, ureq)
             obj, ctx.usage = adaptor.embeddings_response(target, raw)
             _convert(obj, fmt)
             ctx.first_byte_at = time.perf_counter()
