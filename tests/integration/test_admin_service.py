@@ -54,7 +54,7 @@ async def test_channel_updates_are_validated_and_nothing_is_saved(
     before = await repo.revision()
     with pytest.raises(ValidationError):
         await svc.update_channel(ch.id, change)
-    [same] = await repo.list_channels()
+    [same] = await repo.channels.list()
     assert same == ch and await repo.revision() == before
 
 
@@ -71,7 +71,7 @@ async def test_key_updates_are_validated_and_nothing_is_saved(
     before = await repo.revision()
     with pytest.raises(ValidationError):
         await svc.update_key(key.id, change)
-    [same] = await repo.list_keys()
+    [same] = await repo.keys.list()
     assert same == key and await repo.revision() == before
     # the snapshot the gateway loads at start-up still loads
     cat = Catalog(repo)
@@ -91,7 +91,7 @@ async def test_revoked_key_stays_revoked(repo: Repository) -> None:
     assert (await svc.update_key(key.id, {"name": "old"})).status == "revoked"
     # the storage guard holds even if the service's first read saw an active key
     assert not await repo.keys.update(key.id, {"status": "active"}, unless_status="revoked")
-    [same] = await repo.list_keys(u.id)
+    [same] = await repo.keys.list(u.id)
     assert same.status == "revoked" and same.name == "old"
     with pytest.raises(NotFound):
         await svc.update_key(99999, {"status": "active"})
@@ -112,7 +112,7 @@ async def test_service_create_rules(repo: Repository) -> None:
         await svc.create_key({"user_id": 99999})
     with pytest.raises(ValidationError, match="empty"):
         await svc.create_channel({**CHANNEL, "keys": [""]})
-    assert await repo.list_keys() == [] and await repo.list_channels() == []
+    assert await repo.keys.list() == [] and await repo.channels.list() == []
     _, plain = await svc.create_key({"user_id": u.id})
     assert plain.startswith("rk-")
     token = await svc.bootstrap_admin("root")
@@ -125,8 +125,8 @@ async def test_service_create_rules(repo: Repository) -> None:
 
 async def test_expired_key_message_is_true(repo: Repository) -> None:
     """There is no console yet: the expired-key message must not send people to one."""
-    u = await repo.create_user("exp")
-    _, plain = await repo.create_key(u.id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    u = await repo.users.create("exp")
+    _, plain = await repo.keys.create(u.id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
     cat = Catalog(repo)
     await cat.load()
     with pytest.raises(AuthError) as info:

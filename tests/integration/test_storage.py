@@ -20,15 +20,15 @@ from relaygate.storage.repo import Conflict, Repository
 async def test_migrate_is_idempotent(repo: Repository) -> None:
     await migrate(repo.engine)
     await migrate(repo.engine)
-    assert await repo.list_users() == []
+    assert await repo.users.list() == []
 
 
 async def test_users_unique_and_update(repo: Repository) -> None:
-    u = await repo.create_user("bob")
+    u = await repo.users.create("bob")
     with pytest.raises(Conflict):
-        await repo.create_user("bob")
-    assert await repo.update_user(u.id, status="disabled")
-    got = await repo.get_user(username="bob")
+        await repo.users.create("bob")
+    assert await repo.users.update(u.id, {"status": "disabled"})
+    got = await repo.users.get(username="bob")
     assert got is not None and got.status == "disabled"
 
 
@@ -48,21 +48,21 @@ def test_storage_imports_no_provider() -> None:
 
 
 async def test_keys_hashed_and_shown_once(repo: Repository) -> None:
-    u = await repo.create_user("carol")
-    _rec, plain = await repo.create_key(u.id, name="k", models=["m1"])
+    u = await repo.users.create("carol")
+    _rec, plain = await repo.keys.create(u.id, name="k", models=["m1"])
     assert plain.startswith("sk-") and len(plain) > 40
     async with repo.engine.connect() as conn:
         stored = (await conn.execute(text("SELECT key_hash, key_hint FROM api_keys"))).one()
     assert plain not in stored[0] and stored[0] == repo.secrets.hash_key(plain)
     assert stored[1] == f"{plain[:6]}…{plain[-4:]}"
-    keys = await repo.list_keys(u.id)
+    keys = await repo.keys.list(u.id)
     assert keys[0].models == frozenset({"m1"})
     with pytest.raises(Conflict):
-        await repo.create_key(99999, name="orphan")
+        await repo.keys.create(99999, name="orphan")
 
 
 async def test_channel_keys_encrypted_at_rest(repo: Repository) -> None:
-    ch = await repo.create_channel(
+    ch = await repo.channels.create(
         name="c",
         provider="openai_compat",
         base_url="http://127.0.0.1:1/v1/",
@@ -74,32 +74,32 @@ async def test_channel_keys_encrypted_at_rest(repo: Repository) -> None:
     async with repo.engine.connect() as conn:
         raw = (await conn.execute(text("SELECT keys_encrypted FROM channels"))).scalar_one()
     assert "sk-upstream" not in raw
-    [loaded] = await repo.list_channels()
+    [loaded] = await repo.channels.list()
     assert loaded.keys == ("sk-upstream-secret-1", "sk-upstream-secret-2")
     assert loaded.base_url == "http://127.0.0.1:1/v1"
     assert "sk-upstream" not in str(loaded.to_public())
     other = Repository(repo.engine, Secrets("another-secret"))
     with pytest.raises(ValueError, match="RELAYGATE_SECRET_KEY"):
-        await other.list_channels()
-    assert await repo.update_channel(ch.id, keys=["sk-new"], status="disabled")
-    [loaded] = await repo.list_channels()
+        await other.channels.list()
+    assert await repo.channels.update(ch.id, {"keys": ["sk-new"], "status": "disabled"})
+    [loaded] = await repo.channels.list()
     assert loaded.keys == ("sk-new",) and loaded.status == "disabled"
 
 
 async def test_revision_bumps_on_every_write(repo: Repository) -> None:
     r0 = await repo.revision()
-    u = await repo.create_user("dave")
+    u = await repo.users.create("dave")
     r1 = await repo.revision()
-    await repo.create_key(u.id)
+    await repo.keys.create(u.id)
     r2 = await repo.revision()
     assert r0 < r1 < r2
 
 
 async def test_catalog_auth_and_routing(repo: Repository) -> None:
-    u = await repo.create_user("erin")
-    _, plain = await repo.create_key(u.id, models=["m1", "m2", "gone"])
-    _, expired = await repo.create_key(u.id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
-    await repo.create_channel(
+    u = await repo.users.create("erin")
+    _, plain = await repo.keys.create(u.id, models=["m1", "m2", "gone"])
+    _, expired = await repo.keys.create(u.id, expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    await repo.channels.create(
         name="a",
         provider="openai_compat",
         base_url="http://x",
@@ -107,7 +107,7 @@ async def test_catalog_auth_and_routing(repo: Repository) -> None:
         models=["m1"],
         priority=0,
     )
-    await repo.create_channel(
+    await repo.channels.create(
         name="b",
         provider="openai_compat",
         base_url="http://y",
@@ -115,7 +115,7 @@ async def test_catalog_auth_and_routing(repo: Repository) -> None:
         models=["m1"],
         priority=5,
     )
-    await repo.create_channel(
+    await repo.channels.create(
         name="off",
         provider="openai_compat",
         base_url="http://z",
@@ -141,7 +141,7 @@ async def test_catalog_auth_and_routing(repo: Repository) -> None:
         cat.authenticate(repo.secrets.hash_key(expired))
     with pytest.raises(AuthError):
         cat.authenticate(repo.secrets.hash_key("sk-unknown"))
-    await repo.update_user(u.id, status="disabled")
+    await repo.users.update(u.id, {"status": "disabled"})
     await cat.load()
     with pytest.raises(PolicyError):
         cat.authenticate(repo.secrets.hash_key(plain))
