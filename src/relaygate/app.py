@@ -93,6 +93,11 @@ NOT_YET = (
 _MODEL_PREFIXES = ("/v1/models/", "/models/")
 
 
+def _allowed(path: str) -> tuple[str, ...] | None:
+    """The methods served at a known path (None: not a path this gateway serves)."""
+    return ALLOWED.get(path) or (("GET",) if _model_id(path) is not None else None)
+
+
 def _model_id(path: str) -> str | None:
     for prefix in _MODEL_PREFIXES:
         if path.startswith(prefix) and len(path) > len(prefix):
@@ -279,7 +284,7 @@ class RelayGateApp:
         await self._unmatched(req, path, method)
 
     async def _unmatched(self, req: Request, path: str, method: str) -> None:
-        allowed = ALLOWED.get(path) or (("GET",) if _model_id(path) is not None else None)
+        allowed = _allowed(path)
         if allowed is not None and method not in allowed:
             if method == "OPTIONS":  # a plain OPTIONS (no CORS preflight): say what is served
                 await send_json(
@@ -306,7 +311,7 @@ class RelayGateApp:
         await self._reject(req, err2)
 
     async def _preflight(self, req: Request, path: str, allow: bytes) -> None:
-        methods = ALLOWED.get(path) or (("GET",) if _model_id(path) is not None else ("POST",))
+        methods = _allowed(path) or ("POST",)  # a route not built yet: answer its 501 later
         headers = self.cors.preflight_headers(
             allow, (*methods, "OPTIONS"), req.headers.get(b"access-control-request-headers")
         )

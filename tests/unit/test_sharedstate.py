@@ -50,3 +50,15 @@ async def test_counters_and_values_expire() -> None:
     assert await st.incr("n", 1, ttl=10) == 1  # expired, started again
     await st.delete("n")
     assert await st.incr("n") == 1
+
+
+async def test_reservations_expire_from_the_last_one_not_the_first() -> None:
+    clock = Clock()
+    st = InProcessState(clock)
+    assert await st.reserve("c", 1, 2, ttl=10)
+    clock.t += 8
+    assert await st.reserve("c", 1, 2, ttl=10)  # two held now
+    clock.t += 7  # 15 s after the first reservation, 7 s after the last
+    assert not await st.reserve("c", 1, 2, ttl=10)  # the held shares did not lapse
+    clock.t += 11  # nobody reserved for longer than the ttl: a crashed holder's shares go
+    assert await st.reserve("c", 1, 2, ttl=10)

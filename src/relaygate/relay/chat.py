@@ -17,11 +17,11 @@ from relaygate.errors import InvalidRequest, RelayError, UpstreamError
 from relaygate.providers.base import Adaptor, Target
 from relaygate.relay.attempt import Call, build_request, fetch, upstream_failure
 from relaygate.relay.pipeline import (
-    SHUTDOWN_CUT,
     internal_error,
     record,
     relay_request,
     require_model,
+    shutdown_cut,
 )
 from relaygate.relay.sse import SSEDecoder
 from relaygate.relay.stream import SSEWriter, error_payload
@@ -59,7 +59,7 @@ def _validate(body: dict[str, Any]) -> str:
     return model
 
 
-def _prepare(ctx: RelayContext, body: dict[str, Any]) -> None:
+def _take_body(ctx: RelayContext, body: dict[str, Any]) -> None:
     ctx.model = _validate(body)
     ctx.stream = body.get("stream") is True
     opts = body.get("stream_options")
@@ -78,7 +78,7 @@ async def handle_chat(state: AppState, req: Request) -> None:
 
         return call
 
-    await relay_request(state, req, ctx, _prepare, make_call)
+    await relay_request(state, req, ctx, _take_body, make_call)
 
 
 async def _unary(
@@ -185,7 +185,7 @@ async def _stream(
             ctx.usage = tr.usage
             out.stop_keepalive()
             if out.started and not ctx.client_disconnected and not out.closed:
-                await end_with_error(SHUTDOWN_CUT)  # the server stops: end the stream cleanly
+                await end_with_error(shutdown_cut())  # the server stops: end the stream cleanly
             raise
         except Exception as exc:
             ctx.usage = tr.usage

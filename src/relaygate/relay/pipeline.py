@@ -33,7 +33,6 @@ from relaygate.relay.attempt import Call, run_attempts
 from relaygate.state import AppState
 
 __all__ = [
-    "SHUTDOWN_CUT",
     "authenticate",
     "extract_key",
     "fail",
@@ -44,6 +43,7 @@ __all__ = [
     "relay_request",
     "require_model",
     "run_watched",
+    "shutdown_cut",
 ]
 
 log = logging.getLogger("relaygate")
@@ -216,10 +216,12 @@ def finish(state: AppState, req: Request, ctx: RelayContext) -> None:
         )
 
 
-#: why a request was cut when the server stopped (logged and sent to the client)
-SHUTDOWN_CUT = ServiceUnavailable(
-    "The gateway is shutting down and cut this request; retry it.", code="stream_cut"
-)
+def shutdown_cut() -> RelayError:
+    """Why a request was cut when the server stopped (logged and sent to the client)."""
+    return ServiceUnavailable(
+        "The gateway is shutting down and cut this request; retry it.", code="stream_cut"
+    )
+
 
 Validate = Callable[[RelayContext, dict[str, Any]], None]
 MakeCall = Callable[[dict[str, Any]], Call]
@@ -253,7 +255,7 @@ async def relay_request(
             await fail(state, req, ctx, err)
     except asyncio.CancelledError:
         if not ctx.started_response and not ctx.client_disconnected:
-            await fail(state, req, ctx, SHUTDOWN_CUT)  # the server stops: say so
+            await fail(state, req, ctx, shutdown_cut())  # the server stops: say so
         raise
     except Exception as exc:
         crash = internal_error(ctx, exc)

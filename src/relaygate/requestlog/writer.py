@@ -30,6 +30,7 @@ import orjson
 from relaygate.context import RelayContext
 from relaygate.pacing import lower_helper_threads, paced_map
 from relaygate.requestlog.spool import Segment, Spool, decode_lines
+from relaygate.storage.db import sqlite_path
 from relaygate.storage.repo import LogRow, Repository
 
 __all__ = ["UsageLogWriter"]
@@ -96,7 +97,7 @@ class UsageLogWriter:
             ctx.model[:128] if ctx.model else None,
             ctx.target.channel_id if ctx.target else None,
             ctx.stream,
-            499 if ctx.client_disconnected else ctx.status,
+            ctx.logged_status,
             ctx.error_code,
             usage.prompt_tokens if usage else 0,
             usage.completion_tokens if usage else 0,
@@ -358,10 +359,10 @@ class UsageLogWriter:
 
 
 def _sqlite_file(repo: Repository) -> tuple[str | None, tuple[int, int] | None]:
-    url = repo.engine.url
-    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+    file = sqlite_path(str(repo.engine.url))
+    if file is None:
         return None, None
-    path = str(url.database)
+    path = str(file)
     try:
         st = os.stat(path)
     except OSError:

@@ -17,7 +17,8 @@ class SharedState(Protocol):
 
     async def reserve(self, key: str, amount: int, limit: int, ttl: float | None = None) -> bool:
         """Atomically add ``amount`` to a counter if the result stays <= ``limit``;
-        True when reserved. ``ttl`` bounds how long a crashed holder's share lives."""
+        True when reserved. ``ttl`` bounds how long a crashed holder's share lives: the
+        counter expires ``ttl`` seconds after the last reservation."""
         ...
 
     async def release(self, key: str, amount: int) -> None:

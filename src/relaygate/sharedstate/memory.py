@@ -37,10 +37,13 @@ class InProcessState:
         return int(c[0])
 
     async def reserve(self, key: str, amount: int, limit: int, ttl: float | None = None) -> bool:
-        c = self._counter(key, ttl, self._now())
+        now = self._now()
+        c = self._counter(key, ttl, now)
         if c[0] + amount > limit:
             return False
         c[0] += amount
+        if ttl:  # the expiry counts from the last reservation: held shares never lapse
+            c[1] = now + ttl
         return True
 
     async def release(self, key: str, amount: int) -> None:
