@@ -214,3 +214,11 @@ def test_a_new_bootstrap_token_works_at_once(gw: Gateway) -> None:
     assert r.status_code == 200, r.text
     assert took < 1.5  # one re-check slot (0.5 s) at most, not the refresh interval
     assert statuses and set(statuses) == {401}
+
+
+def test_an_oversized_admin_body_is_a_json_error(gw: Gateway) -> None:
+    """Over the body limit (1 MiB in the test gateway): refused with a JSON error from the
+    declared length, before reading, instead of the connection being cut at the edge."""
+    big = {"username": "u" * (3 * 1024 * 1024)}
+    refused(call(gw, "POST", "/users", big), None)
+    assert all(u["username"] != big["username"] for u in gw.admin("GET", "/users")["data"])

@@ -172,6 +172,7 @@ def test_channel_create_normalizes() -> None:
         ({"config": {"proxy": 3128}}, "config.proxy", "string"),
         ({"config": {"proxy": "socks5://h:1080"}}, "config.proxy", "http://"),
         ({"config": {"proxy": "http://h:99999"}}, "config.proxy", "port"),
+        ({"config": {"proxy": "http://h:0"}}, "config.proxy", "port"),
         ({"keys": [""]}, "keys[0]", "empty"),
         ({"keys": "sk-1"}, "keys", "array"),
         ({"keys": ["sk 1"]}, "keys[0]", "whitespace"),

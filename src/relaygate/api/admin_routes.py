@@ -16,7 +16,7 @@ from typing import Any
 
 import orjson
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -24,6 +24,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from relaygate.catalog import Catalog
 from relaygate.errors import (
     AuthError,
+    BodyTooLarge,
     InvalidRequest,
     NotFound,
     PolicyError,
@@ -161,6 +162,9 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
             return response
         except RelayError as err:
             return fail(err)
+        except ClientDisconnect:  # the client went away mid-body: nobody to answer
+            log.info("admin API client disconnected", extra={"path": request.url.path})
+            return Response(status_code=499)
         except Exception:
             log.exception(
                 "admin API request failed",
@@ -177,7 +181,23 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         return fail(err, {"Allow": allow})
 
     async def body_of(request: Request) -> dict[str, Any]:
-        raw = await request.body()
+        # the model API's body limit applies here too: a larger body is refused with a JSON
+        # error before it is read (the server edge would otherwise cut the connection)
+        limit = state().settings.max_body_bytes
+        too_large = BodyTooLarge(
+            f"The request body is larger than the {limit // 1024} KiB this gateway accepts."
+        )
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > limit:
+            raise too_large
+        parts: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise too_large
+            parts.append(chunk)
+        raw = b"".join(parts)
         try:
             body = orjson.loads(raw) if raw else {}
         except orjson.JSONDecodeError:

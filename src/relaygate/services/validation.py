@@ -157,9 +157,11 @@ def _proxy(name: str, value: Any) -> str:
             'or "" for a direct connection.',
         )
     try:
-        _ = parts.port
+        port = parts.port
     except ValueError:
-        raise ValidationError(name, f"`{name}` has an invalid port.") from None
+        port = 0
+    if port == 0:
+        raise ValidationError(name, f"`{name}` has an invalid port.")
     return value
 
 
