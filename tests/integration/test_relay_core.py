@@ -151,7 +151,7 @@ def test_a_chunk_filter_stops_a_stream_cleanly(core: Core) -> None:
     assert finishes == ["content_filter"]
 
 
-def test_a_hold_back_filter_releases_several_chunks_at_once(core: Core) -> None:
+def test_a_hold_back_filter_releases_held_chunks_at_the_end(core: Core) -> None:
     core.a.configure(chunks=5)
     s = client(core).chat.completions.create(
         model="gpt-4o-mini",

@@ -183,7 +183,6 @@ async def _stream(
             return
         except asyncio.CancelledError:
             ctx.usage = tr.usage
-            out.stop_keepalive()
             if out.started and not ctx.client_disconnected and not out.closed:
                 await end_with_error(shutdown_cut())  # the server stops: end the stream cleanly
             raise

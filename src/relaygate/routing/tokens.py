@@ -88,8 +88,3 @@ class TokenCache:
             raise
         finally:
             del self._pending[key]
-
-    def forget(self, channel_id: int) -> None:
-        """Drop a channel's tokens (its upstream refused one: exchange again)."""
-        for key in [k for k in self._tokens if k[0] == channel_id]:
-            del self._tokens[key]
