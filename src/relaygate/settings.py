@@ -61,6 +61,18 @@ class Settings:
     total_timeout: float = 1800.0  # whole upstream exchange, from sending to the last byte; 0: off
     max_upstream_body_bytes: int = 64 * 1024 * 1024  # largest non-streamed upstream body read
     ca_bundle: str = ""  # PEM file of trusted CAs for upstream TLS (empty: the system store)
+    # accounts and billing (docs/billing.md)
+    api_key_prefix: str = "zk-"  # API keys (code, high concurrency); RELAYGATE_KEY_PREFIX too
+    personal_key_prefix: str = "zp-"  # personal keys (one person in AI tools)
+    personal_concurrency: int = 2  # default concurrency limit of a personal key
+    billing: bool = True  # reserve, charge and refuse on exhausted balance; off: log only
+    currency: str = "CNY"  # the operator's currency: balances and the ledger are in it
+    usd_rate: str = "7.2"  # CNY per USD, to convert prices given in the other currency
+    default_max_output: int = 4096  # output tokens reserved when a request sets no max_tokens
+    lease_units: int = 10_000_000  # most a worker leases of one budget at once (10.00)
+    redis_url: str = ""  # shared state across workers and nodes (limits, reservations)
+    log_retention_days: int = 0  # raw request rows kept this long; 0 = forever
+    log_database_url: str = ""  # request rows in a separate database (empty: the main one)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -85,6 +97,19 @@ class Settings:
             log_requests=_flag("RELAYGATE_LOG_REQUESTS", True),
             refresh_interval=_float("RELAYGATE_REFRESH_INTERVAL", 2.0),
             key_prefix=os.environ.get("RELAYGATE_KEY_PREFIX", "sk-"),
+            api_key_prefix=os.environ.get(
+                "RELAYGATE_API_KEY_PREFIX", os.environ.get("RELAYGATE_KEY_PREFIX", "zk-")
+            ),
+            personal_key_prefix=os.environ.get("RELAYGATE_PERSONAL_KEY_PREFIX", "zp-"),
+            personal_concurrency=_int("RELAYGATE_PERSONAL_CONCURRENCY", 2),
+            billing=_flag("RELAYGATE_BILLING", True),
+            currency=os.environ.get("RELAYGATE_CURRENCY", "CNY").strip().upper(),
+            usd_rate=os.environ.get("RELAYGATE_USD_RATE", "7.2").strip(),
+            default_max_output=_int("RELAYGATE_DEFAULT_MAX_OUTPUT", 4096),
+            lease_units=_int("RELAYGATE_LEASE_UNITS", 10_000_000),
+            redis_url=os.environ.get("RELAYGATE_REDIS_URL", "").strip(),
+            log_retention_days=_int("RELAYGATE_LOG_RETENTION_DAYS", 0),
+            log_database_url=os.environ.get("RELAYGATE_LOG_DATABASE_URL", "").strip(),
             trust_request_id=_flag("RELAYGATE_TRUST_REQUEST_ID", True),
             max_attempts=_int("RELAYGATE_MAX_ATTEMPTS", 3),
             sse_keepalive=_float("RELAYGATE_SSE_KEEPALIVE", 15.0),

@@ -17,7 +17,22 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["api_keys", "channels", "metadata", "request_logs", "revisions", "users"]
+__all__ = [
+    "api_keys",
+    "balance_leases",
+    "channels",
+    "ledger",
+    "metadata",
+    "plans",
+    "price_groups",
+    "prices",
+    "redemption_codes",
+    "request_logs",
+    "revisions",
+    "usage_daily",
+    "user_packages",
+    "users",
+]
 
 metadata = MetaData()
 
@@ -29,6 +44,13 @@ users = Table(
     Column("role", String(16), nullable=False, default="user"),  # user | admin
     Column("status", String(16), nullable=False, default="active"),  # active | disabled
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # money in minor units (docs/billing.md): committed balance; part of it leased to workers
+    Column("balance", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("leased", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("group_name", String(32), nullable=False, default="default", server_default="default"),
+    Column("rpm_limit", Integer, nullable=True),
+    Column("tpm_limit", Integer, nullable=True),
+    Column("concurrency_limit", Integer, nullable=True),
 )
 
 api_keys = Table(
@@ -46,6 +68,11 @@ api_keys = Table(
     Column("rpm_limit", Integer, nullable=True),  # requests per minute; null = no limit
     Column("concurrency_limit", Integer, nullable=True),  # requests at once; null = no limit
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("tpm_limit", Integer, nullable=True),  # tokens per minute; null = no limit
+    Column("spend_limit", BigInteger, nullable=True),  # spending cap in minor units; null = none
+    Column("spent", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("leased", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("ip_allow", JSON, nullable=True),  # IPs / CIDRs; null = any address
 )
 
 channels = Table(
@@ -98,8 +125,151 @@ request_logs = Table(
     # unique per recorded row (writer tag + sequence): a row replayed from the spool after a
     # crash is inserted once (ON CONFLICT DO NOTHING); NULL for rows written before 0003
     Column("log_uid", String(40), nullable=True),
+    Column("cost", BigInteger, nullable=False, default=0, server_default="0"),  # minor units
+    Column("counts", BigInteger, nullable=False, default=0, server_default="0"),  # package use
+    Column("package_id", Integer, nullable=True),
+    Column("billing", String(16), nullable=True),  # how it was paid (billing/charges.py)
 )
 
 Index("ix_request_logs_user_created", request_logs.c.user_id, request_logs.c.created_at)
 Index("ix_request_logs_created", request_logs.c.created_at)
 Index("ux_request_logs_log_uid", request_logs.c.log_uid, unique=True)
+Index("ix_request_logs_key_created", request_logs.c.key_id, request_logs.c.created_at)
+
+_BIG = BigInteger().with_variant(Integer, "sqlite")
+
+# append-only: every credit and debit of a user's balance (docs/billing.md)
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("id", _BIG, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),  # charge | topup | redeem | adjust | grant
+    Column("amount", BigInteger, nullable=False),  # signed minor units (debits negative)
+    Column("balance_after", BigInteger, nullable=False),
+    Column("reason", String(256), nullable=False, default="", server_default=""),
+    Column("request_id", String(64), nullable=True),
+    Column("key_id", Integer, nullable=True),
+    Column("ref", String(80), nullable=True),  # idempotency reference (unique)
+    Column("actor", String(64), nullable=True),  # admin username / "system"
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_ledger_user_id", ledger.c.user_id, ledger.c.id)
+Index("ux_ledger_ref", ledger.c.ref, unique=True)
+
+# a share of a budget (user balance, key cap, package) a worker may spend without a
+# database round trip; id = "<owner>:<scope>:<target id>"
+balance_leases = Table(
+    "balance_leases",
+    metadata,
+    Column("id", String(80), primary_key=True),
+    Column("scope", String(8), nullable=False),  # user | key | pkg
+    Column("target_id", Integer, nullable=False),
+    Column("owner", String(40), nullable=False),  # the worker (request-log writer uid)
+    Column("amount", BigInteger, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("renewed_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_balance_leases_owner", balance_leases.c.owner)
+
+# prices are decimal strings (exact); billing/prices.py compiles them to minor units
+prices = Table(
+    "prices",
+    metadata,
+    Column("model", String(128), primary_key=True),
+    Column("provider", String(64), nullable=False, default="", server_default=""),
+    Column("currency", String(3), nullable=False, default="CNY", server_default="CNY"),
+    Column("per", String(4), nullable=False, default="1m", server_default="1m"),  # 1k | 1m
+    Column("input", String(32), nullable=False, default="0", server_default="0"),
+    Column("output", String(32), nullable=False, default="0", server_default="0"),
+    Column("cached_input", String(32), nullable=True),
+    Column("cache_write_5m", String(32), nullable=True),
+    Column("cache_write_1h", String(32), nullable=True),
+    Column("per_request", String(32), nullable=True),
+    Column("per_image", String(32), nullable=True),
+    Column("per_second", String(32), nullable=True),
+    Column("context_window", Integer, nullable=True),
+    Column("max_output", Integer, nullable=True),
+    Column("description", Text, nullable=False, default="", server_default=""),
+    Column("source", String(256), nullable=False, default="", server_default=""),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+price_groups = Table(
+    "price_groups",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("multiplier", String(16), nullable=False, default="1", server_default="1"),
+    Column("description", String(256), nullable=False, default="", server_default=""),
+)
+
+# 套餐 definitions: counts (each request uses counts), unlimited (fair use), credit (monthly)
+plans = Table(
+    "plans",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("kind", String(16), nullable=False),  # counts | unlimited | credit
+    Column("quota", BigInteger, nullable=True),  # counts, or credit in minor units, per period
+    Column("period_days", Integer, nullable=False, default=30, server_default="30"),
+    Column("models", JSON, nullable=True),  # models it covers; null = all
+    Column("model_multipliers", JSON, nullable=True),  # model -> counts per request
+    Column("rpm_limit", Integer, nullable=True),  # fair use
+    Column("tpm_limit", Integer, nullable=True),
+    Column("daily_requests", Integer, nullable=True),
+    Column("status", String(16), nullable=False, default="active", server_default="active"),
+    Column("description", String(256), nullable=False, default="", server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# a plan held by a user: budget = quota - used - leased (counts or minor units)
+user_packages = Table(
+    "user_packages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("user_id", Integer, nullable=False),
+    Column("plan_id", Integer, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("quota", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("used", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("leased", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("period_days", Integer, nullable=False, default=30, server_default="30"),
+    Column("period_start", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("status", String(16), nullable=False, default="active", server_default="active"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+Index("ix_user_packages_user", user_packages.c.user_id)
+
+redemption_codes = Table(
+    "redemption_codes",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("code", String(64), nullable=False, unique=True),
+    Column("amount", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("plan_id", Integer, nullable=True),  # a code may grant a plan instead of money
+    Column("batch", String(64), nullable=False, default="", server_default=""),
+    Column("status", String(16), nullable=False, default="unused", server_default="unused"),
+    Column("created_by", String(64), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=True),
+    Column("used_by", Integer, nullable=True),
+    Column("used_at", DateTime(timezone=True), nullable=True),
+)
+Index("ix_redemption_codes_batch", redemption_codes.c.batch)
+
+# daily aggregates kept after raw request rows expire (retention)
+usage_daily = Table(
+    "usage_daily",
+    metadata,
+    Column("day", String(10), primary_key=True),  # YYYY-MM-DD (UTC)
+    Column("user_id", Integer, primary_key=True),
+    Column("key_id", Integer, primary_key=True),
+    Column("model", String(128), primary_key=True),
+    Column("requests", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("errors", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("prompt_tokens", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("completion_tokens", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("cost", BigInteger, nullable=False, default=0, server_default="0"),
+    Column("counts", BigInteger, nullable=False, default=0, server_default="0"),
+)
