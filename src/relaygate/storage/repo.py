@@ -21,6 +21,7 @@ from relaygate.storage.base import Conflict
 from relaygate.storage.channels import ChannelStore
 from relaygate.storage.crypto import Secrets
 from relaygate.storage.keys import KeyStore
+from relaygate.storage.ledger import LedgerStore
 from relaygate.storage.request_logs import (
     LOG_COLUMNS,
     LogRow,
@@ -40,6 +41,7 @@ class Repository:
         self.users = UserStore(engine)
         self.keys = KeyStore(engine, secrets)
         self.channels = ChannelStore(engine, secrets)
+        self.ledger = LedgerStore(engine)
 
     # ---- revision and snapshot (catalog) -----------------------------------
     async def revision(self) -> int:
