@@ -1,0 +1,131 @@
+"""Local token counting, for when the upstream reports no usage: a stream cut by a
+disconnect or a crash, or a provider that omits usage (llama.cpp's server).
+
+The tokenizer is a real BPE (``quicktok``, o200k_base) whose vocabulary ships inside
+the installed wheel: nothing is downloaded at run time. Counts are exact for OpenAI's
+o200k models and a close estimate for other vendors' tokenizers (docs/billing.md).
+
+Streams are counted incrementally, chunk by chunk as they are delivered
+(:class:`StreamMeter`); the answer is never buffered to be counted.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import quicktok
+
+__all__ = ["StreamMeter", "count_prompt", "count_text"]
+
+_ENC = quicktok.get_encoding("o200k_base")
+_count = _ENC.count
+
+#: tokens OpenAI adds per message (role and separators) and per reply (priming)
+PER_MESSAGE = 3
+PER_REPLY = 3
+#: a rough charge for an image part: OpenAI's low-detail tile cost
+IMAGE_TOKENS = 85
+
+
+def count_text(text: str) -> int:
+    return _count(text) if text else 0
+
+
+def _content_tokens(content: Any) -> int:
+    if isinstance(content, str):
+        return _count(content) if content else 0
+    n = 0
+    if isinstance(content, list):
+        for part in content:
+            if not isinstance(part, dict):
+                continue
+            text = part.get("text")
+            if isinstance(text, str):
+                n += _count(text)
+            elif part.get("type") in ("image_url", "input_image", "image", "input_audio"):
+                n += IMAGE_TOKENS
+    return n
+
+
+def count_prompt(body: dict[str, Any]) -> int:
+    """Tokens of a chat request's prompt: messages (text parts, names, tool calls and
+    tool results), tool definitions and the reply priming — OpenAI's counting recipe."""
+    n = PER_REPLY
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for m in messages:
+            if not isinstance(m, dict):
+                continue
+            n += PER_MESSAGE + _content_tokens(m.get("content"))
+            name = m.get("name")
+            if isinstance(name, str):
+                n += _count(name) + 1
+            calls = m.get("tool_calls")
+            if isinstance(calls, list) and calls:
+                n += _count(orjson.dumps(calls).decode())
+            fc = m.get("function_call")
+            if isinstance(fc, dict):
+                n += _count(orjson.dumps(fc).decode())
+    for field in ("tools", "functions"):
+        defs = body.get(field)
+        if isinstance(defs, list) and defs:
+            n += _count(orjson.dumps(defs).decode())
+    inp = body.get("input")  # embeddings
+    if isinstance(inp, str):
+        n += _count(inp)
+    elif isinstance(inp, list):
+        for x in inp:
+            if isinstance(x, str):
+                n += _count(x)
+            elif isinstance(x, int):
+                n += 1
+            elif isinstance(x, list):
+                n += len(x)
+    return n
+
+
+class StreamMeter:
+    """Counts the completion tokens of a stream as its chunks are delivered: the text of
+    ``delta.content``, ``delta.reasoning_content`` and tool-call arguments. One parse of
+    each chunk (skipped for chunks that carry no text) and one tokenizer call."""
+
+    __slots__ = ("chunks", "tokens")
+
+    def __init__(self) -> None:
+        self.tokens = 0
+        self.chunks = 0
+
+    def feed(self, payload: bytes) -> int:
+        """Count one delivered chunk payload; returns the tokens it added."""
+        self.chunks += 1
+        if b'"content"' not in payload and b'"arguments"' not in payload:
+            return 0
+        try:
+            obj = orjson.loads(payload)
+        except orjson.JSONDecodeError:
+            return 0
+        if not isinstance(obj, dict):
+            return 0
+        n = 0
+        for choice in obj.get("choices") or ():
+            if not isinstance(choice, dict):
+                continue
+            delta = choice.get("delta")
+            if not isinstance(delta, dict):
+                continue
+            for field in ("content", "reasoning_content"):
+                text = delta.get(field)
+                if isinstance(text, str) and text:
+                    n += _count(text)
+            calls = delta.get("tool_calls")
+            if isinstance(calls, list):
+                for call in calls:
+                    fn = call.get("function") if isinstance(call, dict) else None
+                    if isinstance(fn, dict):
+                        for key in ("name", "arguments"):
+                            v = fn.get(key)
+                            if isinstance(v, str) and v:
+                                n += _count(v)
+        self.tokens += n
+        return n
