@@ -19,12 +19,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from relaygate.storage import revisions
 from relaygate.storage.base import Conflict
 from relaygate.storage.channels import ChannelStore
+from relaygate.storage.charges import apply_charges
 from relaygate.storage.crypto import Secrets
 from relaygate.storage.keys import KeyStore
+from relaygate.storage.leases import LeaseStore
 from relaygate.storage.ledger import LedgerStore
 from relaygate.storage.request_logs import (
     LOG_COLUMNS,
     LogRow,
+    complete_rows,
     insert_request_logs,
     list_request_logs,
 )
@@ -42,6 +45,7 @@ class Repository:
         self.keys = KeyStore(engine, secrets)
         self.channels = ChannelStore(engine, secrets)
         self.ledger = LedgerStore(engine)
+        self.leases = LeaseStore(engine)
 
     # ---- revision and snapshot (catalog) -----------------------------------
     async def revision(self) -> int:
@@ -53,7 +57,14 @@ class Repository:
 
     # ---- request logs (storage/request_logs.py) ------------------------------------
     async def insert_request_logs(self, rows: Sequence[LogRow]) -> None:
-        await insert_request_logs(self.engine, rows)
+        """Commit request-log rows and the charges they carry (``storage/charges.py``)
+        in one transaction: a batch is charged exactly when its rows are written."""
+        if not rows:
+            return
+        rows = complete_rows(rows)
+        async with self.engine.begin() as conn:
+            await apply_charges(conn, rows)
+            await insert_request_logs(self.engine, rows, conn)
 
     async def list_request_logs(
         self, limit: int = 100, user_id: int | None = None

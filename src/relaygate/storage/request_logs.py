@@ -12,12 +12,12 @@ from typing import Any
 
 import orjson
 from sqlalchemy import insert, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relaygate.pacing import paced_map
 from relaygate.storage.tables import request_logs
 
-__all__ = ["LOG_COLUMNS", "LogRow", "insert_request_logs", "list_request_logs"]
+__all__ = ["LOG_COLUMNS", "LogRow", "complete_rows", "insert_request_logs", "list_request_logs"]
 
 
 LOG_COLUMNS = (
@@ -38,10 +38,22 @@ LOG_COLUMNS = (
     "cached_tokens",
     "reasoning_tokens",
     "log_uid",
+    "cost",
+    "counts",
+    "package_id",
+    "billing",
 )
 LogRow = tuple[Any, ...]  # one request-log row, values in LOG_COLUMNS order; created_at a datetime
 # Values of trailing columns a shorter row leaves out (rows built before these columns existed).
-_TRAILING_DEFAULTS: dict[str, Any] = {"cached_tokens": 0, "reasoning_tokens": 0, "log_uid": None}
+_TRAILING_DEFAULTS: dict[str, Any] = {
+    "cached_tokens": 0,
+    "reasoning_tokens": 0,
+    "log_uid": None,
+    "cost": 0,
+    "counts": 0,
+    "package_id": None,
+    "billing": None,
+}
 _N = len(LOG_COLUMNS)
 _PAD = tuple(_TRAILING_DEFAULTS.values())
 
@@ -67,7 +79,7 @@ _PG_LOG_INSERT = (
 )
 
 
-def _complete(rows: Sequence[LogRow]) -> Sequence[LogRow]:
+def complete_rows(rows: Sequence[LogRow]) -> Sequence[LogRow]:
     """Rows may leave out trailing columns (``_TRAILING_DEFAULTS``); fill them in. A batch
     is taken as uniform (the writer builds full rows): only its first row is checked."""
     if len(rows[0]) == _N:
@@ -75,8 +87,12 @@ def _complete(rows: Sequence[LogRow]) -> Sequence[LogRow]:
     return [r + _PAD[len(r) - _N :] if len(r) < _N else r for r in rows]
 
 
-async def insert_request_logs(engine: AsyncEngine, rows: Sequence[LogRow]) -> None:
-    """Insert usage rows (tuples in ``LOG_COLUMNS`` order) in one transaction.
+async def insert_request_logs(
+    engine: AsyncEngine, rows: Sequence[LogRow], conn: AsyncConnection | None = None
+) -> None:
+    """Insert usage rows (tuples in ``LOG_COLUMNS`` order) in one transaction — the
+    caller's ``conn`` when given (the charges of the same rows are then committed with
+    them, ``storage/charges.py``), else one of its own.
 
     Idempotent per ``log_uid``: a row whose ``log_uid`` is already in the table is
     skipped (``ON CONFLICT DO NOTHING``), so replaying a crash spool never doubles a
@@ -91,25 +107,35 @@ async def insert_request_logs(engine: AsyncEngine, rows: Sequence[LogRow]) -> No
     """
     if not rows:
         return
-    rows = _complete(rows)
+    rows = complete_rows(rows)
     dialect = engine.dialect
-    # Encoding runs on the event loop in slices (see relaygate.pacing): one
-    # 4,000-row batch encoded at once held the loop for ~9 ms.
-    n = len(rows)
     if dialect.name == "sqlite":
+        # Encoding runs on the event loop in slices (see relaygate.pacing): one
+        # 4,000-row batch encoded at once held the loop for ~9 ms.
         parts = await paced_map(_sqlite_log_json, rows, _LOG_SLICE)
         doc = parts[0] if len(parts) == 1 else b"[" + b",".join(p[1:-1] for p in parts) + b"]"
-        async with engine.begin() as conn:
-            await conn.exec_driver_sql(_SQLITE_LOG_INSERT, (doc.decode(),))
-    elif dialect.paramstyle == "numeric_dollar":  # asyncpg: pipelined executemany
-        async with engine.begin() as conn:
-            for i in range(0, n, _PG_SLICE):  # each slice awaits the server: loop breathes
-                await conn.exec_driver_sql(_PG_LOG_INSERT, list(rows[i : i + _PG_SLICE]))
+        params: Any = (doc.decode(),)
+        if conn is not None:
+            await conn.exec_driver_sql(_SQLITE_LOG_INSERT, params)
+        else:
+            async with engine.begin() as own:
+                await own.exec_driver_sql(_SQLITE_LOG_INSERT, params)
+        return
+    if conn is not None:
+        await _write_generic(conn, dialect.paramstyle, rows)
+    else:
+        async with engine.begin() as own:
+            await _write_generic(own, dialect.paramstyle, rows)
+
+
+async def _write_generic(conn: AsyncConnection, paramstyle: str, rows: Sequence[LogRow]) -> None:
+    if paramstyle == "numeric_dollar":  # asyncpg: pipelined executemany
+        for i in range(0, len(rows), _PG_SLICE):  # each slice awaits the server: loop breathes
+            await conn.exec_driver_sql(_PG_LOG_INSERT, list(rows[i : i + _PG_SLICE]))
     else:  # pragma: no cover - any other driver: SQLAlchemy's generic path
-        async with engine.begin() as conn:
-            await conn.execute(
-                insert(request_logs), [dict(zip(LOG_COLUMNS, r, strict=True)) for r in rows]
-            )
+        await conn.execute(
+            insert(request_logs), [dict(zip(LOG_COLUMNS, r, strict=True)) for r in rows]
+        )
 
 
 async def list_request_logs(
