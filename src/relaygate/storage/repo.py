@@ -38,8 +38,15 @@ __all__ = ["LOG_COLUMNS", "Conflict", "LogRow", "Repository", "Snapshot"]
 
 
 class Repository:
-    def __init__(self, engine: AsyncEngine, secrets: Secrets) -> None:
+    """``engine``: the main database. ``log_engine``: where ``request_logs`` and
+    ``usage_daily`` live (``RELAYGATE_LOG_DATABASE_URL``; default the main engine); the
+    request-log writer and the usage reports use it (docs/usage-reports.md)."""
+
+    def __init__(
+        self, engine: AsyncEngine, secrets: Secrets, *, log_engine: AsyncEngine | None = None
+    ) -> None:
         self.engine = engine
+        self.log_engine = log_engine or engine
         self.secrets = secrets
         self.users = UserStore(engine)
         self.keys = KeyStore(engine, secrets)
@@ -62,6 +69,14 @@ class Repository:
         if not rows:
             return
         rows = complete_rows(rows)
+        if self.log_engine is not self.engine:
+            # two databases, two transactions: charges first, then the rows. Both are
+            # idempotent (ledger ref / log_uid = the row's log_uid), so a batch retried or
+            # replayed after a failure between them is charged once and logged once.
+            async with self.engine.begin() as conn:
+                await apply_charges(conn, rows)
+            await insert_request_logs(self.log_engine, rows)
+            return
         async with self.engine.begin() as conn:
             await apply_charges(conn, rows)
             await insert_request_logs(self.engine, rows, conn)
@@ -69,4 +84,10 @@ class Repository:
     async def list_request_logs(
         self, limit: int = 100, user_id: int | None = None
     ) -> list[dict[str, Any]]:
-        return await list_request_logs(self.engine, limit, user_id)
+        return await list_request_logs(self.log_engine, limit, user_id)
+
+    async def dispose(self) -> None:
+        """Close both engines' connection pools."""
+        await self.engine.dispose()
+        if self.log_engine is not self.engine:
+            await self.log_engine.dispose()
