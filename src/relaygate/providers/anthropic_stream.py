@@ -57,15 +57,30 @@ def _int(raw: dict[str, Any], key: str) -> int:
 
 
 def usage_from_anthropic(raw: dict[str, Any]) -> Usage:
-    """Anthropic counts cached input apart; OpenAI's prompt_tokens includes it."""
+    """Anthropic's ``input_tokens`` excludes cache reads and writes; OpenAI's
+    ``prompt_tokens`` (and so :class:`Usage`) includes both.
+
+    Cache writes are ``cache_creation_input_tokens``, split by lifetime in
+    ``cache_creation.ephemeral_5m_input_tokens`` / ``ephemeral_1h_input_tokens`` when the
+    upstream sends the split; without it every write counts as a 5-minute write (the
+    default lifetime, and the cheaper of the two prices)."""
     cached = _int(raw, "cache_read_input_tokens")
-    prompt = _int(raw, "input_tokens") + cached + _int(raw, "cache_creation_input_tokens")
+    split = raw.get("cache_creation")
+    split = split if isinstance(split, dict) else {}
+    write_1h = _int(split, "ephemeral_1h_input_tokens")
+    written = _int(raw, "cache_creation_input_tokens") or (
+        _int(split, "ephemeral_5m_input_tokens") + write_1h
+    )
+    write_1h = min(write_1h, written)
+    prompt = _int(raw, "input_tokens") + cached + written
     completion = _int(raw, "output_tokens")
     return Usage(
         prompt_tokens=prompt,
         completion_tokens=completion,
         total_tokens=prompt + completion,
         cached_tokens=cached,
+        cache_write_tokens=written - write_1h,
+        cache_write_1h_tokens=write_1h,
     )
 
 
@@ -152,15 +167,20 @@ class AnthropicStreamTranslator:
     def _record_usage(self, raw: Any) -> None:
         if not isinstance(raw, dict):
             return
+        self._merge_counts(self._usage_raw, raw)
+        self.usage = usage_from_anthropic(self._usage_raw)
+
+    @classmethod
+    def _merge_counts(cls, known: dict[str, Any], raw: dict[str, Any]) -> None:
         for key, value in raw.items():
             # a later zero (some relays omit real counts) must not erase a known one
-            if (
-                isinstance(value, int)
-                and key.endswith("_tokens")
-                and (value or key not in self._usage_raw)
-            ):
-                self._usage_raw[key] = value
-        self.usage = usage_from_anthropic(self._usage_raw)
+            if isinstance(value, int) and key.endswith("_tokens") and (value or key not in known):
+                known[key] = value
+            elif key == "cache_creation" and isinstance(value, dict):  # the 5m/1h split
+                inner = known.get(key)
+                if not isinstance(inner, dict):
+                    inner = known[key] = {}
+                cls._merge_counts(inner, value)
 
     # ------------------------------------------------------------ feeding
 

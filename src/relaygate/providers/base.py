@@ -115,11 +115,19 @@ def normalize_usage(raw: dict[str, Any]) -> dict[str, Any]:
 
 @dataclass(slots=True)
 class Usage:
+    """Token counts of one exchange in OpenAI's convention: ``prompt_tokens`` counts every
+    input token, cache reads (``cached_tokens``) and cache writes included;
+    ``completion_tokens`` counts every output token, reasoning included. The parts are
+    never added again on top (``billing/prices.py`` prices each part once)."""
+
     prompt_tokens: int = 0
     completion_tokens: int = 0
     total_tokens: int = 0
-    cached_tokens: int = 0
-    reasoning_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens read from the provider's cache (in prompt_tokens)
+    reasoning_tokens: int = 0  # part of completion_tokens, billed at the output price
+    # prompt tokens written to the provider's cache (Anthropic), also in prompt_tokens:
+    cache_write_tokens: int = 0  # 5-minute writes (and writes of unknown lifetime)
+    cache_write_1h_tokens: int = 0  # 1-hour writes
 
     @classmethod
     def from_openai(cls, raw: dict[str, Any]) -> Usage:

@@ -24,6 +24,7 @@ from relaygate.storage.crypto import Secrets
 from relaygate.storage.keys import KeyStore
 from relaygate.storage.leases import LeaseStore
 from relaygate.storage.ledger import LedgerStore
+from relaygate.storage.prices import PriceStore
 from relaygate.storage.request_logs import (
     LOG_COLUMNS,
     LogRow,
@@ -52,6 +53,7 @@ class Repository:
         self.keys = KeyStore(engine, secrets)
         self.channels = ChannelStore(engine, secrets)
         self.ledger = LedgerStore(engine)
+        self.prices = PriceStore(engine)
         self.leases = LeaseStore(engine)
 
     # ---- revision and snapshot (catalog) -----------------------------------
