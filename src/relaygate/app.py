@@ -33,7 +33,7 @@ from relaygate.errors import (
 )
 from relaygate.filters import load_filter
 from relaygate.filters.content_log import ContentLogFilter
-from relaygate.filters.key_limits import KeyLimitsFilter
+from relaygate.filters.limits import LimitsFilter
 from relaygate.logs import setup_logging
 from relaygate.pacing import freeze_startup_heap, lower_helper_threads
 from relaygate.providers.registry import AdaptorRegistry
@@ -43,7 +43,7 @@ from relaygate.requestlog.writer import UsageLogWriter
 from relaygate.routing.router import Router
 from relaygate.routing.tokens import TokenCache
 from relaygate.settings import Settings
-from relaygate.sharedstate.memory import InProcessState
+from relaygate.sharedstate.factory import create_shared_state
 from relaygate.stages import FilterChain, NoBilling
 from relaygate.state import AppState
 from relaygate.storage.crypto import Secrets, load_or_create_secret
@@ -137,7 +137,7 @@ class RelayGateApp:
         if logging.getLogger("relaygate.access").isEnabledFor(logging.INFO):
             access = AccessLog()
             access.start()
-        shared = InProcessState()
+        shared = await create_shared_state(s)  # Redis when RELAYGATE_REDIS_URL is set
         self.state = AppState(
             settings=s,
             secrets=secrets,
@@ -150,7 +150,7 @@ class RelayGateApp:
             shared=shared,
             filters=FilterChain(
                 [
-                    KeyLimitsFilter(shared),
+                    LimitsFilter(shared),
                     *([ContentLogFilter()] if s.log_content else []),
                     *(load_filter(spec) for spec in s.extra_filters),
                 ]

@@ -34,6 +34,12 @@ OPTIONS = {
     "models": "--models",
     "rpm_limit": "--rpm-limit",
     "concurrency_limit": "--concurrency-limit",
+    "tpm_limit": "--tpm-limit",
+    "spend_limit": "--spend-limit",
+    "ip_allow": "--ip-allow",
+    "group_name": "--group",
+    "role": "--role",
+    "status": "--status",
     "keys": "--api-key",
     "base_url": "--base-url",
     "profile": "--profile",
@@ -81,7 +87,12 @@ def _run(
         try:
             await migrate(engine)
             secrets = Secrets(load_or_create_secret(settings.secret_key, settings.data_dir))
-            svc = AdminService(Repository(engine, secrets), key_prefix=settings.key_prefix)
+            svc = AdminService(
+                Repository(engine, secrets),
+                api_key_prefix=settings.api_key_prefix,
+                personal_key_prefix=settings.personal_key_prefix,
+                personal_concurrency=settings.personal_concurrency,
+            )
             return await fn(svc, settings)
         finally:
             await engine.dispose()
@@ -179,12 +190,85 @@ def user() -> None:
     """Manage users."""
 
 
+def _user_limits(
+    group: str | None, rpm_limit: int | None, tpm_limit: int | None, concurrency_limit: int | None
+) -> dict[str, Any]:
+    """The user options given (unset ones are left out: a patch changes only those)."""
+    given = {
+        "group_name": group,
+        "rpm_limit": rpm_limit,
+        "tpm_limit": tpm_limit,
+        "concurrency_limit": concurrency_limit,
+    }
+    return {k: v for k, v in given.items() if v is not None}
+
+
+_USER_LIMIT_OPTIONS = (
+    click.option("--group", default=None, help="Price group (tier), e.g. default, vip."),
+    click.option("--rpm-limit", type=int, default=None, help="Requests per minute, all keys."),
+    click.option("--tpm-limit", type=int, default=None, help="Tokens per minute, all keys."),
+    click.option("--concurrency-limit", type=int, default=None, help="Requests at once."),
+)
+
+
+def _with_user_limits(fn: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(_USER_LIMIT_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
 @user.command("create")
 @click.option("--username", required=True)
 @click.option("--role", type=click.Choice(["user", "admin"]), default="user", show_default=True)
-def user_create(username: str, role: str) -> None:
-    rec = _run(lambda svc, s: svc.create_user({"username": username, "role": role}))
+@_with_user_limits
+def user_create(
+    username: str,
+    role: str,
+    group: str | None,
+    rpm_limit: int | None,
+    tpm_limit: int | None,
+    concurrency_limit: int | None,
+) -> None:
+    body = {
+        "username": username,
+        "role": role,
+        **_user_limits(group, rpm_limit, tpm_limit, concurrency_limit),
+    }
+    rec = _run(lambda svc, s: svc.create_user(body))
     click.echo(json.dumps(rec.to_public()))
+
+
+@user.command("update")
+@click.option("--username", required=True)
+@click.option("--role", type=click.Choice(["user", "admin"]), default=None)
+@click.option("--status", type=click.Choice(["active", "disabled"]), default=None)
+@_with_user_limits
+@click.option(
+    "--no-limit",
+    "cleared",
+    multiple=True,
+    type=click.Choice(["rpm", "tpm", "concurrency"]),
+    help="Remove that limit (repeatable).",
+)
+def user_update(
+    username: str,
+    role: str | None,
+    status: str | None,
+    group: str | None,
+    rpm_limit: int | None,
+    tpm_limit: int | None,
+    concurrency_limit: int | None,
+    cleared: tuple[str, ...],
+) -> None:
+    """Change a user's role, status, price group or limits (only the options given)."""
+    body: dict[str, Any] = _user_limits(group, rpm_limit, tpm_limit, concurrency_limit)
+    body.update({k: v for k, v in (("role", role), ("status", status)) if v is not None})
+    body.update({f"{name}_limit": None for name in cleared})
+
+    async def go(svc: AdminService, s: Settings) -> Any:
+        return await svc.update_user((await svc.user_named(username)).id, body)
+
+    click.echo(json.dumps(_run(go).to_public()))
 
 
 @user.command("list")
@@ -216,7 +300,15 @@ def _expiry(days: float) -> str:
 @click.option("--models", default=None, help="Comma-separated allow-list (default: all models).")
 @click.option("--expires-days", type=float, default=None, help="Days until it expires (> 0).")
 @click.option("--rpm-limit", type=int, default=None, help="Requests per minute.")
-@click.option("--concurrency-limit", type=int, default=None, help="Requests at once.")
+@click.option(
+    "--concurrency-limit",
+    type=int,
+    default=None,
+    help="Requests at once (personal keys: RELAYGATE_PERSONAL_CONCURRENCY by default).",
+)
+@click.option("--tpm-limit", type=int, default=None, help="Tokens per minute.")
+@click.option("--spend-limit", default=None, help="Spending cap in the currency, e.g. 50.")
+@click.option("--ip-allow", default=None, help="Comma-separated addresses / CIDRs allowed.")
 def key_create(
     username: str,
     name: str,
@@ -225,6 +317,9 @@ def key_create(
     expires_days: float | None,
     rpm_limit: int | None,
     concurrency_limit: int | None,
+    tpm_limit: int | None,
+    spend_limit: str | None,
+    ip_allow: str | None,
 ) -> None:
     """Create a key and print it (it is shown only once)."""
     body: dict[str, Any] = {
@@ -233,8 +328,12 @@ def key_create(
         "kind": kind,
         "models": _csv(models),
         "rpm_limit": rpm_limit,
-        "concurrency_limit": concurrency_limit,
+        "tpm_limit": tpm_limit,
+        "spend_limit": spend_limit,
+        "ip_allow": _csv(ip_allow),
     }
+    if concurrency_limit is not None:  # absent: the kind's default
+        body["concurrency_limit"] = concurrency_limit
     if expires_days is not None:
         body["expires_at"] = _expiry(expires_days)
 

@@ -26,13 +26,15 @@ work at all.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
-from relaygate.context import RelayContext
+from relaygate.context import RelayContext, Slot
 
 __all__ = [
+    "PLAN_LIMITS",
     "AfterFilter",
     "BeforeFilter",
     "BillingStage",
@@ -40,6 +42,7 @@ __all__ = [
     "ChunkFilter",
     "FilterChain",
     "NoBilling",
+    "PlanLimits",
     "PrepareStage",
     "ResponseFilter",
     "StopStream",
@@ -143,6 +146,23 @@ class BillingStage(Protocol):
     async def reserve(self, ctx: RelayContext) -> None: ...
 
     async def settle(self, ctx: RelayContext) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PlanLimits:
+    """The fair-use limits of the plan (套餐) paying for this request. The billing stage
+    puts them in :data:`PLAN_LIMITS` (only when the plan has any) in ``reserve``; the limits
+    filter (``filters/limits.py``) enforces them in ``before``, per user and plan.
+    Defined here because billing sits below the filters and both must see it."""
+
+    plan_id: int
+    rpm: int | None = None  # requests per minute
+    tpm: int | None = None  # tokens per minute
+    daily_requests: int | None = None  # requests per UTC day
+    name: str = ""  # shown in refusals
+
+
+PLAN_LIMITS: Slot[PlanLimits] = Slot("billing.plan_limits")
 
 
 class NoBilling:

@@ -98,7 +98,7 @@ async def test_revoked_key_stays_revoked(repo: Repository) -> None:
 
 
 async def test_service_create_rules(repo: Repository) -> None:
-    svc = AdminService(repo, key_prefix="rk-")
+    svc = AdminService(repo, api_key_prefix="rk-")
     u = await svc.create_user({"username": "una"})
     with pytest.raises(ValidationError, match="future"):
         await svc.create_key({"user_id": u.id, "expires_at": "2001-01-01T00:00:00Z"})

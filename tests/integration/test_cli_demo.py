@@ -132,7 +132,7 @@ def test_cli_user_key_channel(tmp_path: Path) -> None:
     user = json.loads(run_cli(env, "user", "create", "--username", "zoe"))
     assert user["username"] == "zoe"
     key = run_cli(env, "key", "create", "--user", "zoe", "--models", "a,b").splitlines()[-1]
-    assert key.startswith("sk-")
+    assert key.startswith("zk-")  # RELAYGATE_API_KEY_PREFIX default
     listed = [json.loads(x) for x in run_cli(env, "key", "list", "--user", "zoe").splitlines()]
     assert listed[0]["models"] == ["a", "b"] and key not in json.dumps(listed)
     ch = json.loads(

@@ -40,6 +40,10 @@ def test_user_create_defaults_and_bounds() -> None:
         "username": "zoe",
         "role": "user",
         "status": "active",
+        "group_name": "default",
+        "rpm_limit": None,
+        "tpm_limit": None,
+        "concurrency_limit": None,
     }
     refused(validate_user_create, {}, field="username", match="required")
     refused(validate_user_create, {"username": ""}, field="username", match="empty")
@@ -73,6 +77,9 @@ def test_key_create_normalizes() -> None:
         "expires_at": future,
         "rpm_limit": 5,
         "concurrency_limit": None,
+        "tpm_limit": None,
+        "spend_limit": None,
+        "ip_allow": None,
     }
     naive = validate_key_create({"username": "z", "expires_at": "2999-01-01T00:00:00"})
     assert naive["expires_at"] == datetime(2999, 1, 1, tzinfo=UTC)  # no offset: UTC

@@ -146,7 +146,13 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         st = state()
         try:
             _, user = await authenticate(st, request)
-            svc = AdminService(st.repo, key_prefix=st.settings.key_prefix)
+            s = st.settings
+            svc = AdminService(
+                st.repo,
+                api_key_prefix=s.api_key_prefix,
+                personal_key_prefix=s.personal_key_prefix,
+                personal_concurrency=s.personal_concurrency,
+            )
             response = await fn(request, svc, st)
             if request.method != "GET":
                 await st.catalog.load()

@@ -43,9 +43,21 @@ class ConflictError(InvalidRequest):
 
 
 class AdminService:
-    def __init__(self, repo: Repository, *, key_prefix: str = "sk-") -> None:
+    """``api_key_prefix`` / ``personal_key_prefix`` start new keys of each kind
+    (``RELAYGATE_API_KEY_PREFIX`` / ``RELAYGATE_PERSONAL_KEY_PREFIX``); a personal key
+    created without a ``concurrency_limit`` gets ``personal_concurrency``."""
+
+    def __init__(
+        self,
+        repo: Repository,
+        *,
+        api_key_prefix: str = "zk-",
+        personal_key_prefix: str = "zp-",
+        personal_concurrency: int | None = 2,
+    ) -> None:
         self.repo = repo
-        self.key_prefix = key_prefix
+        self.prefixes = {"api": api_key_prefix, "personal": personal_key_prefix}
+        self.personal_concurrency = personal_concurrency
 
     # ---- users -----------------------------------------------------------------------
     async def list_users(self) -> list[UserRecord]:
@@ -66,8 +78,9 @@ class AdminService:
 
     async def create_user(self, body: Mapping[str, Any]) -> UserRecord:
         fields = validate_user_create(body)
+        fields.pop("status")  # always active (checked)
         try:
-            return await self.repo.users.create(fields["username"], fields["role"])
+            return await self.repo.users.create(**fields)
         except Conflict as exc:
             raise ConflictError(f"The user {fields['username']!r} already exists.") from exc
 
@@ -96,10 +109,14 @@ class AdminService:
             owner = await self.user_named(fields.pop("username"))
         else:
             owner = await self.get_user(fields.pop("user_id"))
-        if fields["kind"] == "admin" and owner.role != "admin":
+        kind = fields["kind"]
+        if kind == "admin" and owner.role != "admin":
             raise ValidationError("kind", "Admin tokens can only be created for admin users.")
+        if kind == "personal" and "concurrency_limit" not in body:
+            fields["concurrency_limit"] = self.personal_concurrency
+        prefix = self.prefixes.get(kind, "")  # admin tokens have their own fixed prefix
         try:
-            return await self.repo.keys.create(owner.id, prefix=self.key_prefix, **fields)
+            return await self.repo.keys.create(owner.id, prefix=prefix, **fields)
         except Conflict as exc:  # the owner was deleted meanwhile
             raise ConflictError(f"The user {owner.id} does not exist.") from exc
 

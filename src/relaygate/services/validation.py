@@ -9,11 +9,16 @@ database; rules that need stored state (does the user exist, is the key revoked)
 
 from __future__ import annotations
 
+import contextlib
+import ipaddress
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+from relaygate.billing.money import parse_amount
+from relaygate.errors import InvalidRequest
 from relaygate.providers import PROVIDERS
 from relaygate.providers.profiles import PROFILES
 from relaygate.services.fields import (
@@ -35,6 +40,7 @@ from relaygate.services.fields import (
 
 __all__ = [
     "CHANNEL",
+    "IP_ALLOW_MAX",
     "KEY",
     "LOG_LIMIT_MAX",
     "USER",
@@ -56,18 +62,36 @@ KEY_KINDS = ("api", "personal", "admin")
 KEY_STATUSES = ("active", "disabled", "revoked")
 CHANNEL_STATUSES = ("enabled", "disabled")
 LOG_LIMIT_MAX = 1000
+IP_ALLOW_MAX = 100  # addresses / networks in one key's allow-list
+GROUP_RE = re.compile(r"[a-z0-9_-]{1,32}")
 
 _limit = nullable(integer(1))
 _model_names = string_list(1, string(1, 128, no_space=True))
 _upstream_key = string(1, 4096, no_space=True)
 
+
 # ---- users -----------------------------------------------------------------------------
+def _group(name: str, value: Any) -> str:
+    """A price group name (billing's tier): 1-32 of ``a-z 0-9 _ -``."""
+    if not isinstance(value, str) or GROUP_RE.fullmatch(value) is None:
+        raise ValidationError(
+            name,
+            f'`{name}` must be 1-32 characters of a-z, 0-9, `_` and `-` (e.g. "default", '
+            f'"vip"), not {value!r}.',
+        )
+    return value
+
+
 USER = Schema(
     "user",
     {
         "username": Field(string(1, 64, no_space=True), required=True, patchable=False),
         "role": Field(choice(*USER_ROLES), default="user"),
         "status": Field(choice(*USER_STATUSES), default="active"),
+        "group_name": Field(_group, default="default"),
+        "rpm_limit": Field(_limit, default=None),
+        "tpm_limit": Field(_limit, default=None),
+        "concurrency_limit": Field(_limit, default=None),
     },
 )
 
@@ -94,6 +118,50 @@ def _key_models(name: str, value: Any) -> list[str] | None:
     return nullable(_model_names)(name, value)  # type: ignore[no-any-return]
 
 
+def _spend_limit(name: str, value: Any) -> int | None:
+    """A spending cap in the operator's currency (``"12.5"`` or ``12.5``) as money units;
+    null for no cap. Zero is a cap: the key may spend nothing."""
+    if value is None:
+        return None
+    try:
+        return parse_amount(value, name)
+    except InvalidRequest as exc:  # the same message, as a field error
+        raise ValidationError(name, exc.message) from None
+
+
+def _ip_entry(name: str, value: Any) -> str:
+    """One address (``203.0.113.7``, ``2001:db8::1``) or network (``10.0.0.0/8``),
+    normalized; a network with host bits set is refused (it is probably a typo)."""
+    text = string(1, 64, no_space=True)(name, value)
+    try:
+        if "/" in text:
+            return str(ipaddress.ip_network(text, strict=True))
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        hint = ""
+        if "/" in text:
+            with contextlib.suppress(ValueError):
+                net = ipaddress.ip_network(text, strict=False)
+                hint = f" (host bits set: did you mean {net}?)"
+        raise ValidationError(
+            name,
+            f"`{name}` must be an IP address or a network in CIDR form (203.0.113.7, "
+            f"10.0.0.0/8, 2001:db8::/32), not {text!r}{hint}.",
+        ) from None
+
+
+def _ip_allow(name: str, value: Any) -> list[str] | None:
+    if value is None:
+        return None
+    if isinstance(value, list | tuple) and not value:
+        raise ValidationError(
+            name,
+            f"`{name}` must list at least one address or network (an empty list would "
+            "admit no address); leave it out, or null, for any address.",
+        )
+    return string_list(1, _ip_entry, max_items=IP_ALLOW_MAX)(name, value)  # type: ignore[no-any-return]
+
+
 KEY = Schema(
     "key",
     {
@@ -106,6 +174,9 @@ KEY = Schema(
         "expires_at": Field(nullable(iso_datetime), default=None),
         "rpm_limit": Field(_limit, default=None),
         "concurrency_limit": Field(_limit, default=None),
+        "tpm_limit": Field(_limit, default=None),
+        "spend_limit": Field(_spend_limit, default=None),
+        "ip_allow": Field(_ip_allow, default=None),
     },
 )
 

@@ -1,12 +1,22 @@
 """The shared-state interface. Every call is async so a networked implementation
-(Redis, with Lua scripts for the atomic ones) can be plugged in without touching
-callers; the in-process implementation answers without suspending."""
+(``redis.py``: Redis, with Lua scripts for the atomic ones) is used without touching
+callers; the in-process implementation (``memory.py``) answers without suspending.
+
+Two implementations keep the same contract (tests/unit/test_sharedstate_contract.py runs
+the same tests on both). Counters, values, admission windows and token windows live in
+separate namespaces: the same ``key`` may name one of each, and :meth:`delete` removes all.
+"""
 
 from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["SharedState"]
+__all__ = ["SharedState", "SharedStateError"]
+
+
+class SharedStateError(Exception):
+    """The shared state could not answer (Redis unreachable or timing out). Callers
+    decide whether to fail open (rate limits do) or closed."""
 
 
 class SharedState(Protocol):
@@ -31,10 +41,35 @@ class SharedState(Protocol):
         the seconds until the next event would be admitted."""
         ...
 
+    async def undo_hit(self, key: str) -> None:
+        """Take back the most recent admission of :meth:`hit_window` (a request admitted
+        by one limit and refused by a later one does not count)."""
+        ...
+
+    async def add_window(self, key: str, amount: int, window: float) -> None:
+        """Add ``amount`` (tokens) to a sliding total over the last ``window`` seconds.
+        Approximate: amounts are kept in 60 buckets of ``window / 60`` seconds, and a
+        bucket counts until it is wholly older than the window (never less than exact)."""
+        ...
+
+    async def window_total(self, key: str, window: float) -> int:
+        """The total :meth:`add_window` holds for ``key`` over the last ``window`` seconds."""
+        ...
+
+    async def window_over(self, key: str, limit: int, window: float) -> float | None:
+        """None when the window's total is below ``limit``; else the seconds until enough
+        of it has left the window for the total to be below ``limit``."""
+        ...
+
     async def get(self, key: str) -> bytes | None: ...
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
 
-    async def delete(self, key: str) -> None: ...
+    async def delete(self, key: str) -> None:
+        """Remove the counter, value and windows named ``key``."""
+        ...
 
-    async def close(self) -> None: ...
+    async def close(self) -> None:
+        """Let go of resources: Redis connections (the data stays in Redis), or the
+        in-process state's data."""
+        ...

@@ -3,7 +3,8 @@
 Counters and cached values expire lazily (checked when read) and by a sweep of
 at most ``sweep_batch`` entries per write, so memory stays bounded without a
 timer task. Sliding windows keep the admission times of the last ``limit``
-events per key (a deque): exact, no boundary burst.
+events per key (a deque): exact, no boundary burst. Token windows keep 60 buckets per
+key (``BUCKETS``) and their running total.
 """
 
 from __future__ import annotations
@@ -12,7 +13,20 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["InProcessState"]
+__all__ = ["BUCKETS", "InProcessState"]
+
+#: buckets per token window (``add_window``): a bucket is ``window / BUCKETS`` seconds
+BUCKETS = 60
+
+
+class _Sum:
+    """A token window: ``[bucket index, amount]`` oldest first, and their total."""
+
+    __slots__ = ("buckets", "total")
+
+    def __init__(self) -> None:
+        self.buckets: deque[list[int]] = deque()
+        self.total = 0
 
 
 class InProcessState:
@@ -21,6 +35,7 @@ class InProcessState:
         self._counters: dict[str, list[float]] = {}  # key -> [value, expires_at or 0]
         self._values: dict[str, tuple[bytes, float]] = {}
         self._windows: dict[str, deque[float]] = {}
+        self._sums: dict[str, _Sum] = {}
 
     def _counter(self, key: str, ttl: float | None, now: float) -> list[float]:
         c = self._counters.get(key)
@@ -67,6 +82,55 @@ class InProcessState:
         q.append(now)
         return None
 
+    async def undo_hit(self, key: str) -> None:
+        q = self._windows.get(key)
+        if q:
+            q.pop()
+
+    def _sum(self, key: str, window: float, now: float) -> tuple[_Sum | None, float, int]:
+        """The key's token window with buckets that left it dropped; its bucket size
+        and the current bucket's index."""
+        res = window / BUCKETS
+        cur = int(now // res)
+        s = self._sums.get(key)
+        if s is not None:
+            oldest = cur - BUCKETS  # a bucket counts until it is wholly out of the window
+            q = s.buckets
+            while q and q[0][0] < oldest:
+                s.total -= q.popleft()[1]
+            if not q:
+                del self._sums[key]
+                s = None
+        return s, res, cur
+
+    async def add_window(self, key: str, amount: int, window: float) -> None:
+        if amount <= 0:
+            return
+        s, _, cur = self._sum(key, window, self._now())
+        if s is None:
+            s = self._sums[key] = _Sum()
+        if s.buckets and s.buckets[-1][0] == cur:
+            s.buckets[-1][1] += amount
+        else:
+            s.buckets.append([cur, amount])
+        s.total += amount
+
+    async def window_total(self, key: str, window: float) -> int:
+        s, _, _ = self._sum(key, window, self._now())
+        return 0 if s is None else s.total
+
+    async def window_over(self, key: str, limit: int, window: float) -> float | None:
+        now = self._now()
+        s, res, _ = self._sum(key, window, now)
+        if s is None or s.total < limit:
+            return None
+        remaining = s.total
+        for bucket, amount in s.buckets:  # oldest first: when is enough of it gone?
+            remaining -= amount
+            if remaining < limit:
+                return max((bucket + BUCKETS + 1) * res - now, 0.001)
+        return window  # not reached: the buckets add up to the total
+
     async def get(self, key: str) -> bytes | None:
         item = self._values.get(key)
         if item is None:
@@ -84,8 +148,10 @@ class InProcessState:
         self._values.pop(key, None)
         self._counters.pop(key, None)
         self._windows.pop(key, None)
+        self._sums.pop(key, None)
 
     async def close(self) -> None:
         self._counters.clear()
         self._values.clear()
         self._windows.clear()
+        self._sums.clear()

@@ -22,11 +22,23 @@ from relaygate.storage.tables import api_keys
 __all__ = ["ADMIN_PREFIX", "KeyStore", "key_from_row"]
 
 ADMIN_PREFIX = "rg-admin-"
-WRITABLE = ("status", "name", "models", "expires_at", "rpm_limit", "concurrency_limit")
+WRITABLE = (
+    "status",
+    "name",
+    "models",
+    "expires_at",
+    "rpm_limit",
+    "concurrency_limit",
+    "tpm_limit",
+    "spend_limit",
+    "ip_allow",
+)
 
 
 def key_from_row(r: Any) -> KeyRecord:
+    """A row (or mapping) of ``api_keys`` as a record; ``spent``/``leased`` are billing's."""
     models = r["models"]
+    ip_allow = r.get("ip_allow")
     return KeyRecord(
         id=int(r["id"]),
         user_id=int(r["user_id"]),
@@ -40,6 +52,9 @@ def key_from_row(r: Any) -> KeyRecord:
         created_at=aware(r["created_at"]) or now(),
         rpm_limit=r.get("rpm_limit"),
         concurrency_limit=r.get("concurrency_limit"),
+        tpm_limit=r.get("tpm_limit"),
+        spend_limit=r.get("spend_limit"),
+        ip_allow=tuple(ip_allow) if ip_allow is not None else None,
     )
 
 
@@ -59,6 +74,9 @@ class KeyStore:
         prefix: str = "sk-",
         rpm_limit: int | None = None,
         concurrency_limit: int | None = None,
+        tpm_limit: int | None = None,
+        spend_limit: int | None = None,
+        ip_allow: Sequence[str] | None = None,
     ) -> tuple[KeyRecord, str]:
         """Create a key; returns the record and the plaintext key (shown once)."""
         plain = Secrets.new_key(ADMIN_PREFIX if kind == "admin" else prefix)
@@ -74,6 +92,9 @@ class KeyStore:
             "created_at": now(),
             "rpm_limit": rpm_limit,
             "concurrency_limit": concurrency_limit,
+            "tpm_limit": tpm_limit,
+            "spend_limit": spend_limit,
+            "ip_allow": list(ip_allow) if ip_allow is not None else None,
         }
         try:
             async with self.engine.begin() as conn:

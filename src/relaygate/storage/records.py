@@ -2,20 +2,70 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["ChannelRecord", "KeyRecord", "UserRecord"]
+__all__ = ["ChannelRecord", "IPNetwork", "KeyRecord", "UserRecord", "amount_text", "ip_networks"]
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+#: units per currency unit: the same as ``relaygate.billing.money.UNITS`` (storage sits below
+#: billing, so it cannot import it; tests/unit/test_limits_fields.py checks they agree)
+_UNITS = 1_000_000
+
+
+def amount_text(units: int) -> str:
+    """Units as an exact decimal string with at least four decimals (``12500000`` →
+    ``"12.5000"``, ``1`` → ``"0.000001"``): like ``billing.money.format_amount`` for
+    amounts it shows exactly, never truncated (a cap must show what it really is)."""
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), _UNITS)
+    digits = f"{frac:06d}".rstrip("0").ljust(4, "0")
+    return f"{sign}{whole}.{digits}"
+
+
+def ip_networks(entries: list[str] | tuple[str, ...] | None) -> tuple[IPNetwork, ...] | None:
+    """The stored allow-list (validated strings: addresses or CIDRs) compiled once, when the
+    snapshot is loaded, for the per-request check (``filters/limits.py``). An entry that is
+    not an address or network (never written by the admin API) is left out: fail closed."""
+    if entries is None:
+        return None
+    nets: list[IPNetwork] = []
+    for entry in entries:
+        try:
+            nets.append(ipaddress.ip_network(entry, strict=False))
+        except (TypeError, ValueError):
+            continue  # written around the validation (by hand): it admits no address
+    return tuple(nets)
 
 
 @dataclass(slots=True, frozen=True)
 class UserRecord:
+    """A user as the hot path sees it. The balance is not here: it changes with every
+    request and is read from the database by billing, never from the snapshot."""
+
     id: int
     username: str
     role: str
     status: str
     created_at: datetime
+    group_name: str = "default"  # price tier (billing's group multiplier)
+    rpm_limit: int | None = None  # requests per minute over all the user's keys
+    tpm_limit: int | None = None  # tokens per minute over all the user's keys
+    concurrency_limit: int | None = None  # requests at once over all the user's keys
+    #: any limit set: the limits filter skips users without one with a single test
+    limited: bool = field(init=False, default=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self,
+            "limited",
+            self.rpm_limit is not None
+            or self.tpm_limit is not None
+            or self.concurrency_limit is not None,
+        )
 
     def to_public(self) -> dict[str, Any]:
         return {
@@ -23,16 +73,23 @@ class UserRecord:
             "username": self.username,
             "role": self.role,
             "status": self.status,
+            "group_name": self.group_name,
+            "rpm_limit": self.rpm_limit,
+            "tpm_limit": self.tpm_limit,
+            "concurrency_limit": self.concurrency_limit,
             "created_at": self.created_at.isoformat(),
         }
 
 
 @dataclass(slots=True, frozen=True)
 class KeyRecord:
+    """A key as the hot path sees it. What it has spent (``spent``/``leased``) is billing's
+    and read from the database; ``spend_limit`` is the cap in money units."""
+
     id: int
     user_id: int
     name: str
-    kind: str
+    kind: str  # api | personal | admin
     key_hash: str
     key_hint: str
     status: str
@@ -41,13 +98,38 @@ class KeyRecord:
     created_at: datetime
     rpm_limit: int | None = None
     concurrency_limit: int | None = None
+    tpm_limit: int | None = None
+    spend_limit: int | None = None  # money units (billing/money.py); None: no cap
+    ip_allow: tuple[str, ...] | None = None  # addresses / CIDRs as stored; None: any address
+    #: ``ip_allow`` compiled (see :func:`ip_networks`)
+    ip_networks: tuple[IPNetwork, ...] | None = field(
+        init=False, default=None, compare=False, repr=False
+    )
+    #: any rate, token, concurrency or address limit: one test skips the rest
+    limited: bool = field(init=False, default=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "ip_networks", ip_networks(self.ip_allow))
+        object.__setattr__(
+            self,
+            "limited",
+            self.rpm_limit is not None
+            or self.tpm_limit is not None
+            or self.concurrency_limit is not None
+            or self.ip_allow is not None,
+        )
 
     def to_public(self) -> dict[str, Any]:
+        spend = self.spend_limit
         return {
             "id": self.id,
             "user_id": self.user_id,
             "rpm_limit": self.rpm_limit,
+            "tpm_limit": self.tpm_limit,
             "concurrency_limit": self.concurrency_limit,
+            "spend_limit": amount_text(spend) if spend is not None else None,
+            "spend_limit_units": spend,
+            "ip_allow": list(self.ip_allow) if self.ip_allow is not None else None,
             "name": self.name,
             "kind": self.kind,
             "key_hint": self.key_hint,

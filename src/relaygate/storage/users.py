@@ -16,12 +16,21 @@ from relaygate.storage.tables import users
 
 __all__ = ["UserStore", "user_from_row"]
 
-WRITABLE = ("role", "status")
+WRITABLE = ("role", "status", "group_name", "rpm_limit", "tpm_limit", "concurrency_limit")
 
 
 def user_from_row(r: Any) -> UserRecord:
+    """A row (or mapping) of ``users`` as a record; the balance columns are billing's."""
     return UserRecord(
-        int(r["id"]), r["username"], r["role"], r["status"], aware(r["created_at"]) or now()
+        int(r["id"]),
+        r["username"],
+        r["role"],
+        r["status"],
+        aware(r["created_at"]) or now(),
+        group_name=r.get("group_name") or "default",
+        rpm_limit=r.get("rpm_limit"),
+        tpm_limit=r.get("tpm_limit"),
+        concurrency_limit=r.get("concurrency_limit"),
     )
 
 
@@ -29,20 +38,34 @@ class UserStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def create(self, username: str, role: str = "user") -> UserRecord:
-        created = now()
+    async def create(
+        self,
+        username: str,
+        role: str = "user",
+        *,
+        group_name: str = "default",
+        rpm_limit: int | None = None,
+        tpm_limit: int | None = None,
+        concurrency_limit: int | None = None,
+    ) -> UserRecord:
+        values = {
+            "username": username,
+            "role": role,
+            "status": "active",
+            "created_at": now(),
+            "group_name": group_name,
+            "rpm_limit": rpm_limit,
+            "tpm_limit": tpm_limit,
+            "concurrency_limit": concurrency_limit,
+        }
         try:
             async with self.engine.begin() as conn:
-                res = await conn.execute(
-                    insert(users).values(
-                        username=username, role=role, status="active", created_at=created
-                    )
-                )
+                res = await conn.execute(insert(users).values(**values))
                 await revisions.bump(conn)
         except IntegrityError as exc:
             raise Conflict(f"user {username!r} already exists") from exc
         uid = int(res.inserted_primary_key[0])  # type: ignore[index]
-        return UserRecord(uid, username, role, "active", created)
+        return user_from_row({"id": uid, **values})
 
     async def get(
         self, *, user_id: int | None = None, username: str | None = None
