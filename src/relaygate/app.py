@@ -39,6 +39,7 @@ from relaygate.pacing import freeze_startup_heap, lower_helper_threads
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
+from relaygate.requestlog.retention import UsageRollup
 from relaygate.requestlog.writer import UsageLogWriter
 from relaygate.routing.router import Router
 from relaygate.routing.tokens import TokenCache
@@ -111,6 +112,7 @@ class RelayGateApp:
         self.state: AppState | None = None
         self.cors = Cors(settings.cors_origins)
         self._admin = build_admin_app(self._require_state)
+        self._rollup: UsageRollup | None = None
 
     def _require_state(self) -> AppState:
         assert self.state is not None, "the admin API is mounted only after start-up"
@@ -121,7 +123,8 @@ class RelayGateApp:
         setup_logging(s.log_level)
         secrets = Secrets(load_or_create_secret(s.secret_key, s.data_dir))
         engine = create_engine(s.resolved_database_url())
-        repo = Repository(engine, secrets)
+        log_url = s.resolved_log_database_url()  # request rows elsewhere (usage-reports.md)
+        repo = Repository(engine, secrets, log_engine=create_engine(log_url) if log_url else None)
         catalog = Catalog(repo)
         await catalog.load()
         catalog.start_refresh(s.refresh_interval)
@@ -133,6 +136,9 @@ class RelayGateApp:
             # together: each leftover spool file is claimed by one of them)
             await usage_log.recover()
             usage_log.start()
+        # daily aggregates and retention; one worker per round does it (requestlog/retention.py)
+        self._rollup = UsageRollup(repo.log_engine, retention_days=s.log_retention_days)
+        self._rollup.start()
         access = None
         if logging.getLogger("relaygate.access").isEnabledFor(logging.INFO):
             access = AccessLog()
@@ -200,7 +206,9 @@ class RelayGateApp:
         await st.shared.close()
         if st.access_log is not None:
             await st.access_log.close()
-        await st.repo.engine.dispose()
+        if self._rollup is not None:
+            await self._rollup.close()
+        await st.repo.dispose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

@@ -84,11 +84,15 @@ def _run(
 
     async def go() -> T:
         engine = create_engine(settings.resolved_database_url())
+        log_url = settings.resolved_log_database_url()  # docs/usage-reports.md
+        log_engine = create_engine(log_url) if log_url else None
         try:
             await migrate(engine)
+            if log_engine is not None:
+                await migrate(log_engine)
             secrets = Secrets(load_or_create_secret(settings.secret_key, settings.data_dir))
             svc = AdminService(
-                Repository(engine, secrets),
+                Repository(engine, secrets, log_engine=log_engine),
                 api_key_prefix=settings.api_key_prefix,
                 personal_key_prefix=settings.personal_key_prefix,
                 personal_concurrency=settings.personal_concurrency,
@@ -96,6 +100,8 @@ def _run(
             return await fn(svc, settings)
         finally:
             await engine.dispose()
+            if log_engine is not None:
+                await log_engine.dispose()
 
     try:
         return asyncio.run(go())

@@ -131,6 +131,12 @@ class Settings:
         )
         return s
 
+    def resolved_log_database_url(self) -> str:
+        """The request-log database's async URL; empty: the main database holds the log."""
+        if not self.log_database_url:
+            return ""
+        return Settings(database_url=self.log_database_url).resolved_database_url()
+
     def resolved_database_url(self) -> str:
         if self.database_url:
             url = self.database_url

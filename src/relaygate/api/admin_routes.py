@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from relaygate.api.admin_reports import AdminKit, report_routes
 from relaygate.catalog import Catalog
 from relaygate.errors import (
     AuthError,
@@ -269,9 +270,6 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
             }
         )
 
-    async def list_logs(request: Request, svc: AdminService, st: AppState) -> Response:
-        return respond({"data": await svc.list_logs(request.query_params)})
-
     async def not_found(request: Request, exc: Exception) -> Response:
         return fail(NotFound(f"Unknown URL: {request.method} {request.url.path}."))
 
@@ -294,7 +292,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         resource("/channels", {"GET": list_channels, "POST": create_channel}),
         resource("/channels/{id}", {"PATCH": update_channel, "DELETE": delete_channel}),
         resource("/providers", {"GET": list_providers}),
-        resource("/logs", {"GET": list_logs}),
+        *report_routes(AdminKit(resource, respond, body_of)),  # /logs, /logs.csv, /usage/daily
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, Exception: unexpected})
     return _JSONErrors(app, internal_error)
