@@ -6,16 +6,17 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import json
 import re
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from gateway import Gateway
+from gateway import Gateway, run_cli
 from sqlalchemy import func, select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -109,6 +110,15 @@ async def test_generate_list_export_and_disable(repo: Repository) -> None:
     assert [c["id"] for c in disabled] == [first]
     with pytest.raises(NotFound):
         await svc.export_codes_csv({"batch": "nope"})
+
+    # an expiry with an offset is the same instant when read back (stored in UTC)
+    when = (datetime.now(UTC) + timedelta(hours=2)).astimezone(timezone(timedelta(hours=8)))
+    timed = await svc.generate_codes(
+        {"count": 1, "amount": 1, "batch": "tz", "expires_at": when.isoformat()}, actor="root"
+    )
+    [row] = await svc.list_codes({"batch": "tz", "status": "unused"})
+    assert datetime.fromisoformat(row["expires_at"]) == when
+    assert datetime.fromisoformat(timed["expires_at"]) == when
 
 
 async def test_concurrent_redemptions_of_one_code_succeed_once(repo: Repository) -> None:
@@ -608,3 +618,24 @@ def test_admin_api_code_generation_limits(gw: Gateway) -> None:
     refused(
         call(gw, "POST", "/codes", {"count": 1, "amount": "1", "batch": "big"}), None, "conflict"
     )
+
+
+def test_cli_adjust_generate_and_export(gw: Gateway) -> None:
+    uid = gw.create_user("cli-user", balance=None)
+    out = json.loads(
+        run_cli(gw.env, "user", "adjust", "--user", "cli-user", "--amount", "3.5", "--reason", "x")
+    )
+    assert out["balance_units"] == 3_500_000 and out["kind"] == "adjust"
+    with pytest.raises(RuntimeError, match=r"only 3\.5000 free"):
+        run_cli(gw.env, "user", "adjust", "--user", "cli-user", "--amount", "-4", "--reason", "x")
+    with pytest.raises(RuntimeError, match="`reason` must not be empty"):
+        run_cli(gw.env, "user", "adjust", "--user", "cli-user", "--amount", "1", "--reason", " ")
+    assert gw.admin("GET", f"/users/{uid}/balance")["data"]["balance_units"] == 3_500_000
+    codes = run_cli(
+        gw.env, "code", "generate", "--count", "3", "--amount", "1", "--batch", "cli-batch"
+    ).splitlines()
+    assert len(codes) == 3 and all(CODE_RE.fullmatch(c) for c in codes)
+    exported = run_cli(gw.env, "code", "export", "--batch", "cli-batch")
+    assert [r["code"] for r in csv.DictReader(io.StringIO(exported))] == codes
+    with pytest.raises(RuntimeError, match="`count`"):
+        run_cli(gw.env, "code", "generate", "--count", "0", "--amount", "1")
