@@ -17,6 +17,7 @@ import click
 from relaygate.errors import RelayError
 from relaygate.providers import PROVIDERS
 from relaygate.services.admin import AdminService
+from relaygate.services.billing_admin import BillingAdmin
 from relaygate.services.fields import ValidationError
 from relaygate.settings import Settings
 from relaygate.storage.crypto import Secrets, load_or_create_secret
@@ -429,6 +430,61 @@ def channel_create(
 def channel_list() -> None:
     for c in _run(lambda svc, s: svc.list_channels()):
         click.echo(json.dumps(c.to_public()))
+
+
+# ---- billing administration (services/billing_admin.py) ----------------------
+@user.command("adjust")
+@click.option("--user", "username", required=True)
+@click.option("--amount", required=True, help="Signed amount of money, e.g. 50 or -12.5.")
+@click.option("--reason", required=True, help="Why (kept in the ledger).")
+@click.option("--kind", type=click.Choice(["adjust", "topup"]), default="adjust", show_default=True)
+def user_adjust(username: str, amount: str, reason: str, kind: str) -> None:
+    """Credit or debit a user's balance, with a reason (a ledger row)."""
+
+    async def go(svc: AdminService, s: Settings) -> dict[str, Any]:
+        uid = (await svc.user_named(username)).id
+        body = {"amount": amount, "reason": reason, "kind": kind}
+        return await BillingAdmin(svc.repo).adjust(uid, body, actor=f"cli:{os.getuid()}")
+
+    click.echo(json.dumps(_run(go)))
+
+
+@main.group()
+def code() -> None:
+    """Redemption codes."""
+
+
+@code.command("generate")
+@click.option("--count", type=int, required=True, help="How many codes (1-10000).")
+@click.option("--amount", default=None, help="Money each code credits, e.g. 50.")
+@click.option("--plan-id", type=int, default=None, help="A plan each code grants instead.")
+@click.option("--batch", default=None, help="Batch name (default: the time).")
+@click.option("--expires-days", type=float, default=None, help="Days until the codes expire.")
+def code_generate(
+    count: int,
+    amount: str | None,
+    plan_id: int | None,
+    batch: str | None,
+    expires_days: float | None,
+) -> None:
+    """Generate a batch of codes; prints one code a line (the batch name on stderr)."""
+    body: dict[str, Any] = {"count": count}
+    for name, value in (("amount", amount), ("plan_id", plan_id), ("batch", batch)):
+        if value is not None:
+            body[name] = value
+    if expires_days is not None:
+        body["expires_at"] = _expiry(expires_days)
+    out = _run(lambda svc, s: BillingAdmin(svc.repo).generate_codes(body, f"cli:{os.getuid()}"))
+    click.echo(f"batch {out['batch']}: {out['count']} codes", err=True)
+    click.echo("\n".join(out["codes"]))
+
+
+@code.command("export")
+@click.option("--batch", required=True)
+def code_export(batch: str) -> None:
+    """A batch as CSV on stdout."""
+    _, text = _run(lambda svc, s: BillingAdmin(svc.repo).export_codes_csv({"batch": batch}))
+    click.echo(text, nl=False)
 
 
 # ---- demo --------------------------------------------------------------------

@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from relaygate.api.admin_billing import billing_routes
 from relaygate.api.admin_reports import AdminKit, report_routes
 from relaygate.catalog import Catalog
 from relaygate.errors import (
@@ -147,6 +148,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         st = state()
         try:
             _, user = await authenticate(st, request)
+            request.state.admin_user = user  # the actor of billing writes
             s = st.settings
             svc = AdminService(
                 st.repo,
@@ -293,6 +295,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         resource("/channels/{id}", {"PATCH": update_channel, "DELETE": delete_channel}),
         resource("/providers", {"GET": list_providers}),
         *report_routes(AdminKit(resource, respond, body_of)),  # /logs, /logs.csv, /usage/daily
+        *billing_routes(AdminKit(resource, respond, body_of)),  # codes, balances, plans
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, Exception: unexpected})
     return _JSONErrors(app, internal_error)
