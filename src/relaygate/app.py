@@ -16,11 +16,16 @@ from typing import Any
 from urllib.parse import unquote
 
 from relaygate.access_log import AccessLog
+from relaygate.api.account_routes import ACCOUNT_PATHS, handle_account
 from relaygate.api.admin_routes import build_admin_app
 from relaygate.api.cors import Cors
 from relaygate.api.health import handle_live, handle_ready
 from relaygate.api.openai_routes import handle_model, handle_models
+from relaygate.api.pricing import handle_pricing
 from relaygate.asgi import Receive, Request, Scope, Send, send_json
+from relaygate.billing.book import Book
+from relaygate.billing.prices import PriceTable
+from relaygate.billing.stage import Billing
 from relaygate.catalog import Catalog
 from relaygate.edge.gzip import gzip_send
 from relaygate.errors import (
@@ -45,10 +50,11 @@ from relaygate.routing.router import Router
 from relaygate.routing.tokens import TokenCache
 from relaygate.settings import Settings
 from relaygate.sharedstate.factory import create_shared_state
-from relaygate.stages import FilterChain, NoBilling
+from relaygate.stages import BillingStage, FilterChain, NoBilling
 from relaygate.state import AppState
 from relaygate.storage.crypto import Secrets, load_or_create_secret
 from relaygate.storage.db import create_engine
+from relaygate.storage.plans import PlanStore
 from relaygate.storage.repo import Repository
 from relaygate.transport.factory import create_transport
 
@@ -65,8 +71,13 @@ for _prefix in ("/v1", ""):
     RELAY_ROUTES[("POST", f"{_prefix}/chat/completions")] = handle_chat
     RELAY_ROUTES[("POST", f"{_prefix}/embeddings")] = handle_embeddings
     RELAY_ROUTES[("GET", f"{_prefix}/models")] = handle_models
+# the public price catalogue (no key needed)
+RELAY_ROUTES[("GET", "/v1/pricing")] = handle_pricing
+RELAY_ROUTES[("GET", "/api/pricing")] = handle_pricing
 for _method, _path in RELAY_ROUTES:
     ALLOWED[_path] = (*ALLOWED.get(_path, ()), _method)
+for _path, _methods in ACCOUNT_PATHS.items():  # balance, packages, usage (account_routes.py)
+    ALLOWED[_path] = _methods
 
 HEALTH: dict[str, Handler] = {
     "/healthz": handle_live,
@@ -113,6 +124,7 @@ class RelayGateApp:
         self.cors = Cors(settings.cors_origins)
         self._admin = build_admin_app(self._require_state)
         self._rollup: UsageRollup | None = None
+        self._book: Book | None = None
 
     def _require_state(self) -> AppState:
         assert self.state is not None, "the admin API is mounted only after start-up"
@@ -128,9 +140,14 @@ class RelayGateApp:
         catalog = Catalog(repo)
         await catalog.load()
         catalog.start_refresh(s.refresh_interval)
+        prices = await PriceTable.load(
+            repo.prices, currency=s.currency, usd_rate=s.usd_rate, revision=catalog.revision
+        )
         transport = create_transport(s)
         await transport.start()
-        usage_log = UsageLogWriter(repo, spool_dir=s.data_dir / "spool") if s.log_requests else None
+        # billing charges travel in the request-log rows: with billing on, rows are written
+        log_rows = s.log_requests or s.billing
+        usage_log = UsageLogWriter(repo, spool_dir=s.data_dir / "spool") if log_rows else None
         if usage_log is not None:
             # rows spooled by workers that died are written once (several workers may start
             # together: each leftover spool file is claimed by one of them)
@@ -144,6 +161,7 @@ class RelayGateApp:
             access = AccessLog()
             access.start()
         shared = await create_shared_state(s)  # Redis when RELAYGATE_REDIS_URL is set
+        billing = await self._billing(repo, catalog, usage_log)
         self.state = AppState(
             settings=s,
             secrets=secrets,
@@ -161,10 +179,13 @@ class RelayGateApp:
                     *(load_filter(spec) for spec in s.extra_filters),
                 ]
             ),
-            billing=NoBilling(),
+            billing=billing,
             usage_log=usage_log,
             access_log=access,
+            prices=prices,
         )
+        if isinstance(billing, Billing):
+            self.state.prices = billing.prices  # one table: the catalogue shows what is billed
         self.state.ready = True
         self._watch_termination()
         lower_helper_threads()
@@ -172,6 +193,34 @@ class RelayGateApp:
         log.info(
             "relaygate worker ready", extra={"revision": catalog.revision, "frozen_objects": frozen}
         )
+
+    async def _billing(
+        self, repo: Repository, catalog: Catalog, usage_log: UsageLogWriter | None
+    ) -> BillingStage:
+        """The billing stage (docs/billing.md): prices over the shipped defaults, this
+        worker's budget leases (named after its spool, so a crash's are found)."""
+        s = self.settings
+        if not s.billing or usage_log is None:
+            return NoBilling()
+
+        async def load_prices() -> PriceTable:
+            return await PriceTable.load(
+                repo.prices, currency=s.currency, usd_rate=s.usd_rate, revision=catalog.revision
+            )
+
+        book = Book(repo.leases, usage_log.owner)
+        book.start()
+        self._book = book
+        stage = Billing(
+            await load_prices(),
+            PlanStore(repo.engine),
+            book,
+            default_max_output=s.default_max_output,
+            lease_units=s.lease_units,
+        )
+        stage.provisional = usage_log.provisional
+        catalog.listeners.append(lambda rev: stage.config_changed(rev, load_prices))
+        return stage
 
     def _watch_termination(self) -> None:
         """Mark the worker as draining on SIGTERM/SIGINT (``/readyz`` answers 503 so
@@ -200,8 +249,15 @@ class RelayGateApp:
             return
         st.ready = False
         await st.catalog.stop()
+        if self._book is not None:
+            await self._book.close()  # idle budget shares back to their budgets
         if st.usage_log is not None:
             await st.usage_log.close()
+            if self._book is not None and st.usage_log.backlog == 0:
+                # every charge is committed: this worker's leases can go (else the next
+                # start releases them after replaying the spool)
+                with contextlib.suppress(Exception):
+                    await st.repo.leases.release_owner(self._book.owner)
         await st.transport.close()
         await st.shared.close()
         if st.access_log is not None:
@@ -279,6 +335,8 @@ class RelayGateApp:
                 await handler(st, req)
             finally:
                 st.inflight -= 1
+            return
+        if path in ACCOUNT_PATHS and await handle_account(st, req):
             return
         if method == "GET":
             health = HEALTH.get(path)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -37,6 +38,8 @@ class Catalog:
         self._models: dict[str, ModelEntry] = {}
         self._known_models: set[str] = set()
         self._task: asyncio.Task[None] | None = None
+        #: called after every (re)load: caches built from the same revision (prices)
+        self.listeners: list[Callable[[int], Awaitable[None]]] = []
 
     # ---- loading ----------------------------------------------------------
     async def load(self) -> None:
@@ -59,6 +62,11 @@ class Catalog:
         for chans in by_model.values():
             chans.sort(key=lambda c: (-c.priority, c.id))
         self._snap, self._by_model, self._models, self._known_models = snap, by_model, models, known
+        for listener in self.listeners:
+            try:
+                await listener(snap.revision)
+            except Exception:
+                log.warning("a configuration listener failed", exc_info=True)
 
     @property
     def revision(self) -> int:

@@ -62,6 +62,11 @@ class RelayContext:
     client_disconnected: bool = False
     finished: bool = False  # the final response bytes are being sent
     recorded: bool = False  # the request-log row was recorded
+    # billing (billing/stage.py): what the request-log row charges
+    cost: int = 0  # units charged to the balance
+    counts: int = 0  # package quota used (counts, or units of a credit package)
+    package_id: int | None = None
+    billing: str | None = None  # balance | counts | credit | unlimited | free | unpriced
     _slots: dict[Slot[Any], Any] | None = None
 
     # ---- typed slots ------------------------------------------------------

@@ -141,11 +141,14 @@ class AfterFilter(Protocol):
 
 
 class BillingStage(Protocol):
-    """Reserve before the upstream call, settle in ``finally`` (billing issue)."""
+    """Reserve before the upstream call; settle (fix the charge) when the request's row
+    is recorded; spool a running stream's progress (billing/stage.py)."""
 
-    async def reserve(self, ctx: RelayContext) -> None: ...
+    async def reserve(self, ctx: RelayContext, body: dict[str, Any]) -> None: ...
 
-    async def settle(self, ctx: RelayContext) -> None: ...
+    def settle(self, ctx: RelayContext) -> None: ...
+
+    def progress(self, ctx: RelayContext) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,12 +169,15 @@ PLAN_LIMITS: Slot[PlanLimits] = Slot("billing.plan_limits")
 
 
 class NoBilling:
-    """The billing stage until billing is built: reserves and settles nothing."""
+    """Billing switched off (``RELAYGATE_BILLING=0``): reserves and charges nothing."""
 
-    async def reserve(self, ctx: RelayContext) -> None:
+    async def reserve(self, ctx: RelayContext, body: dict[str, Any]) -> None:
         return None
 
-    async def settle(self, ctx: RelayContext) -> None:
+    def settle(self, ctx: RelayContext) -> None:
+        return None
+
+    def progress(self, ctx: RelayContext) -> None:
         return None
 
 

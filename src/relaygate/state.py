@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from relaygate.access_log import AccessLog
+from relaygate.billing.prices import PriceTable
 from relaygate.catalog import Catalog
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.requestlog.writer import UsageLogWriter
@@ -35,6 +36,8 @@ class AppState:
     billing: BillingStage
     usage_log: UsageLogWriter | None
     access_log: AccessLog | None = None
+    # model prices and group multipliers (billing/prices.py); reloaded in place
+    prices: PriceTable = field(default_factory=PriceTable.build)
     inflight: int = 0
     ready: bool = False
     draining: bool = False  # shutting down: finishing open requests

@@ -113,8 +113,21 @@ class Gateway:
             raise AssertionError(f"admin {method} {path} -> {r.status_code}: {r.text}")
         return r.json()
 
-    def create_user(self, username: str) -> int:
-        return int(self.admin("POST", "/users", {"username": username})["data"]["id"])
+    def create_user(self, username: str, balance: str | None = "1000") -> int:
+        """A user with a starting balance (billing is on: a user without money is refused
+        on priced models); ``balance=None`` leaves it at zero."""
+        uid = int(self.admin("POST", "/users", {"username": username})["data"]["id"])
+        if balance is not None:
+            self.top_up(uid, balance)
+        return uid
+
+    def top_up(self, user_id: int, amount: str, reason: str = "test credit") -> Any:
+        return self.admin(
+            "POST", f"/users/{user_id}/balance", {"amount": amount, "reason": reason}
+        )["data"]
+
+    def balance(self, user_id: int) -> Any:
+        return self.admin("GET", f"/users/{user_id}/balance")["data"]
 
     def create_key(self, user_id: int, **fields: Any) -> str:
         return str(self.admin("POST", "/keys", {"user_id": user_id, **fields})["data"]["key"])

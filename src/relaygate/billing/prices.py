@@ -50,6 +50,8 @@ __all__ = [
     "CURRENCIES",
     "PER",
     "PRICE_FIELDS",
+    "TOKEN_PRICE_FIELDS",
+    "UNIT_PRICE_FIELDS",
     "ModelPrice",
     "PriceTable",
     "check_rate",
@@ -342,6 +344,13 @@ class PriceTable:
         rows = await store.list()
         groups = await store.list_groups()
         return cls.build(rows, groups, currency=currency, usd_rate=usd_rate, revision=revision)
+
+    def update_from(self, other: PriceTable) -> None:
+        """Take ``other``'s prices in place, so every holder of this table (the billing
+        stage, the public catalogue) sees a reload at once."""
+        self._prices, self._groups = other._prices, other._groups
+        self.currency, self.usd_rate = other.currency, other.usd_rate
+        self.revision, self.errors = other.revision, other.errors
 
     # ---- hot path ------------------------------------------------------------------
     def get(self, model: str) -> ModelPrice | None:

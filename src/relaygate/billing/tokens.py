@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 import quicktok
 
-__all__ = ["StreamMeter", "count_prompt", "count_text"]
+__all__ = ["StreamMeter", "count_completion", "count_prompt", "count_text", "usage_chunk"]
 
 _ENC = quicktok.get_encoding("o200k_base")
 _count = _ENC.count
@@ -85,16 +85,52 @@ def count_prompt(body: dict[str, Any]) -> int:
     return n
 
 
+def count_completion(obj: dict[str, Any]) -> int:
+    """Completion tokens of a non-streamed chat answer that came without usage: the
+    text, reasoning and tool calls of every choice."""
+    n = 0
+    for choice in obj.get("choices") or ():
+        msg = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(msg, dict):
+            continue
+        for field in ("content", "reasoning_content"):
+            text = msg.get(field)
+            if isinstance(text, str) and text:
+                n += _count(text)
+        calls = msg.get("tool_calls")
+        if isinstance(calls, list) and calls:
+            n += _count(orjson.dumps(calls).decode())
+    return n
+
+
+def usage_chunk(meter: StreamMeter, model: str, usage: dict[str, Any]) -> bytes:
+    """The final ``include_usage`` chunk (empty ``choices``) for a stream whose upstream
+    sent no usage: the client asked for it and gets it, counted locally."""
+    return orjson.dumps(
+        {
+            "id": meter.id or "chatcmpl-relaygate",
+            "object": "chat.completion.chunk",
+            "created": meter.created,
+            "model": meter.model or model,
+            "choices": [],
+            "usage": usage,
+        }
+    )
+
+
 class StreamMeter:
     """Counts the completion tokens of a stream as its chunks are delivered: the text of
     ``delta.content``, ``delta.reasoning_content`` and tool-call arguments. One parse of
     each chunk (skipped for chunks that carry no text) and one tokenizer call."""
 
-    __slots__ = ("chunks", "tokens")
+    __slots__ = ("chunks", "created", "id", "model", "tokens")
 
     def __init__(self) -> None:
         self.tokens = 0
         self.chunks = 0
+        self.id: str | None = None  # of the stream's chunks, for a synthesized usage chunk
+        self.model: str | None = None
+        self.created = 0
 
     def feed(self, payload: bytes) -> int:
         """Count one delivered chunk payload; returns the tokens it added."""
@@ -107,6 +143,11 @@ class StreamMeter:
             return 0
         if not isinstance(obj, dict):
             return 0
+        if self.id is None:
+            sid, model, created = obj.get("id"), obj.get("model"), obj.get("created")
+            self.id = sid if isinstance(sid, str) else ""
+            self.model = model if isinstance(model, str) else None
+            self.created = created if isinstance(created, int) else 0
         n = 0
         for choice in obj.get("choices") or ():
             if not isinstance(choice, dict):

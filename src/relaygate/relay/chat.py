@@ -2,7 +2,11 @@
 
 Stages: authenticate → parse → validate → prepare → route → billing.reserve →
 filters.before → attempt loop (adaptor.chat_request → transport → stream | unary)
-→ filters.on_response / on_chunk → write → filters.after → billing.settle → log.
+→ filters.on_response / on_chunk → write → filters.after → log (billing.settle fixes
+the charge with the row). A streamed answer's completion tokens are counted as its
+chunks are delivered (billing/tokens.py StreamMeter); an answer whose upstream sent no
+usage gets one counted locally (and the client that asked for ``include_usage`` gets
+its usage chunk).
 """
 
 from __future__ import annotations
@@ -12,9 +16,11 @@ import time
 from typing import Any
 
 from relaygate.asgi import Request, ok_body, send_json
+from relaygate.billing.stage import METER
+from relaygate.billing.tokens import StreamMeter, count_completion, count_prompt, usage_chunk
 from relaygate.context import RelayContext
 from relaygate.errors import InvalidRequest, RelayError, UpstreamError
-from relaygate.providers.base import Adaptor, Target
+from relaygate.providers.base import Adaptor, Target, Usage
 from relaygate.relay.attempt import Call, build_request, fetch, upstream_failure
 from relaygate.relay.pipeline import (
     internal_error,
@@ -92,6 +98,10 @@ async def _unary(
     ureq = build_request(target, lambda: adaptor.chat_request(target, body, False))
     raw = await fetch(state, adaptor, target, ureq)
     obj, usage = adaptor.chat_response(target, raw, legacy_functions=ureq.legacy_functions)
+    if usage is None:  # the upstream reported none: count it here, and tell the client
+        usage = Usage(prompt_tokens=count_prompt(body), completion_tokens=count_completion(obj))
+        usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+        obj["usage"] = usage.to_openai()
     ctx.usage = usage
     if state.filters.response_filters:
         state.filters.on_response(ctx, obj)
@@ -136,12 +146,23 @@ async def _stream(
             raise err
         tr = adaptor.chat_stream(target, ctx.include_usage, legacy_functions=ureq.legacy_functions)
         decoder = SSEDecoder()
+        meter = ctx.get(METER)
+        if meter is None:
+            meter = StreamMeter()
+            ctx.put(METER, meter)
+        feed = meter.feed
+        billing = state.billing
 
         async def deliver(payloads: list[bytes]) -> None:
             if filtering and payloads:
                 payloads = chain.on_chunks(ctx, payloads)
             if payloads:
                 await out.emit(payloads)
+                n = 0
+                for p in payloads:
+                    n += feed(p)
+                if n:
+                    billing.progress(ctx)  # what was delivered so far, spooled
             if tr.error is not None:
                 raise tr.error
 
@@ -172,6 +193,14 @@ async def _stream(
             ctx.usage = tr.usage
             if filtering:  # held chunks first, the usage chunk (if any) last
                 tail = chain.on_end(ctx) + (chain.on_chunks(ctx, tail) if tail else [])
+            for p in tail:
+                feed(p)
+            if ctx.usage is None:  # the upstream sent no usage: count it here
+                local = Usage(prompt_tokens=count_prompt(body), completion_tokens=meter.tokens)
+                local.total_tokens = local.prompt_tokens + local.completion_tokens
+                ctx.usage = local
+                if ctx.include_usage:
+                    tail.append(usage_chunk(meter, ctx.model or "", local.to_openai()))
         except StopStream as stop:
             ctx.usage = tr.usage
             tail = [c.raw for c in stop.final]

@@ -192,6 +192,7 @@ def record(state: AppState, ctx: RelayContext) -> None:
     if ctx.recorded:
         return
     ctx.recorded = True
+    state.billing.settle(ctx)  # the charge is fixed now, so the row carries it
     if state.usage_log is not None and ctx.key is not None and ctx.endpoint != "models":
         state.usage_log.record(ctx)  # model listing is not a billable request
 
@@ -232,11 +233,11 @@ async def relay_request(
 ) -> None:
     """The stages every relayed endpoint shares: authenticate → parse → ``validate``
     → prepare → route → billing.reserve → before → attempt loop (``make_call(body)``
-    makes one upstream attempt) → after → billing.settle → log. Every failure ends
+    makes one upstream attempt) → after → log (billing.settle fixes the charge just
+    before the request-log row is recorded). Every failure ends
     as a JSON error (or, once a stream has started, as its error event); an
     unexpected exception is a logged 500, never a plain-text one."""
     chain = state.filters
-    reserved = False
     try:
         authenticate(state, req, ctx)
         body = await parse_json_body(state, req)
@@ -245,8 +246,7 @@ async def relay_request(
             await chain.prepare(ctx, body)
         assert ctx.key is not None and ctx.model is not None
         candidates = state.router.candidates(ctx.model, ctx.key)
-        await state.billing.reserve(ctx)
-        reserved = True
+        await state.billing.reserve(ctx, body)
         await chain.before(ctx, body)
         call = make_call(body)
         await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call))
@@ -263,6 +263,4 @@ async def relay_request(
             await fail(state, req, ctx, crash)
     finally:
         await chain.after(ctx)
-        if reserved:
-            await state.billing.settle(ctx)
-        finish(state, req, ctx)
+        finish(state, req, ctx)  # settles the charge (if any) with the request-log row

@@ -34,13 +34,16 @@ import orjson
 
 from relaygate.storage.request_logs import LOG_COLUMNS, LogRow
 
-__all__ = ["Segment", "Spool", "decode_lines"]
+__all__ = ["PROVISIONAL", "Segment", "Spool", "decode_lines", "tag_of"]
 
 PREFIX = "requestlog-"
 SUFFIX = ".jsonl"
 NEW = ".new"  # hidden name of a segment being created: ".requestlog-….jsonl.new"
 READ_CHUNK = 4 * 1024 * 1024  # bytes read at once when rows come back from a file
 _MIN_COLS = 14  # rows written before cached/reasoning tokens and log_uid existed
+#: trailing marker of a provisional row: what a running stream has delivered so far,
+#: charged only if its worker dies before the final row (docs/billing.md)
+PROVISIONAL = "P"
 
 
 @dataclass(eq=False, slots=True)
@@ -66,14 +69,18 @@ def _count_lines(fd: int) -> int:
 
 
 def decode_lines(lines: Sequence[bytes]) -> tuple[list[LogRow], int]:
-    """Spool lines -> rows; also returns how many lines were unreadable (torn or corrupt)."""
+    """Spool lines -> rows; also returns how many lines were unreadable (torn or corrupt).
+    A provisional row (a running stream's charge so far) keeps its trailing marker:
+    ``len(row) == len(LOG_COLUMNS) + 1``."""
     rows: list[LogRow] = []
     bad = 0
     n = len(LOG_COLUMNS)
     for line in lines:
         try:
             v = orjson.loads(line)
-            if not isinstance(v, list) or not _MIN_COLS <= len(v) <= n:
+            if not isinstance(v, list) or not _MIN_COLS <= len(v) <= n + 1:
+                raise ValueError("not a request-log row")
+            if len(v) == n + 1 and v[n] != PROVISIONAL:
                 raise ValueError("not a request-log row")
             v[1] = datetime.fromisoformat(v[1])
         except (ValueError, TypeError, IndexError):
@@ -81,6 +88,16 @@ def decode_lines(lines: Sequence[bytes]) -> tuple[list[LogRow], int]:
             continue
         rows.append(tuple(v))
     return rows, bad
+
+
+def tag_of(name: str) -> str | None:
+    """The worker tag in a segment file name (``requestlog-<tag>-<seq>.jsonl``)."""
+    base = name.lstrip(".")
+    if not base.startswith(PREFIX):
+        return None
+    rest = base[len(PREFIX) :].split(".", 1)[0]
+    tag, sep, _ = rest.rpartition("-")
+    return tag if sep and tag else None
 
 
 class Spool:
@@ -92,6 +109,9 @@ class Spool:
         self.active: Segment | None = None
         self.failing = False  # the last append failed
         self.error: str | None = None  # why, last time something failed
+        #: tags of dead workers whose segments were claimed (their leases are released
+        #: once none of their segments is left)
+        self.dead_tags: set[str] = set()
 
     # ---- own segments ----------------------------------------------------------
     def open(self) -> None:
@@ -114,9 +134,10 @@ class Spool:
             raise
         return Segment(self.dir / name, fd)
 
-    def append(self, line: bytes) -> bool:
+    def append(self, line: bytes, *, counted: bool = True) -> bool:
         """Append one encoded row (one ``os.write``); False when it could not be written
-        (the file is left without a partial line)."""
+        (the file is left without a partial line). A provisional row is not ``counted``
+        among the rows waiting to be committed."""
         seg = self.active
         if seg is None:
             return False
@@ -127,7 +148,8 @@ class Spool:
         if n != len(line):  # a short write (disk full): cut the partial line off
             return self._failed(seg, "spool write failed: short write (disk full?)")
         seg.size += n
-        seg.rows += 1
+        if counted:
+            seg.rows += 1
         self.failing = False
         return True
 
@@ -187,6 +209,9 @@ class Spool:
             seg = self._claim(self.dir / name)
             if seg is None:
                 continue
+            tag = tag_of(name)
+            if tag:
+                self.dead_tags.add(tag)
             if stale_new or seg.size == 0:  # never held a row
                 self.release(seg)
                 continue
@@ -208,6 +233,15 @@ class Spool:
             os.close(fd)
             return None
         return Segment(path, fd, rows=_count_lines(fd), size=st.st_size, claimed=True)
+
+    def has_segments_of(self, tag: str) -> bool:
+        """Whether any segment file of the worker ``tag`` is still in the spool."""
+        try:
+            names = os.listdir(self.dir)
+        except OSError:
+            return True  # cannot tell: assume so
+        mine = f"{PREFIX}{tag}-"
+        return any(n.startswith(mine) or n.startswith(f".{mine}") for n in names)
 
     # ---- reading rows back -------------------------------------------------------
     @staticmethod

@@ -27,11 +27,12 @@ from typing import Any
 
 import orjson
 
-from relaygate.context import RelayContext
+from relaygate.context import RelayContext, Slot
 from relaygate.pacing import lower_helper_threads, paced_map
-from relaygate.requestlog.spool import Segment, Spool, decode_lines
+from relaygate.providers.base import Usage
+from relaygate.requestlog.spool import PROVISIONAL, Segment, Spool, decode_lines
 from relaygate.storage.db import sqlite_path
-from relaygate.storage.repo import LogRow, Repository
+from relaygate.storage.repo import LOG_COLUMNS, LogRow, Repository
 
 __all__ = ["UsageLogWriter"]
 
@@ -39,6 +40,11 @@ log = logging.getLogger("relaygate.usage_log")
 
 _DECODE_SLICE = 256  # spool lines decoded per event-loop turn
 _NEWLINE = orjson.OPT_APPEND_NEWLINE
+_UID = LOG_COLUMNS.index("log_uid")
+_PROVISIONAL_LEN = len(LOG_COLUMNS) + 1
+
+#: the log_uid of a request that has spooled a provisional row (its final row reuses it)
+LOG_UID: Slot[str] = Slot("requestlog.log_uid")
 
 
 class UsageLogWriter:
@@ -61,7 +67,6 @@ class UsageLogWriter:
         self._rescan_interval = rescan_interval  # look for dead workers' segments this often
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()  # one drain at a time (background task, recover, close)
-        self._uid = secrets.token_hex(5) + "-"  # log_uid = this prefix + a sequence number
         self._seq = itertools.count(1)
         # rows of the active spool segment, in memory (None: more than fit; read the file)
         self._mem: list[LogRow] | None = []
@@ -76,8 +81,16 @@ class UsageLogWriter:
         self._spool_failure_logged = False
         self._db_path, self._db_ident = _sqlite_file(repo)
         self._spool: Spool | None = None
+        #: this worker's name in log_uids and budget leases: its spool tag (a crashed
+        #: worker's leases are found from its spool files), else random
+        self.owner = secrets.token_hex(6)
+        # provisional rows of dead workers' streams (by log_uid), and the log_uids of
+        # their final rows: a provisional row is charged only if no final row exists
+        self._orphan_provisional: dict[str, LogRow] = {}
+        self._orphan_finals: set[str] = set()
         if spool_dir is not None:
             self._spool = Spool(spool_dir)
+            self.owner = self._spool.tag
             try:
                 self._spool.open()
             except OSError as exc:  # rows are kept in memory only; reported by health()
@@ -85,7 +98,52 @@ class UsageLogWriter:
                 self._spool.error = self.last_error = f"cannot open the spool: {exc}"
                 log.error("request log spool unusable, rows are not crash-safe: %s", exc)
 
+    @property
+    def _uid(self) -> str:
+        return self.owner + "-"  # log_uid = this prefix + a sequence number
+
     # ---- the hot path ------------------------------------------------------------
+    def _log_uid(self, ctx: RelayContext) -> str:
+        uid = ctx.get(LOG_UID)
+        return uid if uid is not None else f"{self.owner}-{next(self._seq)}"
+
+    def provisional(self, ctx: RelayContext, usage: Usage) -> None:
+        """Spool what a running stream has delivered so far (``usage``, with the charge
+        in ``ctx.cost``/``counts``): if this worker dies before the final row, the next
+        start commits this row instead (docs/billing.md). Never held in memory."""
+        spool = self._spool
+        if spool is None:
+            return
+        uid = ctx.get(LOG_UID)
+        if uid is None:
+            uid = f"{self.owner}-{next(self._seq)}"
+            ctx.put(LOG_UID, uid)
+        row = (  # LOG_COLUMNS order, then the provisional marker
+            ctx.request_id,
+            datetime.now(UTC),
+            ctx.user.id if ctx.user else None,
+            ctx.key.id if ctx.key else None,
+            ctx.endpoint,
+            ctx.model[:128] if ctx.model else None,
+            ctx.target.channel_id if ctx.target else None,
+            ctx.stream,
+            503,
+            "stream_cut",
+            usage.prompt_tokens,
+            usage.completion_tokens,
+            ctx.elapsed_ms(),
+            ctx.ttft_ms(),
+            0,
+            0,
+            uid,
+            ctx.cost,
+            ctx.counts,
+            ctx.package_id,
+            ctx.billing,
+            PROVISIONAL,
+        )
+        spool.append(orjson.dumps(row, option=_NEWLINE), counted=False)
+
     def record(self, ctx: RelayContext) -> None:
         usage = ctx.usage
         row = (  # LOG_COLUMNS order
@@ -105,7 +163,11 @@ class UsageLogWriter:
             ctx.ttft_ms(),
             usage.cached_tokens if usage else 0,
             usage.reasoning_tokens if usage else 0,
-            f"{self._uid}{next(self._seq)}",
+            self._log_uid(ctx),
+            ctx.cost,
+            ctx.counts,
+            ctx.package_id,
+            ctx.billing,
         )
         spool = self._spool
         if spool is not None and spool.append(orjson.dumps(row, option=_NEWLINE)):
@@ -173,7 +235,8 @@ class UsageLogWriter:
                 return 0
             self._sealed.extendleft(reversed(orphans))
             before = sum(s.done for s in orphans)
-            await self._drain_sealed()
+            if await self._drain_sealed():
+                await self.settle_orphans()
             written = sum(s.done for s in orphans) - before
         log.info(
             "request log: replayed spooled rows of stopped workers",
@@ -191,6 +254,8 @@ class UsageLogWriter:
                         next_scan = time.monotonic() + self._rescan_interval
                         self._sealed.extend(self._spool.claim_orphans())
                     await self._cycle()
+                    if self._spool is not None and self._spool.dead_tags and not self._sealed:
+                        await self.settle_orphans()
             except Exception:  # never let the writer die
                 log.exception("request log writer cycle failed")
             self._log_troubles()
@@ -249,14 +314,72 @@ class UsageLogWriter:
             for part, b in await paced_map(decode_lines, lines, _DECODE_SLICE):
                 rows.extend(part)
                 bad += b
+            read = len(rows)
+            rows = self._set_aside_provisional(rows, seg.claimed)
+            aside = read - len(rows)  # provisional rows: set aside, counted as done
             if rows and not await self._insert(rows):
                 return False
             if bad:
                 self._drop(bad, f"unreadable lines in spool file {seg.path.name}")
             seg.read_pos = pos
-            seg.done += len(rows) + bad
+            seg.done += len(rows) + bad + aside
             if seg.claimed:
                 seg.rows = max(seg.rows, seg.done)
+
+    def _set_aside_provisional(self, rows: list[LogRow], claimed: bool) -> list[LogRow]:
+        """Provisional rows are never written as they come: those of a dead worker are
+        kept (the last per request) until its segments are drained, then written for
+        the streams that have no final row (:meth:`settle_orphans`); a living worker's
+        own are skipped."""
+        if not any(len(r) == _PROVISIONAL_LEN for r in rows):
+            if claimed:
+                self._orphan_finals.update(r[_UID] for r in rows if len(r) > _UID and r[_UID])
+            return rows
+        final: list[LogRow] = []
+        for r in rows:
+            if len(r) == _PROVISIONAL_LEN:
+                if claimed:
+                    self._orphan_provisional[r[_UID]] = r[:-1]
+            else:
+                final.append(r)
+                if claimed and len(r) > _UID and r[_UID]:
+                    self._orphan_finals.add(r[_UID])
+        return final
+
+    async def settle_orphans(self) -> int:
+        """After dead workers' segments are drained: write the provisional rows of their
+        streams that never got a final row (charging what was delivered), then release
+        the budget leases of every dead worker none of whose segments is left. Returns
+        the rows written."""
+        pending = [
+            r for uid, r in self._orphan_provisional.items() if uid not in self._orphan_finals
+        ]
+        if pending and not await self._insert(pending):
+            return 0  # retried on the next cycle
+        self._orphan_provisional.clear()
+        self._orphan_finals.clear()
+        spool = self._spool
+        if spool is not None and not self._sealed:
+            for tag in list(spool.dead_tags):
+                if spool.has_segments_of(tag):
+                    continue
+                try:
+                    released = await self._repo.leases.release_owner(tag)
+                except Exception:
+                    log.warning("releasing a stopped worker's leases failed", exc_info=True)
+                    break
+                spool.dead_tags.discard(tag)
+                if released:
+                    log.info(
+                        "released the budget leases of a stopped worker",
+                        extra={"worker": tag, "units": released},
+                    )
+        if pending:
+            log.warning(
+                "charged streams cut by a stopped worker for what they had delivered",
+                extra={"streams": len(pending)},
+            )
+        return len(pending)
 
     async def _insert(self, batch: list[LogRow]) -> bool:
         if not await self._db_file_ok():
@@ -321,6 +444,16 @@ class UsageLogWriter:
                 log.error("request log spool write failed, rows only in memory: %s", spool.error)
             else:
                 log.warning("request log spool writes work again")
+
+    async def flush(self) -> bool:
+        """Write what this worker has recorded now (a balance display must include the
+        requests just answered). False when it did not finish within 2 s."""
+        try:
+            async with asyncio.timeout(2.0), self._lock:
+                await self._cycle()
+        except TimeoutError:
+            return False
+        return self.backlog == 0
 
     async def close(self) -> None:
         """Stop the background task, then try once to write everything not yet written.

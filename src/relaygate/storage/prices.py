@@ -23,7 +23,7 @@ from relaygate.storage.tables import price_groups, prices
 __all__ = ["GROUP_COLUMNS", "PRICE_COLUMNS", "PriceStore"]
 
 #: writable columns of a price row (``updated_at`` is set here)
-PRICE_COLUMNS = tuple(c.name for c in prices.columns if c.name != "updated_at")
+PRICE_COLUMNS = tuple(str(c.name) for c in prices.columns if c.name != "updated_at")
 GROUP_COLUMNS = ("name", "multiplier", "description")
 
 

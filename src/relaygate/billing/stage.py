@@ -1,0 +1,266 @@
+"""The billing stage: reserve before the upstream call, charge what was delivered.
+
+``reserve(ctx, body)`` (after routing, before the call) prices the worst case — the
+prompt's tokens (counted locally) plus ``max_tokens`` (or the model's default output
+budget) — and promises it from the first source that covers it, in this order of use:
+an unlimited plan covering the model (no charge; its fair-use limits apply), a counts
+package (counts per request), a credit package (money of the period), then the
+balance (and the key's spending cap, if it has one). Nothing covers it: 403
+``insufficient_quota`` and no upstream call. Promises come from this worker's budget
+leases (``billing/book.py``) — memory, not the database, on the hot path.
+
+``settle(ctx)`` (called by ``record()`` just before the request-log row is recorded,
+so the row carries the charge) prices what was actually delivered: the upstream's
+usage when the answer was complete, else the prompt plus the completion tokens
+counted as the stream was delivered. A request that delivered nothing costs nothing.
+The charge travels in the request-log row (spooled before the answer's last bytes);
+the writer commits it with the row (``storage/charges.py``).
+
+While a stream runs, ``progress(ctx)`` spools a provisional row with what has been
+delivered so far: if the worker is killed, the next start charges that.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from relaygate.billing.book import Book
+from relaygate.billing.prices import ModelPrice, PriceTable, token_cost
+from relaygate.billing.tokens import StreamMeter, count_prompt
+from relaygate.context import RelayContext, Slot
+from relaygate.errors import QuotaExceeded
+from relaygate.providers.base import Usage
+from relaygate.stages import PLAN_LIMITS, PlanLimits
+from relaygate.storage.plans import PackageRecord, PlanStore
+
+__all__ = ["METER", "Billing", "Reservation"]
+
+log = logging.getLogger("relaygate.billing")
+
+#: the running count of a stream's delivered completion tokens
+METER: Slot[StreamMeter] = Slot("billing.meter")
+
+PACKAGES_TTL = 5.0  # seconds a user's package list is served from memory
+COUNTS_LEASE = 50  # counts a worker leases of a package at once
+
+
+@dataclass(slots=True)
+class Reservation:
+    how: str  # balance | counts | credit | unlimited | free
+    price: ModelPrice | None
+    mult: tuple[int, int]
+    prompt_tokens: int  # counted locally
+    amount: int = 0  # units (balance, credit) or counts promised
+    key_amount: int = 0  # units promised from the key's cap
+    package_id: int | None = None
+    counts: int = 0  # counts a request of this model uses (counts packages)
+    settled: bool = False
+
+
+RESERVATION: Slot[Reservation] = Slot("billing.reservation")
+
+Provisional = Callable[[RelayContext, Usage], None]
+
+
+class Billing:
+    """The billing stage of one worker."""
+
+    def __init__(
+        self,
+        prices: PriceTable,
+        plans: PlanStore,
+        book: Book,
+        *,
+        default_max_output: int = 4096,
+        lease_units: int = 10_000_000,
+    ) -> None:
+        self.prices = prices
+        self._plans = plans
+        self.book = book
+        self._default_out = default_max_output
+        self._lease_units = lease_units
+        self._packages: dict[int, tuple[float, list[PackageRecord]]] = {}
+        self.provisional: Provisional | None = None  # set by the app: the writer's hook
+
+    async def config_changed(
+        self, revision: int, reload: Callable[[], Awaitable[PriceTable]]
+    ) -> None:
+        """The configuration changed (any worker): reload prices, forget package lists."""
+        self._packages.clear()
+        if revision != self.prices.revision:
+            self.prices.update_from(await reload())  # in place: state.prices is this table
+
+    def forget_packages(self, user_id: int | None = None) -> None:
+        """Drop cached package lists (after a grant, a redemption, an admin change)."""
+        if user_id is None:
+            self._packages.clear()
+        else:
+            self._packages.pop(user_id, None)
+
+    async def _user_packages(self, user_id: int) -> list[PackageRecord]:
+        now = time.monotonic()
+        hit = self._packages.get(user_id)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        found = await self._plans.active_packages(user_id, datetime.now(UTC))
+        self._packages[user_id] = (now + PACKAGES_TTL, found)
+        return found
+
+    # ---- reserve -----------------------------------------------------------------------
+    def _max_output(self, body: dict[str, Any], price: ModelPrice | None) -> int:
+        for field in ("max_completion_tokens", "max_tokens"):
+            v = body.get(field)
+            if isinstance(v, int) and not isinstance(v, bool) and v > 0:
+                return v
+        cap = price.max_output if price is not None and price.max_output else None
+        return min(cap, self._default_out) if cap else self._default_out
+
+    async def reserve(self, ctx: RelayContext, body: dict[str, Any]) -> None:
+        assert ctx.user is not None and ctx.key is not None and ctx.model is not None
+        model = ctx.model
+        price = self.prices.get(model)
+        mult = self.prices.multiplier(ctx.user.group_name)
+        prompt = count_prompt(body)
+        if ctx.endpoint == "chat":
+            n = body.get("n")
+            choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+            out = self._max_output(body, price) * choices
+        else:
+            out = 0
+        worst = (
+            token_cost(price, Usage(prompt_tokens=prompt, completion_tokens=out), mult)
+            if price is not None
+            else 0
+        )
+        res = Reservation("free", price, mult, prompt)
+        ctx.put(RESERVATION, res)
+        if ctx.stream:
+            ctx.put(METER, StreamMeter())
+
+        for pkg in await self._user_packages(ctx.user.id):
+            if not pkg.covers(model):
+                continue
+            if pkg.kind == "unlimited":
+                res.how, res.package_id = "unlimited", pkg.id
+                if pkg.rpm_limit or pkg.tpm_limit or pkg.daily_requests:
+                    ctx.put(
+                        PLAN_LIMITS,
+                        PlanLimits(
+                            pkg.plan_id,
+                            pkg.rpm_limit,
+                            pkg.tpm_limit,
+                            pkg.daily_requests,
+                            pkg.plan_name,
+                        ),
+                    )
+                return
+            if pkg.kind == "counts":
+                need = pkg.counts_for(model)
+                if await self.book.reserve(("p", pkg.id), need, max(need, COUNTS_LEASE)):
+                    res.how, res.package_id, res.amount, res.counts = "counts", pkg.id, need, need
+                    return
+            elif (
+                pkg.kind == "credit"
+                and worst > 0
+                and await self.book.reserve(("p", pkg.id), worst, self._lease_units)
+            ):
+                res.how, res.package_id, res.amount = "credit", pkg.id, worst
+                return
+        if price is None or worst == 0:
+            res.how = "free" if price is not None else "unpriced"
+            return
+        key = ctx.key
+        if key.spend_limit is not None:
+            if not await self.book.reserve(("k", key.id), worst, self._lease_units):
+                raise QuotaExceeded(
+                    "This key has reached its spending cap; raise the cap or use another key."
+                )
+            res.key_amount = worst
+        if not await self.book.reserve(("u", ctx.user.id), worst, self._lease_units):
+            if res.key_amount:
+                self.book.settle(("k", key.id), res.key_amount, 0)
+                res.key_amount = 0
+            raise QuotaExceeded(
+                "Your balance is too low for this request"
+                f" (it may cost up to {worst / 1_000_000:.6f}); top up or redeem a code."
+            )
+        res.how, res.amount = "balance", worst
+
+    # ---- settle --------------------------------------------------------------------------
+    def _delivered(self, ctx: RelayContext, res: Reservation) -> Usage | None:
+        """What to charge for: None when nothing was delivered."""
+        meter = ctx.get(METER)
+        usage = ctx.usage
+        if not ctx.started_response or (ctx.status >= 400 and meter is None):
+            return None  # no answer reached the client
+        complete = ctx.status < 400 and not ctx.client_disconnected and ctx.error_code is None
+        if usage is not None and complete:
+            return usage
+        if meter is not None:
+            if meter.tokens == 0 and meter.chunks == 0:
+                return None
+            prompt = usage.prompt_tokens if usage is not None else res.prompt_tokens
+            return Usage(prompt_tokens=prompt, completion_tokens=meter.tokens)
+        return usage
+
+    def settle(self, ctx: RelayContext) -> None:
+        """Fix the request's charge (``ctx.cost``/``counts``) and end its promise.
+        Idempotent; never raises."""
+        res = ctx.get(RESERVATION)
+        if res is None or res.settled:
+            return
+        res.settled = True
+        try:
+            self._settle(ctx, res)
+        except Exception:  # pragma: no cover - a bug here must not fail the request
+            log.exception("settling a request failed", extra={"request_id": ctx.request_id})
+
+    def _settle(self, ctx: RelayContext, res: Reservation) -> None:
+        usage = self._delivered(ctx, res)
+        ctx.billing = res.how
+        ctx.package_id = res.package_id
+        if usage is not None and ctx.usage is None:
+            ctx.usage = usage  # locally counted: the log row shows it
+        cost = 0
+        if usage is not None and res.price is not None:
+            cost = token_cost(res.price, usage, res.mult)
+        assert ctx.user is not None and ctx.key is not None
+        if res.how == "balance":
+            ctx.cost = cost
+            self.book.settle(("u", ctx.user.id), res.amount, cost)
+            if res.key_amount:
+                self.book.settle(("k", ctx.key.id), res.key_amount, cost)
+        elif res.how == "counts":
+            ctx.counts = res.counts if usage is not None else 0
+            self.book.settle(("p", res.package_id or 0), res.amount, ctx.counts)
+        elif res.how == "credit":
+            ctx.counts = cost  # credit used, in units
+            self.book.settle(("p", res.package_id or 0), res.amount, cost)
+
+    # ---- streams: provisional charge ---------------------------------------------------------
+    def progress(self, ctx: RelayContext) -> None:
+        """Count a stream's delivered chunk (the caller fed the meter) and spool what it
+        has delivered so far (charged if the worker dies)."""
+        res = ctx.get(RESERVATION)
+        meter = ctx.get(METER)
+        hook = self.provisional
+        if res is None or meter is None or hook is None or res.how in ("free", "unpriced"):
+            return
+        if res.how == "unlimited":
+            return
+        usage = Usage(prompt_tokens=res.prompt_tokens, completion_tokens=meter.tokens)
+        cost = token_cost(res.price, usage, res.mult) if res.price is not None else 0
+        ctx.billing = res.how
+        ctx.package_id = res.package_id
+        if res.how == "balance":
+            ctx.cost = cost
+        elif res.how == "counts":
+            ctx.counts = res.counts
+        else:
+            ctx.counts = cost
+        hook(ctx, usage)
