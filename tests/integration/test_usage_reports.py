@@ -417,6 +417,25 @@ async def test_rollup_is_exact_at_day_boundaries_and_idempotent(repo: Repository
     assert by_key["totals"]["requests"] == sum(1 for r in all_rows if r["user_id"] == 1)
 
 
+async def test_a_round_catches_up_on_every_day_not_rolled_up(repo: Repository) -> None:
+    """The first round rolls up from the oldest row; later rounds from the last day with
+    aggregates (a gateway stopped for days), not only today and yesterday."""
+    rows: list[dict[str, Any]] = []
+    for ago in (30, 8, 6, 4, 0):
+        rows += dataset(10, start=day_start(TODAY - timedelta(days=ago)) + timedelta(hours=2))
+    await insert(repo, [r for r in rows if r["created_at"] < day_start(TODAY - timedelta(days=7))])
+    task = UsageRollup(repo.log_engine)
+    first = await task.run_once(TODAY - timedelta(days=7))
+    assert first.rolled == 3  # day -30, day -8, and day -7 (today then: no rows, a no-op)
+    await insert(repo, [r for r in rows if r["created_at"] >= day_start(TODAY - timedelta(days=7))])
+    later = await task.run_once(TODAY)  # a week later
+    assert later.deleted == 0 and later.finalized == 0
+    want: dict[tuple[Any, ...], list[int]] = {}
+    for ago in (30, 8, 6, 4, 0):
+        want |= expected_daily(rows, TODAY - timedelta(days=ago))
+    assert await stored_daily(repo) == want
+
+
 # ---- retention ------------------------------------------------------------------------------
 async def raw_days(repo: Repository) -> dict[str, int]:
     page = await all_pages(repo, 1000)
