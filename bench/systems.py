@@ -186,6 +186,12 @@ def setup_relaygate(workdir: Path, mock_urls: dict[str, str]) -> tuple[Path, str
     env = child_env({"RELAYGATE_DATA_DIR": str(data)})
     _run_cli([exe, "migrate"], env)
     _run_cli([exe, "user", "create", "--username", "bench"], env)
+    # billing is on in the benchmark (issue 10): gpt-4o-mini is priced by the shipped
+    # catalogue, so every request reserves from a lease and is charged with its log row
+    _run_cli(
+        [exe, "user", "adjust", "--user", "bench", "--amount", "1000000000", "--reason", "bench"],
+        env,
+    )
     out = _run_cli([exe, "key", "create", "--user", "bench", "--name", "bench"], env)
     key = out.strip().splitlines()[-1].strip()
     for profile, url in mock_urls.items():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import math
 import os
@@ -20,6 +21,7 @@ from relaygate.services.admin import AdminService
 from relaygate.services.billing_admin import BillingAdmin
 from relaygate.services.fields import ValidationError
 from relaygate.settings import Settings
+from relaygate.storage.base import Conflict
 from relaygate.storage.crypto import Secrets, load_or_create_secret
 from relaygate.storage.db import create_engine, migrate, sqlite_path
 from relaygate.storage.repo import Repository
@@ -493,6 +495,13 @@ DEMO_MODELS = {
     "openai": ("emulator-gpt", "emulator-embedding"),
     "anthropic": ("emulator-claude",),
 }
+DEMO_CREDIT = 100_000_000  # units: 100.00 in the operator currency
+#: demo model -> (input, output) price in CNY per 1K tokens
+DEMO_PRICES = {
+    "emulator-gpt": ("0.005", "0.015"),
+    "emulator-claude": ("0.02", "0.1"),
+    "emulator-embedding": ("0.0005", "0"),
+}
 
 
 def _seed_demo(host: str, port: int) -> None:
@@ -509,6 +518,27 @@ def _seed_demo(host: str, port: int) -> None:
         demo = await svc.repo.users.get(username="demo")
         if demo is None:
             demo = await svc.create_user({"username": "demo"})
+        # a starting credit (once) and prices for the demo models, so the balance
+        # endpoints show money going down as the demo is used (docs/billing.md)
+        with contextlib.suppress(Conflict):
+            await svc.repo.ledger.post(
+                demo.id, DEMO_CREDIT, kind="grant", reason="demo starting credit", ref="demo:credit"
+            )
+        for model, (inp, out) in DEMO_PRICES.items():
+            if await svc.repo.prices.get(model) is None:
+                await svc.repo.prices.upsert(
+                    {
+                        "model": model,
+                        "provider": "relaygate-emulator",
+                        "currency": "CNY",
+                        "per": "1k",
+                        "input": inp,
+                        "output": out,
+                        "context_window": 128000,
+                        "description": "Built-in emulator (canned answers), priced for the demo.",
+                        "source": "relaygate demo",
+                    }
+                )
         key_file = Path(s.data_dir) / "demo-key.txt"
         plain = key_file.read_text().strip() if key_file.exists() else ""
         usable = {k.key_hash for k in await svc.list_keys(demo.id) if k.status == "active"}

@@ -126,6 +126,23 @@ def test_demo_seed_is_idempotent(demo: tuple[str, str, Path]) -> None:
     assert (data / "demo-key.txt").read_text().strip() == key
 
 
+def test_demo_balance_goes_down_after_a_request(demo: tuple[str, str, Path]) -> None:
+    """serve --demo gives the demo user a starting credit and prices the demo models:
+    credit_grants shows a balance, and a request lowers it."""
+    base, key, _ = demo
+    h = {"Authorization": f"Bearer {key}"}
+    before = httpx.get(base + "/v1/dashboard/billing/credit_grants", headers=h).json()
+    assert before["object"] == "credit_summary"
+    amount = float(before["grants"]["available_amount"])
+    assert 0 < amount <= 100
+    c = openai.OpenAI(api_key=key, base_url=base + "/v1")
+    c.chat.completions.create(model="emulator-gpt", messages=[{"role": "user", "content": "hello"}])
+    after = httpx.get(base + "/v1/dashboard/billing/credit_grants", headers=h).json()
+    assert float(after["grants"]["available_amount"]) < amount
+    prices = httpx.get(base + "/v1/pricing").json()
+    assert any(row["model"] == "emulator-gpt" for row in prices["data"])
+
+
 def test_cli_user_key_channel(tmp_path: Path) -> None:
     env = {**os.environ, "RELAYGATE_DATA_DIR": str(tmp_path)}
     assert "latest" in run_cli(env, "migrate")

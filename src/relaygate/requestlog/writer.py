@@ -428,7 +428,7 @@ class UsageLogWriter:
             self._db_ident = ident
         elif ident != self._db_ident:
             log.warning("database file %s was replaced; reconnecting", path)
-            await self._repo.engine.dispose()
+            await self._repo.log_engine.dispose()
             self._db_ident = ident
         return True
 
@@ -492,7 +492,7 @@ class UsageLogWriter:
 
 
 def _sqlite_file(repo: Repository) -> tuple[str | None, tuple[int, int] | None]:
-    file = sqlite_path(str(repo.engine.url))
+    file = sqlite_path(str(repo.log_engine.url))
     if file is None:
         return None, None
     path = str(file)
