@@ -218,7 +218,8 @@ class RelayGateApp:
             default_max_output=s.default_max_output,
             lease_units=s.lease_units,
         )
-        stage.provisional = usage_log.provisional
+        stage.provisional_line = usage_log.provisional_line
+        stage.spool_line = usage_log.spool_line
         catalog.listeners.append(lambda rev: stage.config_changed(rev, load_prices))
         return stage
 

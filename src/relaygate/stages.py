@@ -148,7 +148,9 @@ class BillingStage(Protocol):
 
     def settle(self, ctx: RelayContext) -> None: ...
 
-    def progress(self, ctx: RelayContext) -> None: ...
+    def progress(self, ctx: RelayContext) -> bytes | None: ...
+
+    def spool(self, line: bytes) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,7 +179,10 @@ class NoBilling:
     def settle(self, ctx: RelayContext) -> None:
         return None
 
-    def progress(self, ctx: RelayContext) -> None:
+    def progress(self, ctx: RelayContext) -> bytes | None:
+        return None
+
+    def spool(self, line: bytes) -> None:
         return None
 
 

@@ -302,3 +302,66 @@ def test_account_endpoint(gw: Gateway) -> None:
     assert a["currency"] == "CNY"
     assert a["packages"] == []
     assert a["usage_this_month"]["cost_units"] == 0
+
+
+def test_credit_package_pays_before_the_balance(gw: Gateway) -> None:
+    uid, key = _user(gw, "bill-credit", balance="1")
+    plan = gw.admin(
+        "POST", "/plans", {"name": "monthly-credit", "kind": "credit", "quota": "0.5"}
+    )["data"]
+    gw.admin("POST", f"/users/{uid}/packages", {"plan_id": plan["id"]})
+    r = _client(gw, key).chat.completions.create(
+        model="bill-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=50
+    )
+    assert r.usage is not None
+    cost = _cost(r.usage.prompt_tokens, r.usage.completion_tokens)
+    deadline = time.monotonic() + 5
+    used = 0
+    while time.monotonic() < deadline:
+        used = gw.admin("GET", f"/users/{uid}/packages")["data"][0]["used_units"]
+        if used:
+            break
+        time.sleep(0.1)
+    assert used == cost  # credit used, to the unit
+    assert gw.balance(uid)["balance_units"] == 1_000_000  # the balance is untouched
+    logs = gw.admin("GET", f"/logs?user_id={uid}")["data"]
+    assert logs[0]["billing"] == "credit" and logs[0]["cost_units"] == 0
+
+
+def test_stream_cut_by_the_client_is_billed_for_what_was_delivered(
+    gw: Gateway, up: EmulatorServer
+) -> None:
+    """new-api charged aborted streams in full: here a client that leaves after a few
+    chunks pays the prompt and the chunks it was sent, counted as they were delivered."""
+    up.configure(chunks=40, chunk_interval_ms=50)
+    uid, key = _user(gw, "bill-cut")
+    start = gw.balance(uid)["balance_units"]
+    body = {
+        "model": "bill-chat",
+        "stream": True,
+        "messages": [{"role": "user", "content": "a long answer please"}],
+        "max_tokens": 500,
+    }
+    seen = 0
+    with httpx.stream(
+        "POST",
+        gw.base_url + "/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    ) as r:
+        for line in r.iter_lines():
+            if line.startswith("data: {") and '"content"' in line:
+                seen += 1
+            if seen >= 5:
+                break
+    bal = _settled(gw, uid, start)
+    charged = start - bal["balance_units"]
+    assert charged > 0
+    logs = gw.admin("GET", f"/logs?user_id={uid}")["data"]
+    row = logs[0]
+    assert row["status"] == 499
+    assert row["cost_units"] == charged
+    # far less than the 40-chunk answer: at most the chunks written before the cancel
+    assert row["completion_tokens"] < 40
+    assert charged == _cost(row["prompt_tokens"], row["completion_tokens"])

@@ -16,8 +16,10 @@ counted as the stream was delivered. A request that delivered nothing costs noth
 The charge travels in the request-log row (spooled before the answer's last bytes);
 the writer commits it with the row (``storage/charges.py``).
 
-While a stream runs, ``progress(ctx)`` spools a provisional row with what has been
-delivered so far: if the worker is killed, the next start charges that.
+While a stream runs, ``progress(ctx)`` builds a provisional row with what will have been
+delivered once the chunks at hand are written, and ``spool(line)`` appends it right after
+they are: if the worker is killed, the next start charges the last one. A kill between
+the two (one syscall apart) leaves at most that one chunk uncharged, never overcharged.
 """
 
 from __future__ import annotations
@@ -64,7 +66,7 @@ class Reservation:
 
 RESERVATION: Slot[Reservation] = Slot("billing.reservation")
 
-Provisional = Callable[[RelayContext, Usage], None]
+ProvisionalLine = Callable[[RelayContext, Usage], bytes | None]
 
 
 class Billing:
@@ -85,7 +87,9 @@ class Billing:
         self._default_out = default_max_output
         self._lease_units = lease_units
         self._packages: dict[int, tuple[float, list[PackageRecord]]] = {}
-        self.provisional: Provisional | None = None  # set by the app: the writer's hook
+        # set by the app: the request-log writer's hooks (requestlog/writer.py)
+        self.provisional_line: ProvisionalLine | None = None
+        self.spool_line: Callable[[bytes], None] | None = None
 
     async def config_changed(
         self, revision: int, reload: Callable[[], Awaitable[PriceTable]]
@@ -243,16 +247,18 @@ class Billing:
             self.book.settle(("p", res.package_id or 0), res.amount, cost)
 
     # ---- streams: provisional charge ---------------------------------------------------------
-    def progress(self, ctx: RelayContext) -> None:
-        """Count a stream's delivered chunk (the caller fed the meter) and spool what it
-        has delivered so far (charged if the worker dies)."""
+    def progress(self, ctx: RelayContext) -> bytes | None:
+        """The provisional row of a running stream (the caller has fed the meter with the
+        chunks about to be written): what it will have delivered, priced. The caller
+        writes the chunks, then hands the line to :meth:`spool` — charged if the worker
+        dies. None when there is nothing to record."""
         res = ctx.get(RESERVATION)
         meter = ctx.get(METER)
-        hook = self.provisional
-        if res is None or meter is None or hook is None or res.how in ("free", "unpriced"):
-            return
-        if res.how == "unlimited":
-            return
+        hook = self.provisional_line
+        if res is None or meter is None or hook is None:
+            return None
+        if res.how in ("free", "unpriced", "unlimited"):
+            return None
         usage = Usage(prompt_tokens=res.prompt_tokens, completion_tokens=meter.tokens)
         cost = token_cost(res.price, usage, res.mult) if res.price is not None else 0
         ctx.billing = res.how
@@ -263,4 +269,9 @@ class Billing:
             ctx.counts = res.counts
         else:
             ctx.counts = cost
-        hook(ctx, usage)
+        return hook(ctx, usage)
+
+    def spool(self, line: bytes) -> None:
+        hook = self.spool_line
+        if hook is not None:
+            hook(line)

@@ -157,12 +157,13 @@ async def _stream(
             if filtering and payloads:
                 payloads = chain.on_chunks(ctx, payloads)
             if payloads:
-                await out.emit(payloads)
                 n = 0
                 for p in payloads:
                     n += feed(p)
-                if n:
-                    billing.progress(ctx)  # what was delivered so far, spooled
+                line = billing.progress(ctx) if n else None  # what will have been delivered
+                await out.emit(payloads)
+                if line is not None:
+                    billing.spool(line)  # right after the write: charged if the worker dies
             if tr.error is not None:
                 raise tr.error
 

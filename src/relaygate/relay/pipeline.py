@@ -262,5 +262,6 @@ async def relay_request(
         if not ctx.started_response:
             await fail(state, req, ctx, crash)
     finally:
-        await chain.after(ctx)
-        finish(state, req, ctx)  # settles the charge (if any) with the request-log row
+        record(state, ctx)  # settles the charge (locally counted usage too) with the row
+        await chain.after(ctx)  # so the limits' token windows see the final usage
+        finish(state, req, ctx)

@@ -107,13 +107,15 @@ class UsageLogWriter:
         uid = ctx.get(LOG_UID)
         return uid if uid is not None else f"{self.owner}-{next(self._seq)}"
 
-    def provisional(self, ctx: RelayContext, usage: Usage) -> None:
-        """Spool what a running stream has delivered so far (``usage``, with the charge
-        in ``ctx.cost``/``counts``): if this worker dies before the final row, the next
-        start commits this row instead (docs/billing.md). Never held in memory."""
-        spool = self._spool
-        if spool is None:
-            return
+    def provisional_line(self, ctx: RelayContext, usage: Usage) -> bytes | None:
+        """The spool line of a provisional row: what a running stream has delivered so far
+        (``usage``, with the charge in ``ctx.cost``/``counts``). If this worker dies before
+        the final row, the next start commits the last such row (docs/billing.md). Built
+        *before* the chunk is written to the client and spooled right after
+        (:meth:`spool_line`), so the window where a kill leaves a delivered chunk
+        uncharged is one syscall wide. Never held in memory."""
+        if self._spool is None:
+            return None
         uid = ctx.get(LOG_UID)
         if uid is None:
             uid = f"{self.owner}-{next(self._seq)}"
@@ -142,7 +144,13 @@ class UsageLogWriter:
             ctx.billing,
             PROVISIONAL,
         )
-        spool.append(orjson.dumps(row, option=_NEWLINE), counted=False)
+        return orjson.dumps(row, option=_NEWLINE)
+
+    def spool_line(self, line: bytes) -> None:
+        """Append a provisional row's line (not counted as a row to commit)."""
+        spool = self._spool
+        if spool is not None:
+            spool.append(line, counted=False)
 
     def record(self, ctx: RelayContext) -> None:
         usage = ctx.usage
