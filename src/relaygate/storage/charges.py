@@ -15,6 +15,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -53,12 +54,8 @@ async def apply_charges(conn: AsyncConnection, rows: Sequence[LogRow]) -> int:
     charged = [r for r in rows if (r[_COST] or r[_COUNTS]) and r[_UID] and r[_USER] is not None]
     if not charged:
         return 0
-    refs = [r[_UID] for r in charged]
-    seen: set[str] = set()
-    for i in range(0, len(refs), _IN_SLICE):
-        part = refs[i : i + _IN_SLICE]
-        seen.update(await conn.scalars(select(ledger.c.ref).where(ledger.c.ref.in_(part))))
-    new = [r for r in charged if r[_UID] not in seen]
+    seen = await _already_charged(conn, [r[_UID] for r in charged])
+    new = [r for r in charged if r[_UID] not in seen] if seen else charged
     if not new:
         return 0
 
@@ -122,7 +119,7 @@ async def apply_charges(conn: AsyncConnection, rows: Sequence[LogRow]) -> int:
     # one ledger row per charged request, with the balance after it: walk back from
     # the final balance of each user
     running = dict(final)
-    entries: list[dict[str, Any]] = [{}] * len(new)
+    entries: list[tuple[Any, ...]] = [()] * len(new)
     for i in range(len(new) - 1, -1, -1):
         r = new[i]
         uid = r[_USER]
@@ -133,17 +130,72 @@ async def apply_charges(conn: AsyncConnection, rows: Sequence[LogRow]) -> int:
         reason = f"{r[_MODEL] or ''} ({how}"
         if r[_COUNTS]:
             reason += f", package {r[_PKG]} x{r[_COUNTS]}"
-        entries[i] = {
-            "user_id": uid,
-            "kind": "charge",
-            "amount": -cost,
-            "balance_after": after,
-            "reason": (reason + ")")[:256],
-            "request_id": r[_RID],
-            "key_id": r[_KEY],
-            "ref": r[_UID],
-            "actor": None,
-            "created_at": r[_AT],
-        }
-    await conn.execute(insert(ledger), entries)
+        entries[i] = (  # _LEDGER_COLUMNS order
+            uid,
+            "charge",
+            -cost,
+            after,
+            (reason + ")")[:256],
+            r[_RID],
+            r[_KEY],
+            r[_UID],
+            r[_AT],
+        )
+    await _insert_ledger(conn, entries)
     return len(new)
+
+
+# ---- bulk statements (per dialect; SQLAlchemy's per-row parameter processing cost more
+# than the rest of a batch — the same reason as storage/request_logs.py) -----------------
+_LEDGER_COLUMNS = (
+    "user_id",
+    "kind",
+    "amount",
+    "balance_after",
+    "reason",
+    "request_id",
+    "key_id",
+    "ref",
+    "created_at",
+)
+_SQLITE_TS = "%Y-%m-%d %H:%M:%S.%f"  # how SQLAlchemy stores DATETIME on SQLite
+_SQLITE_LEDGER_INSERT = (
+    f"INSERT INTO ledger ({', '.join(_LEDGER_COLUMNS)}) SELECT "
+    + ", ".join(f"json_extract(value, '$[{i}]')" for i in range(len(_LEDGER_COLUMNS)))
+    + " FROM json_each(?) ORDER BY key"
+)
+_PG_LEDGER_INSERT = (
+    f"INSERT INTO ledger ({', '.join(_LEDGER_COLUMNS)}) VALUES "
+    f"({', '.join(f'${i + 1}' for i in range(len(_LEDGER_COLUMNS)))})"
+)
+_SQLITE_SEEN = "SELECT ref FROM ledger WHERE ref IN (SELECT value FROM json_each(?))"
+_PG_SEEN = "SELECT ref FROM ledger WHERE ref = ANY($1::varchar[])"
+
+
+async def _already_charged(conn: AsyncConnection, refs: list[str]) -> set[str]:
+    """The refs (log_uids) that already have a ledger row."""
+    dialect = conn.dialect
+    if dialect.name == "sqlite":
+        res = await conn.exec_driver_sql(_SQLITE_SEEN, (orjson.dumps(refs).decode(),))
+        return {str(r[0]) for r in res}
+    if dialect.paramstyle == "numeric_dollar":  # asyncpg
+        res = await conn.exec_driver_sql(_PG_SEEN, (refs,))
+        return {str(r[0]) for r in res}
+    seen: set[str] = set()  # pragma: no cover - any other driver
+    for i in range(0, len(refs), _IN_SLICE):
+        part = refs[i : i + _IN_SLICE]
+        seen.update(await conn.scalars(select(ledger.c.ref).where(ledger.c.ref.in_(part))))
+    return seen
+
+
+async def _insert_ledger(conn: AsyncConnection, entries: list[tuple[Any, ...]]) -> None:
+    dialect = conn.dialect
+    if dialect.name == "sqlite":
+        doc = orjson.dumps([(*e[:-1], e[-1].strftime(_SQLITE_TS)) for e in entries])
+        await conn.exec_driver_sql(_SQLITE_LEDGER_INSERT, (doc.decode(),))
+    elif dialect.paramstyle == "numeric_dollar":  # asyncpg: pipelined executemany
+        await conn.exec_driver_sql(_PG_LEDGER_INSERT, entries)
+    else:  # pragma: no cover - any other driver
+        await conn.execute(
+            insert(ledger), [dict(zip(_LEDGER_COLUMNS, e, strict=True)) for e in entries]
+        )
