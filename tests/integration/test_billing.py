@@ -306,9 +306,9 @@ def test_account_endpoint(gw: Gateway) -> None:
 
 def test_credit_package_pays_before_the_balance(gw: Gateway) -> None:
     uid, key = _user(gw, "bill-credit", balance="1")
-    plan = gw.admin(
-        "POST", "/plans", {"name": "monthly-credit", "kind": "credit", "quota": "0.5"}
-    )["data"]
+    plan = gw.admin("POST", "/plans", {"name": "monthly-credit", "kind": "credit", "quota": "0.5"})[
+        "data"
+    ]
     gw.admin("POST", f"/users/{uid}/packages", {"plan_id": plan["id"]})
     r = _client(gw, key).chat.completions.create(
         model="bill-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=50
@@ -365,3 +365,82 @@ def test_stream_cut_by_the_client_is_billed_for_what_was_delivered(
     # far less than the 40-chunk answer: at most the chunks written before the cancel
     assert row["completion_tokens"] < 40
     assert charged == _cost(row["prompt_tokens"], row["completion_tokens"])
+
+
+def test_embeddings_are_charged_for_their_input(gw: Gateway) -> None:
+    gw.admin(
+        "POST",
+        "/prices",
+        {
+            "model": "bill-embed",
+            "currency": "CNY",
+            "per": "1m",
+            "input": "3",
+            "output": "0",
+            "force": True,
+        },
+    )
+    gw.admin(
+        "PATCH",
+        f"/channels/{gw.admin('GET', '/channels')['data'][0]['id']}",
+        {"models": ["bill-chat", "bill-free", "bill-pkg", "bill-embed"]},
+    )
+    uid, key = _user(gw, "bill-emb")
+    start = gw.balance(uid)["balance_units"]
+    r = _client(gw, key).embeddings.create(model="bill-embed", input=["one", "two words"])
+    assert r.usage.prompt_tokens > 0
+    bal = _settled(gw, uid, start)
+    assert bal["balance_units"] == start - 3 * r.usage.prompt_tokens
+
+
+def test_unlimited_plan_fair_use_limit(gw: Gateway) -> None:
+    uid, key = _user(gw, "bill-fair", balance=None)
+    plan = gw.admin("POST", "/plans", {"name": "fair", "kind": "unlimited", "rpm_limit": 2})["data"]
+    gw.admin("POST", f"/users/{uid}/packages", {"plan_id": plan["id"]})
+    c = _client(gw, key)
+    for _ in range(2):
+        c.chat.completions.create(model="bill-chat", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.RateLimitError) as info:
+        c.chat.completions.create(model="bill-chat", messages=[{"role": "user", "content": "x"}])
+    assert info.value.response.headers.get("retry-after")
+    assert gw.balance(uid)["balance_units"] == 0
+
+
+def test_account_api_logs_ledger_and_redeem(gw: Gateway) -> None:
+    uid, key = _user(gw, "bill-self", balance="2")
+    other_uid, other_key = _user(gw, "bill-other", balance="2")
+    h = {"Authorization": f"Bearer {key}"}
+    _client(gw, key).chat.completions.create(
+        model="bill-chat", messages=[{"role": "user", "content": "mine"}]
+    )
+    _client(gw, other_key).chat.completions.create(
+        model="bill-chat", messages=[{"role": "user", "content": "theirs"}]
+    )
+    time.sleep(1.0)
+    logs = httpx.get(gw.base + "/v1/account/logs", headers=h).json()
+    assert logs["data"] and all(row["user_id"] == uid for row in logs["data"])
+    peek = httpx.get(gw.base + "/v1/account/logs", params={"user_id": other_uid}, headers=h)
+    assert peek.status_code == 403  # a user never sees another user's rows
+    csv_text = httpx.get(gw.base + "/v1/account/logs.csv", headers=h).text
+    assert csv_text.splitlines()[0].startswith(("request_id", "id", "created_at"))
+    assert len(csv_text.splitlines()) == 1 + len(logs["data"])
+    ledger = httpx.get(gw.base + "/v1/account/ledger", headers=h).json()["data"]
+    assert [e["kind"] for e in ledger][:1] == ["charge"] and ledger[-1]["kind"] in (
+        "adjust",
+        "topup",
+    )
+    assert httpx.get(gw.base + "/v1/account/ledger?limit=0", headers=h).status_code == 403
+    daily = httpx.get(gw.base + "/v1/account/usage/daily", headers=h)
+    assert daily.status_code == 200
+
+    codes = gw.admin("POST", "/codes", {"count": 1, "amount": "1.5", "batch": "t"})["data"]
+    code = codes["codes"][0]
+    before = gw.balance(uid)["balance_units"]
+    ok = httpx.post(gw.base + "/v1/account/redeem", json={"code": code}, headers=h)
+    assert ok.status_code == 200, ok.text
+    assert gw.balance(uid)["balance_units"] == before + 1_500_000
+    again = httpx.post(gw.base + "/v1/account/redeem", json={"code": code}, headers=h)
+    assert again.status_code == 403 and again.json()["error"]["code"] == "code_used"
+    bad = httpx.post(gw.base + "/v1/account/redeem", json={"code": 12}, headers=h)
+    assert bad.status_code == 403
+    assert httpx.get(gw.base + "/v1/account/redeem", headers=h).status_code == 405

@@ -35,7 +35,7 @@ from relaygate.billing.book import Book
 from relaygate.billing.prices import ModelPrice, PriceTable, token_cost
 from relaygate.billing.tokens import StreamMeter, count_prompt
 from relaygate.context import RelayContext, Slot
-from relaygate.errors import QuotaExceeded
+from relaygate.errors import QuotaExceeded, RelayError, ServiceUnavailable
 from relaygate.providers.base import Usage
 from relaygate.stages import PLAN_LIMITS, PlanLimits
 from relaygate.storage.plans import PackageRecord, PlanStore
@@ -125,6 +125,23 @@ class Billing:
         return min(cap, self._default_out) if cap else self._default_out
 
     async def reserve(self, ctx: RelayContext, body: dict[str, Any]) -> None:
+        try:
+            await self._reserve(ctx, body)
+        except RelayError:
+            raise
+        except Exception as exc:  # the database behind the leases or packages failed
+            res = ctx.get(RESERVATION)
+            if res is not None and res.key_amount and ctx.key is not None:
+                self.book.settle(("k", ctx.key.id), res.key_amount, 0)  # nothing held
+                res.key_amount = 0
+            log.error(
+                "billing could not reserve", exc_info=exc, extra={"request_id": ctx.request_id}
+            )
+            raise ServiceUnavailable(
+                "Billing is unavailable for a moment (its database did not answer); retry shortly."
+            ) from None
+
+    async def _reserve(self, ctx: RelayContext, body: dict[str, Any]) -> None:
         assert ctx.user is not None and ctx.key is not None and ctx.model is not None
         model = ctx.model
         price = self.prices.get(model)
