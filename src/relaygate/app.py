@@ -26,6 +26,7 @@ from relaygate.asgi import Receive, Request, Scope, Send, send_json
 from relaygate.billing.book import Book
 from relaygate.billing.prices import PriceTable
 from relaygate.billing.stage import Billing
+from relaygate.billing.tokens import use_encoding
 from relaygate.catalog import Catalog
 from relaygate.edge.gzip import gzip_send
 from relaygate.errors import (
@@ -200,6 +201,7 @@ class RelayGateApp:
         """The billing stage (docs/billing.md): prices over the shipped defaults, this
         worker's budget leases (named after its spool, so a crash's are found)."""
         s = self.settings
+        use_encoding(s.tokenizer)  # a bad name stops the worker here, before serving
         if not s.billing or usage_log is None:
             return NoBilling()
 

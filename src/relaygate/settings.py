@@ -70,6 +70,7 @@ class Settings:
     usd_rate: str = "7.2"  # CNY per USD, to convert prices given in the other currency
     default_max_output: int = 4096  # output tokens reserved when a request sets no max_tokens
     lease_units: int = 10_000_000  # most a worker leases of one budget at once (10.00)
+    tokenizer: str = "cl100k_base"  # local token counting vocabulary (billing/tokens.py)
     redis_url: str = ""  # shared state across workers and nodes (limits, reservations)
     redis_prefix: str = "rg:"  # of every Redis key (several installations on one Redis)
     log_retention_days: int = 0  # raw request rows kept this long; 0 = forever
@@ -108,6 +109,7 @@ class Settings:
             usd_rate=os.environ.get("RELAYGATE_USD_RATE", "7.2").strip(),
             default_max_output=_int("RELAYGATE_DEFAULT_MAX_OUTPUT", 4096),
             lease_units=_int("RELAYGATE_LEASE_UNITS", 10_000_000),
+            tokenizer=os.environ.get("RELAYGATE_TOKENIZER", "cl100k_base").strip(),
             redis_url=os.environ.get("RELAYGATE_REDIS_URL", "").strip(),
             redis_prefix=os.environ.get("RELAYGATE_REDIS_PREFIX", "rg:"),
             log_retention_days=_int("RELAYGATE_LOG_RETENTION_DAYS", 0),

@@ -444,3 +444,18 @@ def test_account_api_logs_ledger_and_redeem(gw: Gateway) -> None:
     bad = httpx.post(gw.base + "/v1/account/redeem", json={"code": 12}, headers=h)
     assert bad.status_code == 403
     assert httpx.get(gw.base + "/v1/account/redeem", headers=h).status_code == 405
+
+
+def test_group_multiplier_scales_the_charge(gw: Gateway) -> None:
+    gw.admin("POST", "/price-groups", {"name": "vip", "multiplier": "0.5"})
+    uid, key = _user(gw, "bill-vip")
+    gw.admin("PATCH", f"/users/{uid}", {"group_name": "vip"})
+    time.sleep(0.6)  # the worker's configuration refresh
+    start = gw.balance(uid)["balance_units"]
+    r = _client(gw, key).chat.completions.create(
+        model="bill-chat", messages=[{"role": "user", "content": "hi"}], max_tokens=50
+    )
+    assert r.usage is not None
+    full = _cost(r.usage.prompt_tokens, r.usage.completion_tokens)
+    bal = _settled(gw, uid, start)
+    assert bal["balance_units"] == start - -(-full // 2)  # half, rounded up once

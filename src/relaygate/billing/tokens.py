@@ -1,9 +1,12 @@
 """Local token counting, for when the upstream reports no usage: a stream cut by a
 disconnect or a crash, or a provider that omits usage (llama.cpp's server).
 
-The tokenizer is a real BPE (``quicktok``, o200k_base) whose vocabulary ships inside
-the installed wheel: nothing is downloaded at run time. Counts are exact for OpenAI's
-o200k models and a close estimate for other vendors' tokenizers (docs/billing.md).
+The tokenizer is a real BPE (``quicktok``) whose vocabulary ships inside the installed
+wheel: nothing is downloaded at run time. The vocabulary is ``RELAYGATE_TOKENIZER``:
+``cl100k_base`` by default (33 MiB per worker; exact for gpt-4 / gpt-3.5), or
+``o200k_base`` (64 MiB; exact for the gpt-4o / o-series family, fewer tokens for Chinese).
+For other vendors' models either is an estimate (docs/billing.md). It is loaded on first
+use.
 
 Streams are counted incrementally, chunk by chunk as they are delivered
 (:class:`StreamMeter`); the answer is never buffered to be counted.
@@ -11,15 +14,43 @@ Streams are counted incrementally, chunk by chunk as they are delivered
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import quicktok
 
-__all__ = ["StreamMeter", "count_completion", "count_prompt", "count_text", "usage_chunk"]
+__all__ = [
+    "ENCODINGS",
+    "StreamMeter",
+    "count_completion",
+    "count_prompt",
+    "count_text",
+    "usage_chunk",
+    "use_encoding",
+]
 
-_ENC = quicktok.get_encoding("o200k_base")
-_count = _ENC.count
+ENCODINGS = ("cl100k_base", "o200k_base")
+_encoding_name = "cl100k_base"
+_counter: Callable[[str], int] | None = None
+
+
+def use_encoding(name: str) -> None:
+    """Choose the vocabulary (before the first count; the app calls this at start-up)."""
+    global _encoding_name, _counter
+    if name not in ENCODINGS:
+        raise ValueError(f"RELAYGATE_TOKENIZER must be one of {', '.join(ENCODINGS)}, not {name!r}")
+    if name != _encoding_name:
+        _encoding_name, _counter = name, None
+
+
+def _count(text: str) -> int:
+    global _counter
+    counter = _counter
+    if counter is None:
+        counter = _counter = quicktok.get_encoding(_encoding_name).count
+    return int(counter(text))
+
 
 #: tokens OpenAI adds per message (role and separators) and per reply (priming)
 PER_MESSAGE = 3

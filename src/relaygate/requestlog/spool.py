@@ -34,7 +34,7 @@ import orjson
 
 from relaygate.storage.request_logs import LOG_COLUMNS, LogRow
 
-__all__ = ["PROVISIONAL", "Segment", "Spool", "decode_lines", "tag_of"]
+__all__ = ["PROVISIONAL", "UPDATE", "Segment", "Spool", "decode_lines", "tag_of"]
 
 PREFIX = "requestlog-"
 SUFFIX = ".jsonl"
@@ -44,6 +44,9 @@ _MIN_COLS = 14  # rows written before cached/reasoning tokens and log_uid existe
 #: trailing marker of a provisional row: what a running stream has delivered so far,
 #: charged only if its worker dies before the final row (docs/billing.md)
 PROVISIONAL = "P"
+#: first field of a provisional update: ``["p", log_uid, completion tokens, cost, counts]``,
+#: what changed since the stream's provisional row (a few bytes per chunk)
+UPDATE = "p"
 
 
 @dataclass(eq=False, slots=True)
@@ -71,13 +74,16 @@ def _count_lines(fd: int) -> int:
 def decode_lines(lines: Sequence[bytes]) -> tuple[list[LogRow], int]:
     """Spool lines -> rows; also returns how many lines were unreadable (torn or corrupt).
     A provisional row (a running stream's charge so far) keeps its trailing marker:
-    ``len(row) == len(LOG_COLUMNS) + 1``."""
+    ``len(row) == len(LOG_COLUMNS) + 1``; a provisional update is ``(UPDATE, …)``."""
     rows: list[LogRow] = []
     bad = 0
     n = len(LOG_COLUMNS)
     for line in lines:
         try:
             v = orjson.loads(line)
+            if isinstance(v, list) and len(v) == 5 and v[0] == UPDATE:
+                rows.append(tuple(v))  # a provisional update (see UPDATE)
+                continue
             if not isinstance(v, list) or not _MIN_COLS <= len(v) <= n + 1:
                 raise ValueError("not a request-log row")
             if len(v) == n + 1 and v[n] != PROVISIONAL:

@@ -30,7 +30,7 @@ import orjson
 from relaygate.context import RelayContext, Slot
 from relaygate.pacing import lower_helper_threads, paced_map
 from relaygate.providers.base import Usage
-from relaygate.requestlog.spool import PROVISIONAL, Segment, Spool, decode_lines
+from relaygate.requestlog.spool import PROVISIONAL, UPDATE, Segment, Spool, decode_lines
 from relaygate.storage.db import sqlite_path
 from relaygate.storage.repo import LOG_COLUMNS, LogRow, Repository
 
@@ -41,7 +41,11 @@ log = logging.getLogger("relaygate.usage_log")
 _DECODE_SLICE = 256  # spool lines decoded per event-loop turn
 _NEWLINE = orjson.OPT_APPEND_NEWLINE
 _UID = LOG_COLUMNS.index("log_uid")
+_COMPLETION = LOG_COLUMNS.index("completion_tokens")
+_COST = LOG_COLUMNS.index("cost")
+_COUNTS = LOG_COLUMNS.index("counts")
 _PROVISIONAL_LEN = len(LOG_COLUMNS) + 1
+_UPDATE_LEN = 5  # a provisional update (requestlog/spool.py UPDATE); rows have 14+ fields
 
 #: the log_uid of a request that has spooled a provisional row (its final row reuses it)
 LOG_UID: Slot[str] = Slot("requestlog.log_uid")
@@ -117,9 +121,12 @@ class UsageLogWriter:
         if self._spool is None:
             return None
         uid = ctx.get(LOG_UID)
-        if uid is None:
-            uid = f"{self.owner}-{next(self._seq)}"
-            ctx.put(LOG_UID, uid)
+        if uid is not None:  # the full row is spooled: only what changed (a few bytes)
+            return orjson.dumps(
+                (UPDATE, uid, usage.completion_tokens, ctx.cost, ctx.counts), option=_NEWLINE
+            )
+        uid = f"{self.owner}-{next(self._seq)}"
+        ctx.put(LOG_UID, uid)
         row = (  # LOG_COLUMNS order, then the provisional marker
             ctx.request_id,
             datetime.now(UTC),
@@ -339,15 +346,22 @@ class UsageLogWriter:
         kept (the last per request) until its segments are drained, then written for
         the streams that have no final row (:meth:`settle_orphans`); a living worker's
         own are skipped."""
-        if not any(len(r) == _PROVISIONAL_LEN for r in rows):
+        if not any(len(r) == _PROVISIONAL_LEN or len(r) == _UPDATE_LEN for r in rows):
             if claimed:
                 self._orphan_finals.update(r[_UID] for r in rows if len(r) > _UID and r[_UID])
             return rows
         final: list[LogRow] = []
+        held = self._orphan_provisional
         for r in rows:
             if len(r) == _PROVISIONAL_LEN:
                 if claimed:
-                    self._orphan_provisional[r[_UID]] = r[:-1]
+                    held[r[_UID]] = r[:-1]
+            elif len(r) == _UPDATE_LEN and r[0] == UPDATE:  # (UPDATE, uid, tokens, cost, counts)
+                base = held.get(r[1]) if claimed else None
+                if base is not None:
+                    row = list(base)
+                    row[_COMPLETION], row[_COST], row[_COUNTS] = r[2], r[3], r[4]
+                    held[r[1]] = tuple(row)
             else:
                 final.append(r)
                 if claimed and len(r) > _UID and r[_UID]:
