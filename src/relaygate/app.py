@@ -41,7 +41,7 @@ from relaygate.filters import load_filter
 from relaygate.filters.content_log import ContentLogFilter
 from relaygate.filters.limits import LimitsFilter
 from relaygate.logs import setup_logging
-from relaygate.pacing import freeze_startup_heap, lower_helper_threads
+from relaygate.pacing import freeze_startup_heap, limit_malloc_arenas, lower_helper_threads
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
@@ -133,6 +133,7 @@ class RelayGateApp:
 
     async def startup(self) -> None:
         s = self.settings
+        limit_malloc_arenas()  # before the logging and database threads (pacing.py)
         setup_logging(s.log_level)
         secrets = Secrets(load_or_create_secret(s.secret_key, s.data_dir))
         engine = create_engine(s.resolved_database_url())
