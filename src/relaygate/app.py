@@ -163,7 +163,7 @@ class RelayGateApp:
             access = AccessLog()
             access.start()
         shared = await create_shared_state(s)  # Redis when RELAYGATE_REDIS_URL is set
-        billing = await self._billing(repo, catalog, usage_log)
+        billing = self._billing(repo, catalog, usage_log, prices)
         self.state = AppState(
             settings=s,
             secrets=secrets,
@@ -186,8 +186,6 @@ class RelayGateApp:
             access_log=access,
             prices=prices,
         )
-        if isinstance(billing, Billing):
-            self.state.prices = billing.prices  # one table: the catalogue shows what is billed
         self.state.ready = True
         self._watch_termination()
         lower_helper_threads()
@@ -196,11 +194,16 @@ class RelayGateApp:
             "relaygate worker ready", extra={"revision": catalog.revision, "frozen_objects": frozen}
         )
 
-    async def _billing(
-        self, repo: Repository, catalog: Catalog, usage_log: UsageLogWriter | None
+    def _billing(
+        self,
+        repo: Repository,
+        catalog: Catalog,
+        usage_log: UsageLogWriter | None,
+        prices: PriceTable,
     ) -> BillingStage:
-        """The billing stage (docs/billing.md): prices over the shipped defaults, this
-        worker's budget leases (named after its spool, so a crash's are found)."""
+        """The billing stage (docs/billing.md) on the worker's one price table (also the
+        public catalogue's), and this worker's budget leases (named after its spool, so a
+        crash's are found)."""
         s = self.settings
         use_encoding(s.tokenizer)  # a bad name stops the worker here, before serving
         if not s.billing or usage_log is None:
@@ -215,7 +218,7 @@ class RelayGateApp:
         book.start()
         self._book = book
         stage = Billing(
-            await load_prices(),
+            prices,
             PlanStore(repo.engine),
             book,
             default_max_output=s.default_max_output,

@@ -5,15 +5,12 @@ for updates (a client may send ``X-Request-Id: p``)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 
+from relaygate.requestlog.orphans import OrphanStreams
 from relaygate.requestlog.spool import PROVISIONAL, UPDATE, decode_lines
-from relaygate.requestlog.writer import UsageLogWriter
-from relaygate.storage.crypto import Secrets
-from relaygate.storage.db import create_engine
-from relaygate.storage.repo import LOG_COLUMNS, Repository
+from relaygate.storage.repo import LOG_COLUMNS
 
 N = len(LOG_COLUMNS)
 COL = {c: i for i, c in enumerate(LOG_COLUMNS)}
@@ -36,7 +33,7 @@ def _row(request_id: str, uid: str, completion: int, cost: int) -> list[object]:
     return row
 
 
-def test_updates_apply_to_the_dead_workers_provisional_row(tmp_path: Path) -> None:
+def test_updates_apply_to_the_dead_workers_provisional_row() -> None:
     lines = [
         orjson.dumps([*_row("r1", "w-1", 3, 30), PROVISIONAL]),
         orjson.dumps([UPDATE, "w-1", 5, 50, 0]),
@@ -46,17 +43,14 @@ def test_updates_apply_to_the_dead_workers_provisional_row(tmp_path: Path) -> No
     ]
     rows, bad = decode_lines(lines)
     assert bad == 1 and len(rows) == 4
-    writer = UsageLogWriter(
-        Repository(create_engine(f"sqlite+aiosqlite:///{tmp_path}/x.db"), Secrets("s" * 32))
-    )
-    final = writer._set_aside_provisional(rows, claimed=True)
+    writer = OrphanStreams()
+    final = writer.set_aside(rows, claimed=True)
     assert [r[COL["request_id"]] for r in final] == ["p"]  # the ordinary row goes on
-    held = writer._orphan_provisional["w-1"]
+    held = writer.provisional["w-1"]
     assert len(held) == N
     assert (held[COL["completion_tokens"]], held[COL["cost"]]) == (8, 80)  # the last update
+    assert [r[COL["log_uid"]] for r in writer.pending()] == ["w-1"]  # no final row for it
     # a living worker's own provisional rows and updates are skipped, rows kept
-    writer2 = UsageLogWriter(
-        Repository(create_engine(f"sqlite+aiosqlite:///{tmp_path}/y.db"), Secrets("s" * 32))
-    )
-    assert [r[COL["request_id"]] for r in writer2._set_aside_provisional(rows, False)] == ["p"]
-    assert writer2._orphan_provisional == {}
+    writer2 = OrphanStreams()
+    assert [r[COL["request_id"]] for r in writer2.set_aside(rows, False)] == ["p"]
+    assert writer2.provisional == {}

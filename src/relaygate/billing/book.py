@@ -45,10 +45,6 @@ class Book:
         self._local: dict[Budget, _Local] = {}
         self._task: asyncio.Task[None] | None = None
 
-    def free(self, budget: Budget) -> int:
-        loc = self._local.get(budget)
-        return 0 if loc is None else loc.granted - loc.spent - loc.reserved
-
     async def reserve(self, budget: Budget, amount: int, want: int) -> bool:
         """Promise ``amount`` of a budget to a request; leases more (up to ``want``) when
         this worker's share does not cover it. False when the budget cannot cover it."""

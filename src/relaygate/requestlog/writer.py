@@ -30,9 +30,10 @@ import orjson
 from relaygate.context import RelayContext, Slot
 from relaygate.pacing import lower_helper_threads, paced_map
 from relaygate.providers.base import Usage
+from relaygate.requestlog.orphans import OrphanStreams
 from relaygate.requestlog.spool import PROVISIONAL, UPDATE, Segment, Spool, decode_lines
 from relaygate.storage.db import sqlite_path
-from relaygate.storage.repo import LOG_COLUMNS, LogRow, Repository
+from relaygate.storage.repo import LogRow, Repository
 
 __all__ = ["UsageLogWriter"]
 
@@ -40,15 +41,38 @@ log = logging.getLogger("relaygate.usage_log")
 
 _DECODE_SLICE = 256  # spool lines decoded per event-loop turn
 _NEWLINE = orjson.OPT_APPEND_NEWLINE
-_UID = LOG_COLUMNS.index("log_uid")
-_COMPLETION = LOG_COLUMNS.index("completion_tokens")
-_COST = LOG_COLUMNS.index("cost")
-_COUNTS = LOG_COLUMNS.index("counts")
-_PROVISIONAL_LEN = len(LOG_COLUMNS) + 1
-_UPDATE_LEN = 5  # a provisional update (requestlog/spool.py UPDATE); rows have 14+ fields
 
 #: the log_uid of a request that has spooled a provisional row (its final row reuses it)
 LOG_UID: Slot[str] = Slot("requestlog.log_uid")
+
+
+def _row(
+    ctx: RelayContext, usage: Usage | None, status: int, error_code: str | None, uid: str
+) -> LogRow:
+    """The request-log row of ``ctx`` (``LOG_COLUMNS`` order)."""
+    return (
+        ctx.request_id,
+        datetime.now(UTC),
+        ctx.user.id if ctx.user else None,
+        ctx.key.id if ctx.key else None,
+        ctx.endpoint,
+        ctx.model[:128] if ctx.model else None,
+        ctx.target.channel_id if ctx.target else None,
+        ctx.stream,
+        status,
+        error_code,
+        usage.prompt_tokens if usage else 0,
+        usage.completion_tokens if usage else 0,
+        ctx.elapsed_ms(),
+        ctx.ttft_ms(),
+        usage.cached_tokens if usage else 0,
+        usage.reasoning_tokens if usage else 0,
+        uid,
+        ctx.cost,
+        ctx.counts,
+        ctx.package_id,
+        ctx.billing,
+    )
 
 
 class UsageLogWriter:
@@ -88,10 +112,8 @@ class UsageLogWriter:
         #: this worker's name in log_uids and budget leases: its spool tag (a crashed
         #: worker's leases are found from its spool files), else random
         self.owner = secrets.token_hex(6)
-        # provisional rows of dead workers' streams (by log_uid), and the log_uids of
-        # their final rows: a provisional row is charged only if no final row exists
-        self._orphan_provisional: dict[str, LogRow] = {}
-        self._orphan_finals: set[str] = set()
+        # dead workers' cut streams, charged for what they delivered (orphans.py)
+        self.orphans = OrphanStreams()
         if spool_dir is not None:
             self._spool = Spool(spool_dir)
             self.owner = self._spool.tag
@@ -127,30 +149,7 @@ class UsageLogWriter:
             )
         uid = f"{self.owner}-{next(self._seq)}"
         ctx.put(LOG_UID, uid)
-        row = (  # LOG_COLUMNS order, then the provisional marker
-            ctx.request_id,
-            datetime.now(UTC),
-            ctx.user.id if ctx.user else None,
-            ctx.key.id if ctx.key else None,
-            ctx.endpoint,
-            ctx.model[:128] if ctx.model else None,
-            ctx.target.channel_id if ctx.target else None,
-            ctx.stream,
-            503,
-            "stream_cut",
-            usage.prompt_tokens,
-            usage.completion_tokens,
-            ctx.elapsed_ms(),
-            ctx.ttft_ms(),
-            0,
-            0,
-            uid,
-            ctx.cost,
-            ctx.counts,
-            ctx.package_id,
-            ctx.billing,
-            PROVISIONAL,
-        )
+        row = (*_row(ctx, usage, 503, "stream_cut", uid), PROVISIONAL)
         return orjson.dumps(row, option=_NEWLINE)
 
     def spool_line(self, line: bytes) -> None:
@@ -160,30 +159,7 @@ class UsageLogWriter:
             spool.append(line, counted=False)
 
     def record(self, ctx: RelayContext) -> None:
-        usage = ctx.usage
-        row = (  # LOG_COLUMNS order
-            ctx.request_id,
-            datetime.now(UTC),
-            ctx.user.id if ctx.user else None,
-            ctx.key.id if ctx.key else None,
-            ctx.endpoint,
-            ctx.model[:128] if ctx.model else None,
-            ctx.target.channel_id if ctx.target else None,
-            ctx.stream,
-            ctx.logged_status,
-            ctx.error_code,
-            usage.prompt_tokens if usage else 0,
-            usage.completion_tokens if usage else 0,
-            ctx.elapsed_ms(),
-            ctx.ttft_ms(),
-            usage.cached_tokens if usage else 0,
-            usage.reasoning_tokens if usage else 0,
-            self._log_uid(ctx),
-            ctx.cost,
-            ctx.counts,
-            ctx.package_id,
-            ctx.billing,
-        )
+        row = _row(ctx, ctx.usage, ctx.logged_status, ctx.error_code, self._log_uid(ctx))
         spool = self._spool
         if spool is not None and spool.append(orjson.dumps(row, option=_NEWLINE)):
             mem = self._mem
@@ -330,7 +306,7 @@ class UsageLogWriter:
                 rows.extend(part)
                 bad += b
             read = len(rows)
-            rows = self._set_aside_provisional(rows, seg.claimed)
+            rows = self.orphans.set_aside(rows, seg.claimed)
             aside = read - len(rows)  # provisional rows: set aside, counted as done
             if rows and not await self._insert(rows):
                 return False
@@ -341,45 +317,15 @@ class UsageLogWriter:
             if seg.claimed:
                 seg.rows = max(seg.rows, seg.done)
 
-    def _set_aside_provisional(self, rows: list[LogRow], claimed: bool) -> list[LogRow]:
-        """Provisional rows are never written as they come: those of a dead worker are
-        kept (the last per request) until its segments are drained, then written for
-        the streams that have no final row (:meth:`settle_orphans`); a living worker's
-        own are skipped."""
-        if not any(len(r) == _PROVISIONAL_LEN or len(r) == _UPDATE_LEN for r in rows):
-            if claimed:
-                self._orphan_finals.update(r[_UID] for r in rows if len(r) > _UID and r[_UID])
-            return rows
-        final: list[LogRow] = []
-        held = self._orphan_provisional
-        for r in rows:
-            if len(r) == _PROVISIONAL_LEN:
-                if claimed:
-                    held[r[_UID]] = r[:-1]
-            elif len(r) == _UPDATE_LEN and r[0] == UPDATE:  # (UPDATE, uid, tokens, cost, counts)
-                base = held.get(r[1]) if claimed else None
-                if base is not None:
-                    row = list(base)
-                    row[_COMPLETION], row[_COST], row[_COUNTS] = r[2], r[3], r[4]
-                    held[r[1]] = tuple(row)
-            else:
-                final.append(r)
-                if claimed and len(r) > _UID and r[_UID]:
-                    self._orphan_finals.add(r[_UID])
-        return final
-
     async def settle_orphans(self) -> int:
         """After dead workers' segments are drained: write the provisional rows of their
         streams that never got a final row (charging what was delivered), then release
         the budget leases of every dead worker none of whose segments is left. Returns
         the rows written."""
-        pending = [
-            r for uid, r in self._orphan_provisional.items() if uid not in self._orphan_finals
-        ]
+        pending = self.orphans.pending()
         if pending and not await self._insert(pending):
             return 0  # retried on the next cycle
-        self._orphan_provisional.clear()
-        self._orphan_finals.clear()
+        self.orphans.clear()
         spool = self._spool
         if spool is not None and not self._sealed:
             for tag in list(spool.dead_tags):

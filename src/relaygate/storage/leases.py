@@ -20,9 +20,8 @@ charges are committed (:func:`release_owner`). Lease ids are
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relaygate.storage.base import now
@@ -153,28 +152,3 @@ class LeaseStore:
                 )
                 total += int(amount)
         return total
-
-    async def stale_owners(self, older_than: timedelta) -> list[str]:
-        """Owners whose leases were not renewed for ``older_than`` (a worker on another
-        node that never came back)."""
-        cutoff: datetime = now() - older_than
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(balance_leases.c.owner)
-                    .group_by(balance_leases.c.owner)
-                    .having(func.max(balance_leases.c.renewed_at) < cutoff)
-                )
-            ).all()
-        return [str(r[0]) for r in rows]
-
-    async def held(self, owner: str) -> dict[tuple[str, int], int]:
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        balance_leases.c.scope, balance_leases.c.target_id, balance_leases.c.amount
-                    ).where(balance_leases.c.owner == owner)
-                )
-            ).all()
-        return {(str(s), int(t)): int(a) for s, t, a in rows}

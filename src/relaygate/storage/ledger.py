@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -180,14 +180,3 @@ class LedgerStore:
         async with self.engine.connect() as conn:
             rows = (await conn.execute(q)).mappings().all()
         return [_entry(r) for r in rows]
-
-    async def sums(self, user_id: int) -> dict[str, int]:
-        """Total amount per kind for one user (reconciliation, reports)."""
-        q = (
-            select(ledger.c.kind, func.sum(ledger.c.amount))
-            .where(ledger.c.user_id == user_id)
-            .group_by(ledger.c.kind)
-        )
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(q)).all()
-        return {str(k): int(v or 0) for k, v in rows}
