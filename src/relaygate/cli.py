@@ -3,25 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import math
 import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
+from relaygate import demo as demo_setup
 from relaygate.errors import RelayError
 from relaygate.providers import PROVIDERS
 from relaygate.services.admin import AdminService
 from relaygate.services.billing_admin import BillingAdmin
 from relaygate.services.fields import ValidationError
 from relaygate.settings import Settings
-from relaygate.storage.base import Conflict
 from relaygate.storage.crypto import Secrets, load_or_create_secret
 from relaygate.storage.db import create_engine, migrate, sqlite_path
 from relaygate.storage.repo import Repository
@@ -141,7 +139,7 @@ def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
     if demo:
         _seed_demo(host, port)
     else:
-        _run(_park_emulator_channels)  # their in-process emulators only run with --demo
+        _run(demo_setup.park_emulator_channels)  # their in-process emulators only run with --demo
     uvicorn.run(
         "relaygate.app:create_app",
         factory=True,
@@ -161,12 +159,6 @@ def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
 
 async def _noop() -> None:
     return None
-
-
-async def _park_emulator_channels(svc: AdminService, s: Settings) -> None:
-    for ch in await svc.list_channels():
-        if ch.is_emulator and ch.status == "enabled":
-            await svc.update_channel(ch.id, {"status": "disabled"})
 
 
 @main.command("migrate")
@@ -489,99 +481,13 @@ def code_export(batch: str) -> None:
     click.echo(text, nl=False)
 
 
-# ---- demo --------------------------------------------------------------------
-# emulator provider -> the demo models its channel serves
-DEMO_MODELS = {
-    "openai": ("emulator-gpt", "emulator-embedding"),
-    "anthropic": ("emulator-claude",),
-}
-DEMO_CREDIT = 100_000_000  # units: 100.00 in the operator currency
-#: demo model -> (input, output) price in CNY per 1K tokens
-DEMO_PRICES = {
-    "emulator-gpt": ("0.005", "0.015"),
-    "emulator-claude": ("0.02", "0.1"),
-    "emulator-embedding": ("0.0005", "0"),
-}
-
-
+# ---- demo (relaygate/demo.py) ------------------------------------------------
 def _seed_demo(host: str, port: int) -> None:
     """Start built-in emulators in this process and (idempotently) seed demo data."""
-    from relaygate.emulator import EmulatorServer
-
-    servers = {}
-    for provider in DEMO_MODELS:
-        srv = EmulatorServer(provider, host="127.0.0.1", port=0)
-        srv.start()
-        servers[provider] = srv
-
-    async def go(svc: AdminService, s: Settings) -> str:
-        demo = await svc.repo.users.get(username="demo")
-        if demo is None:
-            demo = await svc.create_user({"username": "demo"})
-        # a starting credit (once) and prices for the demo models, so the balance
-        # endpoints show money going down as the demo is used (docs/billing.md)
-        with contextlib.suppress(Conflict):
-            await svc.repo.ledger.post(
-                demo.id, DEMO_CREDIT, kind="grant", reason="demo starting credit", ref="demo:credit"
-            )
-        for model, (inp, out) in DEMO_PRICES.items():
-            if await svc.repo.prices.get(model) is None:
-                await svc.repo.prices.upsert(
-                    {
-                        "model": model,
-                        "provider": "relaygate-emulator",
-                        "currency": "CNY",
-                        "per": "1k",
-                        "input": inp,
-                        "output": out,
-                        "context_window": 128000,
-                        "description": "Built-in emulator (canned answers), priced for the demo.",
-                        "source": "relaygate demo",
-                    }
-                )
-        key_file = Path(s.data_dir) / "demo-key.txt"
-        plain = key_file.read_text().strip() if key_file.exists() else ""
-        usable = {k.key_hash for k in await svc.list_keys(demo.id) if k.status == "active"}
-        if not plain or svc.repo.secrets.hash_key(plain) not in usable:
-            _, plain = await svc.create_key({"user_id": demo.id, "name": "demo"})
-            key_file.parent.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(plain)
-            os.chmod(key_file, 0o600)
-        existing = {c.name: c for c in await svc.list_channels()}
-        for provider, models in DEMO_MODELS.items():
-            name = f"EMULATOR {provider} (not a real model)"
-            fields: dict[str, Any] = {
-                "base_url": servers[provider].base_url,
-                "status": "enabled",
-                "models": list(models),
-            }
-            if name in existing:
-                await svc.update_channel(existing[name].id, fields)
-            else:
-                adaptor = "anthropic" if provider == "anthropic" else "openai_compat"
-                await svc.create_channel(
-                    {"name": name, "provider": adaptor, "keys": ["emulator-key"], **fields},
-                    is_emulator=True,
-                )
-        return plain
-
-    plain = _run(go)
-    url = f"http://{host}:{port}/v1"
-    names = ", ".join(m for models in DEMO_MODELS.values() for m in models)
-    click.echo(
-        f"""
-relaygate demo is seeded. Models {names} are served by the
-BUILT-IN EMULATOR (canned answers, not a real model).
-
-  API key : {plain}
-  base_url: {url}
-
-  curl {url}/chat/completions -H "Authorization: Bearer {plain}" \\
-       -H "Content-Type: application/json" \\
-       -d '{{"model":"emulator-gpt","stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
-""",
-        err=True,
-    )
+    servers = demo_setup.start_emulators()
+    urls = {provider: srv.base_url for provider, srv in servers.items()}
+    plain = _run(lambda svc, s: demo_setup.seed(svc, s, urls))
+    click.echo(demo_setup.banner(host, port, plain), err=True)
     sys.stderr.flush()
 
 
