@@ -2,17 +2,50 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
-__all__ = ["Gateway", "free_port", "run_cli"]
+__all__ = ["PG", "Gateway", "free_port", "fresh_pg_database", "pg_admin", "run_cli"]
+
+
+PG = os.environ.get("RELAYGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
+
+
+def pg_admin(sql: str) -> None:
+    """Run one statement on the PostgreSQL server's ``postgres`` database."""
+
+    async def run() -> None:
+        conn = await asyncpg.connect(PG + "/postgres")
+        try:
+            await conn.execute(sql)
+        finally:
+            await conn.close()
+
+    asyncio.run(run())
+
+
+@contextmanager
+def fresh_pg_database(prefix: str = "rg_") -> Iterator[str]:
+    """A new, empty PostgreSQL database (its URL), dropped afterwards."""
+    name = prefix + uuid.uuid4().hex[:10]
+    pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{PG}/{name}"
+    finally:
+        pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def free_port() -> int:

@@ -45,12 +45,10 @@ import asyncpg
 import httpx
 import orjson
 import pytest
-from gateway import Gateway
+from gateway import Gateway, fresh_pg_database
 
 from relaygate.billing.tokens import count_text
 from relaygate.emulator import EmulatorServer, Knobs
-
-PG = os.environ.get("RELAYGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
 
 MODEL = "crash-chat"
 OUT_UNITS_PER_TOKEN = 1000  # output "1000" CNY per 1M tokens; input "0"
@@ -83,20 +81,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "sqlite":
         yield {}
         return
-    name = "rg_crash_" + uuid.uuid4().hex[:10]
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(PG + "/postgres")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield {"RELAYGATE_DATABASE_URL": f"{PG}/{name}"}
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_pg_database("rg_crash_") as url:
+        yield {"RELAYGATE_DATABASE_URL": url}
 
 
 @dataclass

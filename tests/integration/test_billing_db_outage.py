@@ -5,54 +5,32 @@ database is back — nothing is lost, nothing doubled."""
 
 from __future__ import annotations
 
-import asyncio
-import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import openai
 import pytest
-from gateway import Gateway
+from gateway import PG, Gateway, fresh_pg_database, pg_admin
 
 from relaygate.emulator import EmulatorServer, Knobs
-
-PG = os.environ.get("RELAYGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
-
-
-async def _admin_sql(sql: str) -> None:
-    conn = await asyncpg.connect(PG + "/postgres")
-    try:
-        await conn.execute(sql)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture()
 def database() -> Iterator[str]:
-    name = "rg_outage_" + uuid.uuid4().hex[:10]
-    asyncio.run(_admin_sql(f'CREATE DATABASE "{name}"'))
-    try:
-        yield name
-    finally:
-        asyncio.run(_admin_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
-        asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    """The name of a fresh database (dropped afterwards, re-opened first if blocked)."""
+    with fresh_pg_database("rg_outage_") as url:
+        yield url.rsplit("/", 1)[1]
 
 
 def _block(name: str) -> None:
-    asyncio.run(_admin_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false'))
-    asyncio.run(
-        _admin_sql(
-            f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"
-        )
-    )
+    pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    pg_admin(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
 
 
 def _unblock(name: str) -> None:
-    asyncio.run(_admin_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true'))
+    pg_admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
 
 
 def test_reservations_during_a_database_outage(tmp_path: Path, database: str) -> None:

@@ -26,10 +26,8 @@ in leases.
 from __future__ import annotations
 
 import asyncio
-import os
 import sqlite3
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,12 +36,10 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from gateway import Gateway
+from gateway import Gateway, fresh_pg_database
 
 from relaygate.billing.money import format_amount
 from relaygate.emulator import EmulatorServer, Knobs
-
-PG = os.environ.get("RELAYGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
 
 MODEL = "od-chat"
 MAX_TOKENS = 20
@@ -71,20 +67,8 @@ def backend(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
     if request.param == "sqlite":
         yield {}
         return
-    name = "rg_od_" + uuid.uuid4().hex[:10]
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(PG + "/postgres")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield {"RELAYGATE_DATABASE_URL": f"{PG}/{name}"}
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_pg_database("rg_od_") as url:
+        yield {"RELAYGATE_DATABASE_URL": url}
 
 
 def _setup(gw: Gateway, up: EmulatorServer) -> tuple[int, str]:

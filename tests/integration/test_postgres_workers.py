@@ -3,38 +3,23 @@ through one worker reach the other; requests are served by both."""
 
 from __future__ import annotations
 
-import asyncio
 import os
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import asyncpg
 import httpx
 import pytest
 from conftest import Upstreams
-from gateway import Gateway
+from gateway import Gateway, fresh_pg_database
 
 PG = os.environ.get("RELAYGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
 
 
 @pytest.fixture(scope="module")
 def pg_database() -> Iterator[str]:
-    name = "rg_" + uuid.uuid4().hex[:12]
-
-    async def run(sql: str) -> None:
-        conn = await asyncpg.connect(PG + "/postgres")
-        try:
-            await conn.execute(sql)
-        finally:
-            await conn.close()
-
-    asyncio.run(run(f'CREATE DATABASE "{name}"'))
-    try:
-        yield f"{PG}/{name}"
-    finally:
-        asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with fresh_pg_database() as url:
+        yield url
 
 
 def test_two_workers_on_postgres(tmp_path: Path, pg_database: str, upstreams: Upstreams) -> None:
