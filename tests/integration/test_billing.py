@@ -429,6 +429,8 @@ def test_account_api_logs_ledger_and_redeem(gw: Gateway) -> None:
         "topup",
     )
     assert httpx.get(gw.base + "/v1/account/ledger?limit=0", headers=h).status_code == 403
+    huge = httpx.get(gw.base + "/v1/account/ledger?before_id=" + "9" * 30, headers=h)
+    assert huge.status_code == 403 and huge.json()["error"]["param"] == "before_id"
     daily = httpx.get(gw.base + "/v1/account/usage/daily", headers=h)
     assert daily.status_code == 200
 

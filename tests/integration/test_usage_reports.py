@@ -231,6 +231,8 @@ async def test_report_service_shows_money_and_keeps_users_apart(repo: Repository
         ({"channel_id": "1.5"}, "channel_id"),
         ({"cursor": "0"}, "cursor"),
         ({"cursor": "x"}, "cursor"),
+        ({"cursor": "9" * 30}, "cursor"),  # past a 64-bit id: was a 500
+        ({"key_id": "9" * 20}, "key_id"),
         ({"status": "fine"}, "status"),
         ({"status": "700"}, "status"),
         ({"stream": "maybe"}, "stream"),

@@ -202,8 +202,8 @@ async def ledger_entries(state: AppState, req: Request, ctx: RelayContext) -> di
     limit = params.get("limit", "50")
     if not limit.isdigit() or not 1 <= int(limit) <= 500:
         raise InvalidRequest("`limit` must be an integer from 1 to 500.", param="limit")
-    if before is not None and not before.isdigit():
-        raise InvalidRequest("`before_id` must be an integer.", param="before_id")
+    if before is not None and not (before.isdigit() and int(before) < 2**63):
+        raise InvalidRequest("`before_id` must be a ledger entry id.", param="before_id")
     entries = await state.repo.ledger.entries(
         user_id=ctx.user.id, before_id=int(before) if before else None, limit=int(limit)
     )

@@ -121,13 +121,12 @@ def _flag(name: str, raw: str) -> bool:
     raise ValidationError(name, f"`{name}` must be true or false, not {raw!r}.")
 
 
+_MAX_ID = 2**63 - 1  # ids and cursors are 64-bit in the database
+
+
 def _positive(name: str, raw: str, max_value: int | None = None) -> int:
-    if (
-        not (raw.isascii() and raw.isdigit())
-        or int(raw) < 1
-        or (max_value and int(raw) > max_value)
-    ):
-        what = f"from 1 to {max_value}" if max_value else "of at least 1"
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1 or int(raw) > (max_value or _MAX_ID):
+        what = f"from 1 to {max_value}" if max_value else "of at least 1 (a 64-bit id)"
         raise ValidationError(name, f"`{name}` must be an integer {what}, not {raw!r}.")
     return int(raw)
 
