@@ -34,12 +34,30 @@ class Slot(Generic[T]):
 
 @dataclass(slots=True)
 class Attempt:
-    """One upstream attempt of a request (kept for the log and for routing)."""
+    """One upstream attempt of a request (kept with the request-log row as its
+    ``attempts`` chain and shown by the admin API)."""
 
     channel_id: int
+    model: str  # the upstream model asked for on this attempt
     status: int  # upstream HTTP status, or 0 when no response came
     elapsed_ms: int
-    error_code: str | None = None
+    error_code: str | None = None  # None: this attempt served the request
+    message: str | None = None  # the error's message, cut to 200 characters
+    hedge: bool = False  # started by hedging while an earlier attempt still ran
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "channel_id": self.channel_id,
+            "model": self.model,
+            "status": self.status,
+            "ms": self.elapsed_ms,
+            "error": self.error_code,
+        }
+        if self.message:
+            out["message"] = self.message
+        if self.hedge:
+            out["hedge"] = True
+        return out
 
 
 @dataclass(slots=True)
@@ -54,7 +72,8 @@ class RelayContext:
     stream: bool = False
     include_usage: bool = False
     target: Target | None = None  # the destination of the current (last) attempt
-    attempts: list[Attempt] | None = None  # filled only when more than one was made
+    #: the attempt chain, kept only when an attempt failed (retries, hedges, a failed request)
+    attempts: list[Attempt] | None = None
     usage: Usage | None = None
     status: int = 200
     error_code: str | None = None

@@ -63,6 +63,7 @@ async def run_attempts(
                 ctx.attempts.append(
                     Attempt(
                         channel.id,
+                        target.upstream_model,
                         err.upstream_status or 0,
                         round((time.perf_counter() - began) * 1000),
                         err.code,
@@ -73,7 +74,7 @@ async def run_attempts(
             continue
         if ctx.attempts is not None:
             ms = round((time.perf_counter() - began) * 1000)
-            ctx.attempts.append(Attempt(channel.id, 200, ms))
+            ctx.attempts.append(Attempt(channel.id, target.upstream_model, 200, ms))
         return
 
 

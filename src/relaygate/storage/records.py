@@ -156,6 +156,8 @@ class ChannelRecord:
     config: dict[str, Any]
     is_emulator: bool
     created_at: datetime
+    #: why the status last changed when the gateway changed it (auto-disable), else None
+    status_reason: str | None = None
 
     def to_public(self) -> dict[str, Any]:
         """What the admin API shows: never the upstream keys themselves."""
@@ -171,6 +173,7 @@ class ChannelRecord:
             "priority": self.priority,
             "weight": self.weight,
             "status": self.status,
+            "status_reason": self.status_reason,
             "config": self.config,
             "is_emulator": self.is_emulator,
             "created_at": self.created_at.isoformat(),
