@@ -125,6 +125,10 @@ class Catalog:
         tie); ``None`` when none is enabled. Routing (``routing/``) orders them."""
         return self._by_model.get(model)
 
+    def all_channels(self) -> tuple[ChannelRecord, ...]:
+        """Every channel of the snapshot, whatever its status (health checks, admin)."""
+        return self._snap.channels
+
     def is_known(self, model: str) -> bool:
         """Whether any channel, enabled or not, lists ``model``."""
         return model in self._known_models
