@@ -86,6 +86,52 @@ async def test_channel_keys_encrypted_at_rest(repo: Repository) -> None:
     assert loaded.keys == ("sk-new",) and loaded.status == "disabled"
 
 
+async def test_channel_status_reason(repo: Repository) -> None:
+    """The gateway's status change keeps why (and bumps the revision); an operator's clears it."""
+    ch = await repo.channels.create(
+        name="c", provider="openai_compat", base_url="http://127.0.0.1:1", keys=["k"], models=["m"]
+    )
+    assert ch.status_reason is None
+    r0 = await repo.revision()
+    got = await repo.channels.set_status(ch.id, "auto_disabled", "upstream said 401: bad key")
+    assert got is not None and got.status == "auto_disabled"
+    assert got.status_reason == "upstream said 401: bad key"
+    assert await repo.revision() > r0
+    [loaded] = (await repo.snapshot()).channels
+    assert loaded.status_reason == "upstream said 401: bad key"
+    assert loaded.to_public()["status_reason"] == "upstream said 401: bad key"
+    assert await repo.channels.update(ch.id, {"priority": 3})
+    again = await repo.channels.get(ch.id)
+    assert again is not None and again.status_reason == "upstream said 401: bad key"
+    assert await repo.channels.update(ch.id, {"status": "enabled"})
+    again = await repo.channels.get(ch.id)
+    assert again is not None and again.status == "enabled" and again.status_reason is None
+    assert await repo.channels.set_status(99999, "disabled", None) is None
+
+
+async def test_migration_0005_down_and_up(repo: Repository) -> None:
+    """0005 adds channels.status_reason, request_logs.attempts and model_routes; it can be
+    taken back and applied again."""
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from relaygate.storage.db import _alembic_config
+
+    def _cols(sync_conn: object, table: str) -> set[str]:
+        return {c["name"] for c in inspect(sync_conn).get_columns(table)}  # type: ignore[arg-type]
+
+    async with repo.engine.begin() as conn:
+        assert "status_reason" in await conn.run_sync(_cols, "channels")
+        assert "attempts" in await conn.run_sync(_cols, "request_logs")
+        assert {"name", "fallbacks", "hedge_after_ms"} <= await conn.run_sync(_cols, "model_routes")
+        await conn.run_sync(lambda c: command.downgrade(_alembic_config(c), "0004"))
+        assert "status_reason" not in await conn.run_sync(_cols, "channels")
+        assert "attempts" not in await conn.run_sync(_cols, "request_logs")
+    await migrate(repo.engine)
+    async with repo.engine.begin() as conn:
+        assert "status_reason" in await conn.run_sync(_cols, "channels")
+
+
 async def test_revision_bumps_on_every_write(repo: Repository) -> None:
     r0 = await repo.revision()
     u = await repo.users.create("dave")

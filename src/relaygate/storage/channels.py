@@ -49,6 +49,7 @@ def channel_from_row(r: Any, secrets: Secrets) -> ChannelRecord:
         config=dict(r["config"] or {}),
         is_emulator=bool(r["is_emulator"]),
         created_at=aware(r["created_at"]) or now(),
+        status_reason=r.get("status_reason"),
     )
 
 
@@ -109,8 +110,13 @@ class ChannelStore:
         return [channel_from_row(r, self.secrets) for r in rows]
 
     async def update(self, channel_id: int, fields: Mapping[str, Any]) -> bool:
-        """Write ``fields`` (``keys`` replaces every upstream key). False if no such channel."""
+        """Write ``fields`` (``keys`` replaces every upstream key). False if no such channel.
+
+        This is the operator's path: a ``status`` written here clears ``status_reason``
+        (the reason is the gateway's, see :meth:`set_status`)."""
         values = columns(fields, WRITABLE)
+        if "status" in values:
+            values["status_reason"] = None
         if "keys" in values:
             values["keys_encrypted"] = self.secrets.encrypt_keys(list(values.pop("keys")))
         if "base_url" in values:
@@ -124,6 +130,30 @@ class ChannelStore:
             if res.rowcount:
                 await revisions.bump(conn)
         return bool(res.rowcount)
+
+    async def set_status(
+        self, channel_id: int, status: str, reason: str | None
+    ) -> ChannelRecord | None:
+        """The gateway's own status change (auto-disable, re-enable after a passing test):
+        ``status`` and why (cut to 256 characters), with a revision bump so every worker
+        reloads. Returns the channel as written, or None if there is no such channel."""
+        if reason is not None:
+            reason = reason[:256]
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(channels)
+                .where(channels.c.id == channel_id)
+                .values(status=status, status_reason=reason)
+            )
+            if not res.rowcount:
+                return None
+            await revisions.bump(conn)
+            row = (
+                (await conn.execute(select(channels).where(channels.c.id == channel_id)))
+                .mappings()
+                .first()
+            )
+        return channel_from_row(row, self.secrets) if row else None
 
     async def delete(self, channel_id: int) -> bool:
         async with self.engine.begin() as conn:

@@ -23,6 +23,7 @@ __all__ = [
     "channels",
     "ledger",
     "metadata",
+    "model_routes",
     "plans",
     "price_groups",
     "prices",
@@ -88,10 +89,13 @@ channels = Table(
     Column("model_mapping", JSON, nullable=False),  # public name -> upstream name
     Column("priority", Integer, nullable=False, default=0),
     Column("weight", Integer, nullable=False, default=1),
-    Column("status", String(16), nullable=False, default="enabled"),  # enabled | disabled
+    # enabled | disabled | auto_disabled (set by the gateway)
+    Column("status", String(16), nullable=False, default="enabled"),
     Column("config", JSON, nullable=False),  # provider extras (api_version, …)
     Column("is_emulator", Boolean, nullable=False, default=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # why the gateway last changed the status (auto-disable); None after an operator's change
+    Column("status_reason", String(256), nullable=True),
 )
 
 # one row per config domain; bumping it tells every worker to reload its snapshot
@@ -129,6 +133,8 @@ request_logs = Table(
     Column("counts", BigInteger, nullable=False, default=0, server_default="0"),  # package use
     Column("package_id", Integer, nullable=True),
     Column("billing", String(16), nullable=True),  # how it was paid (billing/charges.py)
+    # JSON array of the attempts (context.Attempt.to_json) when there was more than one
+    Column("attempts", Text, nullable=True),
 )
 
 Index("ix_request_logs_user_created", request_logs.c.user_id, request_logs.c.created_at)
@@ -272,4 +278,17 @@ usage_daily = Table(
     Column("completion_tokens", BigInteger, nullable=False, default=0, server_default="0"),
     Column("cost", BigInteger, nullable=False, default=0, server_default="0"),
     Column("counts", BigInteger, nullable=False, default=0, server_default="0"),
+)
+
+# model aliases and fallback chains (services/routes.py): a request for ``name`` is served by
+# name's own channels, then by each fallback in order
+model_routes = Table(
+    "model_routes",
+    metadata,
+    Column("name", String(128), primary_key=True),
+    Column("fallbacks", JSON, nullable=False),  # ordered list of model names
+    Column("hedge_after_ms", Integer, nullable=True),  # hedging threshold; null = no hedging
+    Column("description", String(512), nullable=False, default="", server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
