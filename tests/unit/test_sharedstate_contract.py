@@ -151,6 +151,14 @@ async def test_values_expire_and_namespaces_are_separate(state: SharedState) -> 
     assert await state.get("missing") is None
 
 
+async def test_get_many_reads_values_in_order(state: SharedState) -> None:
+    await state.set("gm:a", b"1")
+    await state.set("gm:c", b"3", ttl=60)
+    await state.incr("gm:b")  # a counter is not a value
+    assert await state.get_many(["gm:a", "gm:b", "gm:c", "gm:none"]) == [b"1", None, b"3", None]
+    assert await state.get_many([]) == []
+
+
 async def test_delete_removes_every_kind_of_entry(state: SharedState) -> None:
     await state.set("d", b"1")
     await state.incr("d", 3)

@@ -63,6 +63,10 @@ class SharedState(Protocol):
 
     async def get(self, key: str) -> bytes | None: ...
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        """The values of ``keys``, in order (one round trip: Redis ``MGET``)."""
+        ...
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None: ...
 
     async def delete(self, key: str) -> None:

@@ -141,6 +141,9 @@ class InProcessState:
             return None
         return value
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        return [await self.get(k) for k in keys]
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         self._values[key] = (value, self._now() + ttl if ttl else 0.0)
 

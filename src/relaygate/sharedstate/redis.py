@@ -230,6 +230,13 @@ class RedisState:
             return value
         return str(value).encode()  # not reached: the client does not decode replies
 
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        if not keys:
+            return []
+        with _errors("MGET"):
+            values = await self._r.mget([self._k("v", k) for k in keys])
+        return [v if v is None or isinstance(v, bytes) else str(v).encode() for v in values]
+
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         with _errors("SET"):
             await self._r.set(self._k("v", key), value, px=_ms(ttl) or None)
