@@ -227,3 +227,32 @@ async def test_request_logs_batch_insert(repo: Repository) -> None:
     assert sum(r["completion_tokens"] for r in await repo.list_request_logs(limit=100)) == 2 * sum(
         range(50)
     )
+
+
+async def test_model_routes_store(repo: Repository) -> None:
+    r0 = await repo.revision()
+    made = await repo.model_routes.create(
+        name="gpt-3.5-turbo-16k", fallbacks=["gpt-3.5-turbo-1106", "gpt-3.5-turbo-0613"]
+    )
+    assert made.fallbacks == ("gpt-3.5-turbo-1106", "gpt-3.5-turbo-0613")
+    assert await repo.revision() > r0
+    with pytest.raises(Conflict):
+        await repo.model_routes.create(name="gpt-3.5-turbo-16k", fallbacks=[])
+    await repo.model_routes.create(name="Qwen/Qwen3-8B", fallbacks=[], hedge_after_ms=800)
+    got = await repo.model_routes.get("Qwen/Qwen3-8B")
+    assert got is not None and got.hedge_after_ms == 800 and got.description == ""
+    assert [r.name for r in await repo.model_routes.list()] == [
+        "Qwen/Qwen3-8B",
+        "gpt-3.5-turbo-16k",
+    ]
+    r1 = await repo.revision()
+    upd = await repo.model_routes.update("gpt-3.5-turbo-16k", {"fallbacks": ["x"]})
+    assert upd is not None and upd.fallbacks == ("x",) and upd.updated_at >= upd.created_at
+    assert await repo.revision() > r1
+    assert await repo.model_routes.update("nope", {"description": "d"}) is None
+    snap = await repo.snapshot()
+    assert snap.routes["gpt-3.5-turbo-16k"].fallbacks == ("x",)
+    assert snap.routes["Qwen/Qwen3-8B"].to_public()["hedge_after_ms"] == 800
+    assert await repo.model_routes.delete("Qwen/Qwen3-8B")
+    assert not await repo.model_routes.delete("Qwen/Qwen3-8B")
+    assert set((await repo.snapshot()).routes) == {"gpt-3.5-turbo-16k"}

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaygate.api.admin_billing import billing_routes
+from relaygate.api.admin_model_routes import model_route_routes
 from relaygate.api.admin_prices import price_routes
 from relaygate.api.admin_reports import AdminKit, report_routes
 from relaygate.catalog import Catalog
@@ -298,6 +299,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         *report_routes(AdminKit(resource, respond, body_of)),  # /logs, /logs.csv, /usage/daily
         *billing_routes(AdminKit(resource, respond, body_of)),  # codes, balances, plans
         *price_routes(AdminKit(resource, respond, body_of)),  # prices, price groups
+        *model_route_routes(AdminKit(resource, respond, body_of)),  # aliases, fallbacks
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, Exception: unexpected})
     return _JSONErrors(app, internal_error)

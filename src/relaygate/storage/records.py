@@ -7,7 +7,15 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["ChannelRecord", "IPNetwork", "KeyRecord", "UserRecord", "amount_text", "ip_networks"]
+__all__ = [
+    "ChannelRecord",
+    "IPNetwork",
+    "KeyRecord",
+    "ModelRouteRecord",
+    "UserRecord",
+    "amount_text",
+    "ip_networks",
+]
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -177,4 +185,30 @@ class ChannelRecord:
             "config": self.config,
             "is_emulator": self.is_emulator,
             "created_at": self.created_at.isoformat(),
+        }
+
+
+@dataclass(slots=True, frozen=True)
+class ModelRouteRecord:
+    """A model route (``services/routes.py`` has the rules): a request for ``name`` is served
+    by name's own channels first (if any), then by each of ``fallbacks`` in order (a
+    fallback that has a route itself expands to its channels, then its fallbacks). A route
+    whose name no channel serves is an *alias*. ``hedge_after_ms``: the hedging threshold
+    for requests of this model (None: no hedging)."""
+
+    name: str
+    fallbacks: tuple[str, ...]
+    hedge_after_ms: int | None
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+    def to_public(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "fallbacks": list(self.fallbacks),
+            "hedge_after_ms": self.hedge_after_ms,
+            "description": self.description,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
         }

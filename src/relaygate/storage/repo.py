@@ -1,9 +1,10 @@
 """``Repository``: one handle on the database for the rest of relaygate.
 
-It holds one store per table (``users``, ``keys``, ``channels``), the snapshot query the
-catalog reloads from, and the request-log table access. Storage only stores: it checks no
-field values. Administrative writes go through ``relaygate.services`` (which validates every
-field first) and reach the stores as ``repo.users``, ``repo.keys`` and ``repo.channels``.
+It holds one store per table (``users``, ``keys``, ``channels``, ``model_routes``, …), the
+snapshot query the catalog reloads from, and the request-log table access. Storage only
+stores: it checks no field values. Administrative writes go through ``relaygate.services``
+(which validates every field first) and reach the stores as ``repo.users``, ``repo.keys``,
+``repo.channels`` and ``repo.model_routes``.
 
 Every configuration write bumps the ``config`` revision in the same transaction, so every
 worker (and node) reloads its in-memory snapshot (see ``relaygate.catalog``).
@@ -24,6 +25,7 @@ from relaygate.storage.crypto import Secrets
 from relaygate.storage.keys import KeyStore
 from relaygate.storage.leases import LeaseStore
 from relaygate.storage.ledger import LedgerStore
+from relaygate.storage.model_routes import ModelRouteStore
 from relaygate.storage.prices import PriceStore
 from relaygate.storage.request_logs import (
     LOG_COLUMNS,
@@ -55,6 +57,7 @@ class Repository:
         self.ledger = LedgerStore(engine)
         self.prices = PriceStore(engine)
         self.leases = LeaseStore(engine)
+        self.model_routes = ModelRouteStore(engine)
 
     # ---- revision and snapshot (catalog) -----------------------------------
     async def revision(self) -> int:
