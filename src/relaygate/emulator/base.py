@@ -8,6 +8,7 @@ import hashlib
 import itertools
 import math
 import os
+import random
 import re
 import struct
 import threading
@@ -178,7 +179,9 @@ class Core:
         self._initial = knobs or Knobs()
         self._knobs = self._initial
         self.stats = Stats(keep_requests)
-        self.failed = 0
+        self.failed = 0  # injected failures since the last configure
+        self.seen = 0  # requests through ``gate`` since the last configure
+        self._rng = random.Random(self._knobs.seed)
         self.stopping = False
         self.ids = IdGen()
         self._hangs: set[asyncio.Future[None]] = set()
@@ -190,22 +193,38 @@ class Core:
     def configure(self, **changes: Any) -> Knobs:
         with self._lock:
             self._knobs = self._knobs.with_changes(**changes)
-            self.failed = 0
+            self._restart()
             return self._knobs
 
     def reset_knobs(self) -> Knobs:
         with self._lock:
             self._knobs = self._initial
-            self.failed = 0
+            self._restart()
             return self._knobs
 
-    def should_fail(self, knobs: Knobs) -> bool:
-        if knobs.fail_status is None:
-            return False
-        if knobs.fail_times >= 0 and self.failed >= knobs.fail_times:
-            return False
-        self.failed += 1
-        return True
+    def _restart(self) -> None:  # under the lock
+        self.failed = 0
+        self.seen = 0
+        self._rng = random.Random(self._knobs.seed)
+
+    def draw(self, knobs: Knobs) -> tuple[bool, int | None]:
+        """Count one request; whether it hangs (``hang_every``) and the status it fails with
+        (``fail_status``/``fail_times``/``fail_every``/``fail_rate``), None to answer it."""
+        with self._lock:
+            self.seen += 1
+            n = self.seen
+            if knobs.hang_every is not None and n % knobs.hang_every == 0:
+                return True, None
+            if knobs.fail_every is not None:
+                hit = n % knobs.fail_every == 0
+            elif knobs.fail_rate > 0:
+                hit = self._rng.random() < knobs.fail_rate
+            else:
+                hit = knobs.fail_status is not None
+            if not hit or 0 <= knobs.fail_times <= self.failed:
+                return False, None
+            self.failed += 1
+            return False, knobs.fail_status or 500
 
     async def hang(self) -> None:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -335,9 +354,11 @@ class Provider(ABC):
                 await self.core.hang()
         if knobs.hang:
             await self.core.hang()
-        if self.core.should_fail(knobs):
-            assert knobs.fail_status is not None
-            raise EarlyResponse(self._with_retry_after(self.error(knobs.fail_status), knobs))
+        hang, fail_status = self.core.draw(knobs)
+        if hang:
+            await self.core.hang()
+        if fail_status is not None:
+            raise EarlyResponse(self._with_retry_after(self.error(fail_status), knobs))
         return None
 
     @staticmethod
@@ -355,9 +376,11 @@ class Provider(ABC):
         return self.keepalive_default if knobs.keepalive is None else knobs.keepalive
 
     @staticmethod
-    async def delay(knobs: Knobs) -> None:
-        if knobs.latency_ms:
-            await asyncio.sleep(knobs.latency_ms / 1000)
+    async def delay(knobs: Knobs, *, first_token: bool = False) -> None:
+        """``latency_ms`` (plus ``first_token_ms`` for a non-streamed answer)."""
+        ms = knobs.latency_ms + knobs.first_token_ms if first_token else knobs.latency_ms
+        if ms:
+            await asyncio.sleep(ms / 1000)
 
     @staticmethod
     def json_response(
@@ -380,7 +403,7 @@ class Provider(ABC):
         With keep-alive (DeepSeek) the headers go out first, then blank lines, then the body.
         """
         if not self.keepalive(knobs):
-            await self.delay(knobs)
+            await self.delay(knobs, first_token=True)
             return self.json_response(payload, headers=headers)
         hdrs = {"Content-Type": JSON_CT}
         if headers:
@@ -388,7 +411,7 @@ class Provider(ABC):
         resp = _CoalescedResponse(status=200, headers=hdrs)
         await resp.prepare(request)
         await resp.write(b"\n")
-        await self.delay(knobs)
+        await self.delay(knobs, first_token=True)
         await resp.write_eof(b"\n" + orjson.dumps(payload))
         return resp
 
@@ -410,21 +433,33 @@ class Provider(ABC):
 
         chunks = plan.chunks
         cut = 1 if trigger == "cut" else knobs.cut_after
-        # (bytes, pause_before)
-        segments: list[tuple[bytes, bool]] = [(plan.head, False)]
-        if trigger == "midstream" or knobs.midstream_error:
-            segments += [(c, i > 0) for i, c in enumerate(chunks[:1])]
-            segments.append((plan.error, True))
-            ending = "error"
-        elif cut is not None:
-            segments += [(c, i > 0) for i, c in enumerate(chunks[:cut])]
-            ending = "cut"
-        else:
-            segments += [(c, i > 0) for i, c in enumerate(chunks)]
-            segments.append((plan.tail, False))
-            ending = "done"
-        ka = KEEPALIVE_COMMENT if self.keepalive(knobs) else b""
         interval = knobs.chunk_interval_ms / 1000
+        first = knobs.first_token_ms / 1000
+        # (bytes, pause before them in seconds)
+        segments: list[tuple[bytes, float]] = [(plan.head, 0.0)]
+        if trigger == "midstream" or knobs.midstream_error:
+            segments += [(c, first) for c in chunks[:1]]
+            segments.append((plan.error, interval))
+            ending = "error"
+        else:
+            sent = chunks if cut is None else chunks[:cut]
+            segments += [(c, interval if i else first) for i, c in enumerate(sent)]
+            if cut is None:
+                segments.append((plan.tail, 0.0))
+                ending = "done"
+            else:
+                ending = "cut"
+        ka = KEEPALIVE_COMMENT if self.keepalive(knobs) else b""
+        # one write per pause: what follows without a pause goes out with what precedes it
+        writes: list[tuple[bytes, float]] = []
+        parts: list[bytes] = []
+        wait = 0.0
+        for seg, pause in segments:
+            if pause > 0 and parts:
+                writes.append((b"".join(parts), wait))
+                parts, wait = [], pause
+            parts.append(ka + seg if ka else seg)
+        writes.append((b"".join(parts), wait))
 
         request[_STREAMING] = True
         stats._bump("streams_started")
@@ -433,16 +468,11 @@ class Provider(ABC):
         final_counter = {"done": "streams_completed", "error": "errors"}.get(ending)
         counted = False
         try:
-            await resp.prepare(request)
-            if interval <= 0:
-                # one send: headers + whole stream (+ chunked terminator)
-                segments = [(b"".join(ka + seg for seg, _ in segments), False)]
-                ka = b""
-            last = len(segments) - 1
-            for i, (seg, pause) in enumerate(segments):
+            await resp.prepare(request)  # the headers go out with the first write
+            last = len(writes) - 1
+            for i, (data, pause) in enumerate(writes):
                 if pause:
-                    await asyncio.sleep(interval)
-                data = ka + seg if ka else seg
+                    await asyncio.sleep(pause)
                 if i < last:
                     await resp.write(data)
                 elif final_counter is None:  # cut

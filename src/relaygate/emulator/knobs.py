@@ -35,12 +35,25 @@ class Knobs:
     ``reply``: the assistant text. ``reasoning``: reasoning/thinking text (deepseek ``*reasoner*``
     models, Anthropic ``thinking``).
     ``usage``: where an OpenAI-family stream puts usage (see ``UsageMode``).
+    ``first_token_ms``: a slow first token. Streams send the headers and the provider's opening
+    events (OpenAI's role chunk, Anthropic's ``message_start``…) at once, then wait this long
+    before the first content chunk; non-streamed answers add it to ``latency_ms``.
     ``fail_status``/``fail_times``: answer that HTTP status (provider error body) for the next
     ``fail_times`` requests (-1 = always); the counter restarts on every ``configure``.
+    ``fail_every``: fail every n-th request instead (n=2: the 2nd, 4th, … fail), with
+    ``fail_status`` (500 when it is None). ``fail_rate``: fail this fraction (0..1) of requests at
+    random instead, drawn from a generator seeded by ``seed`` (None: unseeded). With either, a
+    ``fail_times`` >= 0 caps the number of injected failures. Requests are counted (and the
+    generator re-seeded) from the last ``configure``/reset, over every chat or embeddings request
+    that passes the auth and body checks (the ``error-…``/``hang`` trigger models
+    excepted). ``fail_every`` and ``fail_rate`` exclude each other.
     ``retry_after``: add a ``retry-after`` header (seconds) to injected error responses.
-    ``hang``: never answer. ``cut_after``: in streams, close the connection abruptly after N
-    content chunks (no terminator). ``midstream_error``: after the first content chunk send the
-    provider's in-stream error and end the stream.
+    ``hang``: never answer. ``hang_every``: the n-th, 2n-th, … request never answers (counted
+    like ``fail_every``; a hung request fails no other). A hung request holds nothing but its own
+    connection: the client closing it ends the request.
+    ``cut_after``: in streams, close the connection abruptly after N content chunks (no
+    terminator). ``midstream_error``: after the first content chunk send the provider's in-stream
+    error and end the stream.
     ``keepalive``: DeepSeek ``: keep-alive`` comments / leading blank lines (None = provider
     default: on for deepseek only).
     ``api_key``: expected key (None = any non-empty key); ``require_auth``: False skips auth.
@@ -56,8 +69,13 @@ class Knobs:
     usage: UsageMode = "include_usage"
     fail_status: int | None = None
     fail_times: int = -1
+    fail_every: int | None = None
+    fail_rate: float = 0.0
+    seed: int | None = None
+    first_token_ms: float = 0.0
     retry_after: int | None = None
     hang: bool = False
+    hang_every: int | None = None
     cut_after: int | None = None
     midstream_error: bool = False
     keepalive: bool | None = None
@@ -71,8 +89,25 @@ class Knobs:
             raise ValueError(f"usage must be one of {USAGE_MODES}, not {self.usage!r}")
         if self.chunks < 0:
             raise ValueError("chunks must be >= 0")
-        if self.latency_ms < 0 or self.chunk_interval_ms < 0:
-            raise ValueError("latency_ms and chunk_interval_ms must be >= 0")
+        for name in ("latency_ms", "chunk_interval_ms", "first_token_ms"):
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
+                raise ValueError(f"{name} must be a number >= 0")
+        for name in ("fail_every", "hang_every"):
+            value = getattr(self, name)
+            if value is not None and (
+                not isinstance(value, int) or isinstance(value, bool) or value < 1
+            ):
+                raise ValueError(f"{name} must be an integer >= 1 or null")
+        rate = self.fail_rate
+        if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 <= rate <= 1:
+            raise ValueError("fail_rate must be a number from 0 to 1")
+        if self.fail_every is not None and rate > 0:
+            raise ValueError("fail_every and fail_rate cannot both be set")
+        if self.seed is not None and (
+            not isinstance(self.seed, int) or isinstance(self.seed, bool)
+        ):
+            raise ValueError("seed must be an integer or null")
         if self.fail_status is not None and not 100 <= self.fail_status <= 599:
             raise ValueError("fail_status must be an HTTP status code")
         if self.cut_after is not None and self.cut_after < 0:
