@@ -76,6 +76,10 @@ class UpstreamRequest:
     #: come back as ``message.function_call``; the relay passes it to
     #: ``chat_response`` / ``chat_stream`` (adaptors keep no per-request state)
     legacy_functions: bool = False
+    #: (connect, first byte, idle) in seconds for this call, each None for the transport's
+    #: setting; None (the usual case) for all three: set by the relay from a channel's
+    #: ``config.timeouts`` (``transport/base.py``)
+    timeouts: tuple[float | None, float | None, float | None] | None = None
 
 
 def _int(value: Any) -> int:

@@ -5,6 +5,14 @@ Proxies: the same choice as ``fast`` (``transport/proxy.py``), passed to aiohttp
 with CONNECT and sends http targets in absolute form, like ``fast``. The total deadline
 is aiohttp's ``ClientTimeout(total=…)`` plus a check per body chunk (aiohttp checks its
 timer only while waiting for data).
+
+Timeouts: the session's ``ClientTimeout`` carries the connect (``sock_connect``) and idle
+(``sock_read``) timeouts, ``asyncio.timeout`` the first-byte one. aiohttp starts ``sock_read``
+as soon as the request is sent, so it would also cut the wait for the headers; when the idle
+timeout is shorter than the first-byte one, and for a request with its own ``timeouts``, the call
+runs with ``sock_read`` off until the headers arrive and the idle timeout is set on the
+connection then (``ResponseHandler.read_timeout``, as aiohttp does for websockets). Other
+requests take the session's timeout as it is.
 """
 
 from __future__ import annotations
@@ -22,11 +30,13 @@ from relaygate.errors import RelayError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
 from relaygate.settings import Settings
 from relaygate.transport.base import (
+    connect_timed_out,
+    first_byte_timed_out,
+    idle_timed_out,
     interrupted,
     make_ssl_context,
     proxy_refused,
     proxy_unreachable,
-    timed_out,
     tls_failed,
     too_large,
     total_expired,
@@ -40,7 +50,7 @@ _ProxyArgs = tuple[str | None, dict[str, str] | None, dict[str, str] | None]
 
 
 class _Response:
-    __slots__ = ("_deadline", "_limit", "_loop", "_resp")
+    __slots__ = ("_deadline", "_idle", "_limit", "_loop", "_resp")
 
     def __init__(
         self,
@@ -48,11 +58,13 @@ class _Response:
         deadline: float,
         limit: int,
         loop: asyncio.AbstractEventLoop,
+        idle: float,
     ) -> None:
         self._resp = resp
         self._deadline = deadline
         self._limit = limit
         self._loop = loop
+        self._idle = idle
 
     @property
     def status(self) -> int:
@@ -100,7 +112,7 @@ class _Response:
     def _timeout(self) -> UpstreamTimeout:
         if self._loop.time() >= self._deadline - 0.001:
             return total_expired()
-        return timed_out(False)
+        return idle_timed_out(self._idle)
 
 
 class AiohttpTransport:
@@ -116,6 +128,11 @@ class AiohttpTransport:
         self._ssl: ssl.SSLContext = make_ssl_context(settings)
         self._proxies = proxies if proxies is not None else ProxyResolver()
         self._proxy_of: dict[tuple[str, str | None], _ProxyArgs] = {}
+        # sock_read would cut the header wait short: such defaults take the per-request path
+        self._default_timeouts: tuple[None, None, None] | None = (
+            (None, None, None) if settings.read_timeout < settings.first_byte_timeout else None
+        )
+        self._timeout_of: dict[float, aiohttp.ClientTimeout] = {}
 
     async def start(self) -> None:
         connector = aiohttp.TCPConnector(
@@ -136,6 +153,17 @@ class AiohttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+
+    def _headers_timeout(self, connect: float) -> aiohttp.ClientTimeout:
+        """The session's timeout with ``connect`` and no ``sock_read`` (set after the headers)."""
+        timeout = self._timeout_of.get(connect)
+        if timeout is None:
+            if len(self._timeout_of) >= 64:
+                self._timeout_of.clear()
+            timeout = self._timeout_of[connect] = aiohttp.ClientTimeout(
+                total=self._timeout.total, sock_connect=connect, sock_read=None
+            )
+        return timeout
 
     def _proxy(self, req: UpstreamRequest) -> _ProxyArgs:
         cache_key = (req.url, req.proxy)
@@ -166,12 +194,23 @@ class AiohttpTransport:
     @asynccontextmanager
     async def request(self, req: UpstreamRequest, *, stream: bool) -> AsyncIterator[_Response]:
         assert self._session is not None, "transport not started"
+        settings = self._settings
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._total
         proxy_url, proxy_headers, extra_headers = self._proxy(req)
         headers = req.headers if extra_headers is None else {**req.headers, **extra_headers}
+        timeouts = req.timeouts if req.timeouts is not None else self._default_timeouts
+        connect = settings.connect_timeout
+        first_byte = settings.first_byte_timeout
+        idle = settings.read_timeout
+        timeout = self._timeout
+        if timeouts is not None:
+            connect = connect if timeouts[0] is None else timeouts[0]
+            first_byte = first_byte if timeouts[1] is None else timeouts[1]
+            idle = idle if timeouts[2] is None else timeouts[2]
+            timeout = self._headers_timeout(connect)
         try:
-            async with asyncio.timeout(self._settings.first_byte_timeout):
+            async with asyncio.timeout(first_byte):
                 resp = await self._session.request(
                     req.method,
                     req.url,
@@ -179,10 +218,15 @@ class AiohttpTransport:
                     headers=headers,
                     proxy=proxy_url,
                     proxy_headers=proxy_headers,
+                    timeout=timeout,
                 )
+        except aiohttp.ConnectionTimeoutError as exc:
+            raise connect_timed_out(connect) from exc
+        except aiohttp.SocketTimeoutError as exc:  # sock_read while waiting for the headers
+            raise idle_timed_out(idle) from exc
         except TimeoutError as exc:
             late = loop.time() >= deadline - 0.001
-            raise (total_expired() if late else timed_out(True)) from exc
+            raise (total_expired() if late else first_byte_timed_out(first_byte)) from exc
         except aiohttp.ClientConnectorCertificateError as exc:
             cert_error = exc.certificate_error
             if isinstance(cert_error, ssl.SSLCertVerificationError):
@@ -199,8 +243,14 @@ class AiohttpTransport:
         if proxy_url is not None and resp.status == 407:  # absolute form: the proxy answered
             resp.close()
             raise proxy_refused(407, resp.reason or "")
+        if timeouts is not None:  # the headers are in: the idle timeout from now on
+            conn = resp.connection
+            protocol = conn.protocol if conn is not None else None
+            if protocol is not None:
+                protocol.read_timeout = idle
+                protocol.start_timeout()
         try:
-            yield _Response(resp, deadline, self._settings.max_upstream_body_bytes, loop)
+            yield _Response(resp, deadline, settings.max_upstream_body_bytes, loop, idle)
         except BaseException:
             resp.close()  # failed or cancelled: do not reuse a half-read connection
             raise

@@ -20,6 +20,12 @@ certificates verified against the system store or ``RELAYGATE_CA_BUNDLE``; the
 proxy of ``transport/proxy.py``; ``read()`` refuses a body larger than
 ``RELAYGATE_MAX_UPSTREAM_BODY_BYTES``; ``RELAYGATE_TOTAL_TIMEOUT`` bounds a whole
 exchange from the start of ``request()`` to the last byte.
+
+Per request, ``UpstreamRequest.timeouts`` (connect, first byte, idle; each None for the
+setting) overrides ``RELAYGATE_CONNECT_TIMEOUT``, ``RELAYGATE_FIRST_BYTE_TIMEOUT`` and
+``RELAYGATE_READ_TIMEOUT`` (a channel's ``config.timeouts``); for a request without it that
+costs one comparison and no allocation. The ``UpstreamTimeout`` message names the timeout that
+fired and its length.
 """
 
 from __future__ import annotations
@@ -36,11 +42,13 @@ from relaygate.settings import Settings
 __all__ = [
     "Transport",
     "UpstreamResponse",
+    "connect_timed_out",
+    "first_byte_timed_out",
+    "idle_timed_out",
     "interrupted",
     "make_ssl_context",
     "proxy_refused",
     "proxy_unreachable",
-    "timed_out",
     "tls_failed",
     "too_large",
     "total_expired",
@@ -68,10 +76,25 @@ class Transport(Protocol):
     ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
 
 
-def timed_out(waiting_for_headers: bool) -> UpstreamTimeout:
-    if waiting_for_headers:
-        return UpstreamTimeout("The upstream provider did not answer in time.")
-    return UpstreamTimeout("The upstream provider stopped sending in time.")
+def connect_timed_out(seconds: float) -> UpstreamTimeout:
+    """No connection within the connect timeout (through a proxy: connect, CONNECT, TLS)."""
+    return UpstreamTimeout(
+        f"The upstream provider did not answer in time (connect timeout, {seconds:g} s)."
+    )
+
+
+def first_byte_timed_out(seconds: float) -> UpstreamTimeout:
+    """No response headers within the first-byte timeout, counted from the call's start."""
+    return UpstreamTimeout(
+        f"The upstream provider did not answer in time (first byte timeout, {seconds:g} s)."
+    )
+
+
+def idle_timed_out(seconds: float) -> UpstreamTimeout:
+    """The body went silent for longer than the idle (read) timeout."""
+    return UpstreamTimeout(
+        f"The upstream provider stopped sending in time (idle timeout, {seconds:g} s)."
+    )
 
 
 def interrupted(connecting: bool) -> UpstreamError:

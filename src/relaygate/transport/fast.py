@@ -11,7 +11,9 @@ the disconnect at once.
 Through a proxy (``transport/proxy.py``), https targets get a CONNECT tunnel
 (``transport/tunnel.py``) with TLS inside; http targets are sent to the proxy in
 absolute form (``POST http://host/path``). The total deadline costs one float
-comparison per received segment plus the read timer that exists anyway.
+comparison per received segment plus the read timer that exists anyway. Per-request
+timeouts (``UpstreamRequest.timeouts``) are read once per exchange: the idle timeout and the
+first-byte timeout ride on the connection as two floats set with the exchange.
 """
 
 from __future__ import annotations
@@ -28,10 +30,12 @@ from relaygate.errors import RelayError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
 from relaygate.settings import Settings
 from relaygate.transport.base import (
+    connect_timed_out,
+    first_byte_timed_out,
+    idle_timed_out,
     interrupted,
     make_ssl_context,
     proxy_refused,
-    timed_out,
     tls_failed,
     too_large,
     total_expired,
@@ -62,6 +66,8 @@ class _Conn(asyncio.Protocol):
         self._idle = False  # waiting in the pool
         self._idle_since = 0.0
         self._body: deque[bytes] = deque()
+        self._first_byte = owner._first_byte_timeout  # this exchange's timeouts (_begin)
+        self._idle_timeout = owner._read_timeout
         self._reset()
 
     def _reset(self) -> None:
@@ -216,10 +222,14 @@ class _Conn(asyncio.Protocol):
 
     # -- internals --------------------------------------------------------
 
-    def _begin(self, data: bytes, head_only: bool, deadline: float) -> None:
+    def _begin(
+        self, data: bytes, head_only: bool, deadline: float, first_byte: float, idle: float
+    ) -> None:
         self._reset()
         self._head_only = head_only
         self._deadline = deadline
+        self._first_byte = first_byte
+        self._idle_timeout = idle
         assert self._transport is not None
         self._transport.write(data)
 
@@ -232,7 +242,7 @@ class _Conn(asyncio.Protocol):
 
     async def _wait_body(self) -> None:
         if self._read_timer is None:
-            when = min(self._last_data + self._owner._read_timeout, self._deadline)
+            when = min(self._last_data + self._idle_timeout, self._deadline)
             self._read_timer = self._loop.call_at(when, self._check_read)
         await self._wait()
 
@@ -246,9 +256,9 @@ class _Conn(asyncio.Protocol):
             return
         if self._waiter is None:
             return  # nobody is waiting: re-armed by the next wait
-        limit = self._owner._read_timeout
+        limit = self._idle_timeout
         if now - self._last_data >= limit - 0.001:
-            self._fail(timed_out(False))
+            self._fail(idle_timed_out(limit))
         else:
             when = min(self._last_data + limit, self._deadline)
             self._read_timer = self._loop.call_at(when, self._check_read)
@@ -256,7 +266,7 @@ class _Conn(asyncio.Protocol):
     def _headers_expired(self) -> None:
         if self._phase == 0:
             late = self._loop.time() >= self._deadline - 0.001
-            self._fail(total_expired() if late else timed_out(True))
+            self._fail(total_expired() if late else first_byte_timed_out(self._first_byte))
 
     def _over_high_water(self) -> None:
         if self._reading_all:
@@ -321,16 +331,27 @@ class _Exchange:
         loop = t._loop
         now = loop.time()
         total = now + t._total_timeout if t._total_timeout > 0 else math.inf
-        deadline = min(now + t._first_byte_timeout, total)
+        timeouts = req.timeouts
+        first_byte = t._first_byte_timeout
+        idle = t._read_timeout
+        if timeouts is not None:
+            if timeouts[1] is not None:
+                first_byte = timeouts[1]
+            if timeouts[2] is not None:
+                idle = timeouts[2]
+        deadline = min(now + first_byte, total)
         head_only = req.method.upper() == "HEAD"
         for attempt in (0, 1):
             conn = t._acquire(key) if attempt == 0 else None
             if conn is None:
-                conn = await t._connect(key, deadline)
+                connect = t._connect_timeout
+                if timeouts is not None and timeouts[0] is not None:
+                    connect = timeouts[0]
+                conn = await t._connect(key, connect, deadline, first_byte, total)
             self._conn = conn
             timer = loop.call_at(deadline, conn._headers_expired)
             try:
-                conn._begin(data, head_only, total)
+                conn._begin(data, head_only, total, first_byte, idle)
                 while conn._phase == 0:
                     err = conn._error
                     if err is not None:
@@ -431,10 +452,13 @@ class FastTransport:
                 del self._pool[key]
         self._sweeper = self._loop.call_later(_SWEEP_EVERY, self._sweep)
 
-    async def _connect(self, key: _Key, deadline: float) -> _Conn:
+    async def _connect(
+        self, key: _Key, connect: float, deadline: float, first_byte: float, total: float
+    ) -> _Conn:
+        """A new connection within ``connect`` seconds and before the headers' ``deadline``."""
         scheme, host, port, proxy = key
         ctx = self._ssl if scheme == "https" else None
-        budget = min(self._connect_timeout, deadline - self._loop.time())
+        budget = min(connect, deadline - self._loop.time())
         try:
             async with asyncio.timeout(max(budget, 0.0)):
                 if proxy is None:
@@ -450,7 +474,10 @@ class FastTransport:
                         self._loop, proxy, host, port, ctx, lambda: _Conn(self, key)
                     )
         except TimeoutError as exc:
-            raise timed_out(True) from exc
+            if budget >= connect:
+                raise connect_timed_out(connect) from exc
+            late = self._loop.time() >= total - 0.001
+            raise (total_expired() if late else first_byte_timed_out(first_byte)) from exc
         except ssl.SSLCertVerificationError as exc:
             raise tls_failed(exc) from exc
         except (OSError, ValueError) as exc:
