@@ -26,7 +26,12 @@ async def test_user_rules(repo: Repository) -> None:
     assert (await svc.update_user(u.id, {"status": "disabled"})).status == "disabled"
 
 
-CHANNEL: dict[str, Any] = {"name": "c", "base_url": "http://x", "keys": ["k"], "models": ["m"]}
+CHANNEL: dict[str, Any] = {
+    "name": "c",
+    "base_url": "http://127.0.0.1:9",
+    "keys": ["k"],
+    "models": ["m"],
+}
 
 
 @pytest.mark.parametrize(

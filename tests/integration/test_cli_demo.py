@@ -162,7 +162,7 @@ def test_cli_user_key_channel(tmp_path: Path) -> None:
             "--profile",
             "azure",
             "--base-url",
-            "https://x.openai.azure.com",
+            "https://127.0.0.1:9",
             "--api-key",
             "secret-up",
             "--models",

@@ -169,7 +169,7 @@ def test_channel_create_normalizes() -> None:
         ({"priority": "high"}, "priority", "integer"),
         ({"priority": True}, "priority", "boolean"),
         ({"priority": 1.5}, "priority", "integer"),
-        ({"weight": 0}, "weight", "1"),
+        ({"weight": -1}, "weight", ">= 0"),
         ({"weight": None}, "weight", "integer"),
         ({"config": []}, "config", "object"),
         ({"config": {"api_version": 5}}, "config.api_version", "string"),

@@ -17,10 +17,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from relaygate.errors import InvalidRequest, NotFound
+from relaygate.services.channel_checks import ChannelShape, check_host_resolves, check_weights
 from relaygate.services.validation import (
     ValidationError,
     check_key_status_change,
     parse_id,
+    split_force,
     validate_channel_create,
     validate_channel_patch,
     validate_key_create,
@@ -162,20 +164,49 @@ class AdminService:
     async def create_channel(
         self, body: Mapping[str, Any], *, is_emulator: bool = False
     ) -> ChannelRecord:
-        """``is_emulator`` marks the demo's built-in emulator channels (not settable by input)."""
+        """``is_emulator`` marks the demo's built-in emulator channels (not settable by input).
+
+        Besides the fields, refused: a save that leaves a model with enabled channels whose
+        weights are all 0, and a base URL whose host does not resolve (unless the body says
+        ``"force": true``; see ``services/channel_checks.py``)."""
+        body, force = split_force(body)
         fields = validate_channel_create(body)
+        new = ChannelShape(fields["name"], fields["status"], fields["weight"], fields["models"])
+        others = [_shape(c) for c in await self.repo.channels.list()]
+        check_weights([*others, new], new.models, "weight")
+        await check_host_resolves(fields["base_url"], fields["config"], force=force)
         return await self.repo.channels.create(**fields, is_emulator=is_emulator)
 
     async def update_channel(self, channel_id: Any, body: Mapping[str, Any]) -> ChannelRecord:
+        """The same checks as :meth:`create_channel`, on the channel as the patch leaves it
+        (the DNS check only when the patch changes ``base_url``)."""
         cid = parse_id("channel_id", channel_id)
         current = await self._channel(cid)
+        body, force = split_force(body)
         fields = validate_channel_patch(body, provider=current.provider)
+        after = ChannelShape(
+            fields.get("name", current.name),
+            fields.get("status", current.status),
+            fields.get("weight", current.weight),
+            tuple(fields.get("models", current.models)),
+        )
+        others = [_shape(c) for c in await self.repo.channels.list() if c.id != cid]
+        which = next((f for f in ("weight", "status", "models") if f in fields), None)
+        check_weights([*others, after], {*current.models, *after.models}, which)
+        if "base_url" in fields and fields["base_url"] != current.base_url:
+            config = fields.get("config", current.config)
+            await check_host_resolves(fields["base_url"], config, force=force)
         if not await self.repo.channels.update(cid, fields):
             raise NotFound(f"No channel with id {cid}.", param="channel_id")
         return await self._channel(cid)
 
     async def delete_channel(self, channel_id: Any) -> None:
+        """Refused when it would leave a model with only weight-0 enabled channels."""
         cid = parse_id("channel_id", channel_id)
+        channels = await self.repo.channels.list()
+        gone = next((c for c in channels if c.id == cid), None)
+        if gone is not None:
+            check_weights([_shape(c) for c in channels if c.id != cid], gone.models, None)
         if not await self.repo.channels.delete(cid):
             raise NotFound(f"No channel with id {cid}.", param="channel_id")
 
@@ -189,3 +220,7 @@ class AdminService:
     async def list_logs(self, params: Mapping[str, str]) -> list[dict[str, Any]]:
         limit, user_id = validate_log_query(params)
         return await self.repo.list_request_logs(limit, user_id)
+
+
+def _shape(ch: ChannelRecord) -> ChannelShape:
+    return ChannelShape(ch.name, ch.status, ch.weight, ch.models)

@@ -26,6 +26,7 @@ from relaygate.services.fields import (
     Field,
     Schema,
     ValidationError,
+    boolean,
     choice,
     http_url,
     integer,
@@ -40,13 +41,16 @@ from relaygate.services.fields import (
 
 __all__ = [
     "CHANNEL",
+    "CHANNEL_STATUSES",
     "IP_ALLOW_MAX",
     "KEY",
     "LOG_LIMIT_MAX",
+    "OPERATOR_CHANNEL_STATUSES",
     "USER",
     "ValidationError",
     "check_key_status_change",
     "parse_id",
+    "split_force",
     "validate_channel_create",
     "validate_channel_patch",
     "validate_key_create",
@@ -60,7 +64,14 @@ USER_ROLES = ("user", "admin")
 USER_STATUSES = ("active", "disabled")
 KEY_KINDS = ("api", "personal", "admin")
 KEY_STATUSES = ("active", "disabled", "revoked")
-CHANNEL_STATUSES = ("enabled", "disabled")
+#: every status a channel can have; ``auto_disabled`` is set by the gateway only (rejected
+#: credentials), an operator sets ``enabled`` or ``disabled``
+CHANNEL_STATUSES = ("enabled", "disabled", "auto_disabled")
+OPERATOR_CHANNEL_STATUSES = ("enabled", "disabled")
+TIMEOUT_MAX_S = 3600  # config.timeouts.*: seconds
+QUEUE_TIMEOUT_MAX_S = 60
+QUEUE_SIZE_MAX = 10_000
+CHANNEL_GROUPS_MAX = 64
 LOG_LIMIT_MAX = 1000
 IP_ALLOW_MAX = 100  # addresses / networks in one key's allow-list
 GROUP_RE = re.compile(r"[a-z0-9_-]{1,32}")
@@ -236,6 +247,39 @@ def _proxy(name: str, value: Any) -> str:
     return value
 
 
+def _seconds(low: float, high: float, *, low_exclusive: bool) -> Any:
+    """A number of seconds in ``low``..``high`` (``low`` itself refused when exclusive)."""
+    above = f"> {low:g}" if low_exclusive else f">= {low:g}"
+
+    def check(name: str, value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValidationError(name, f"`{name}` must be a number of seconds.")
+        if value != value or (value <= low if low_exclusive else value < low) or value > high:
+            raise ValidationError(
+                name, f"`{name}` must be a number of seconds {above} and <= {high:g}, not {value}."
+            )
+        return float(value) if isinstance(value, float) else value
+
+    return check
+
+
+_TIMEOUT_KEYS = ("connect", "first_byte", "idle")
+_timeout_s = _seconds(0, TIMEOUT_MAX_S, low_exclusive=True)
+
+
+def _timeouts(name: str, value: Any) -> dict[str, float]:
+    """``{"connect": s, "first_byte": s, "idle": s}``, each optional: the connect timeout,
+    the wait for the first byte of the answer, and the longest pause between chunks."""
+    obj = json_object(name, value)
+    unknown = [k for k in obj if k not in _TIMEOUT_KEYS]
+    if unknown:
+        raise ValidationError(
+            f"{name}.{unknown[0]}",
+            f"Unknown key `{unknown[0]}` in `{name}`; known: {', '.join(_TIMEOUT_KEYS)}.",
+        )
+    return {k: _timeout_s(f"{name}.{k}", v) for k, v in obj.items()}
+
+
 _CONFIG_KEYS: dict[str, Any] = {  # known provider extras, checked when present
     "proxy": _proxy,
     "headers": string_map(string(1, 128, no_space=True), string(0, 4096)),
@@ -246,6 +290,14 @@ _CONFIG_KEYS: dict[str, Any] = {  # known provider extras, checked when present
         string(1, 256), string_list(0, string(1, 128)), expected="a string or an array of strings"
     ),
     "default_max_tokens": integer(1),
+    # routing (docs/admin-api.md "Channel routing fields")
+    "groups": string_list(0, string(1, 64, no_space=True), max_items=CHANNEL_GROUPS_MAX),
+    "timeouts": _timeouts,
+    "max_concurrency": integer(1),
+    "key_concurrency": integer(1),
+    "queue_timeout": _seconds(0, QUEUE_TIMEOUT_MAX_S, low_exclusive=False),
+    "queue_size": integer(0, QUEUE_SIZE_MAX),
+    "test_model": string(1, 128, no_space=True),
 }
 
 
@@ -255,6 +307,24 @@ def _config(name: str, value: Any) -> dict[str, Any]:
         if key in obj:
             obj[key] = check(f"{name}.{key}", obj[key])
     return obj
+
+
+def _operator_status(name: str, value: Any) -> str:
+    if value == "auto_disabled":
+        raise ValidationError(
+            name,
+            f"`{name}` 'auto_disabled' is set by the gateway when the upstream rejects the "
+            "channel's credentials; set 'enabled' or 'disabled'.",
+        )
+    return str(choice(*OPERATOR_CHANNEL_STATUSES)(name, value))
+
+
+def split_force(body: Mapping[str, Any]) -> tuple[Mapping[str, Any], bool]:
+    """``body`` without ``force``, and ``force``: an instruction (for a channel: skip the
+    base URL's DNS check), not a field that is stored."""
+    if not isinstance(body, Mapping) or "force" not in body:
+        return body, False
+    return {k: v for k, v in body.items() if k != "force"}, boolean("force", body["force"])
 
 
 CHANNEL = Schema(
@@ -268,8 +338,9 @@ CHANNEL = Schema(
         "models": Field(_model_names, required=True),
         "model_mapping": Field(string_map(value=string(1, 128, no_space=True)), default={}),
         "priority": Field(integer(), default=0),
-        "weight": Field(integer(1, INT_MAX), default=1),
-        "status": Field(choice(*CHANNEL_STATUSES), default="enabled"),
+        # 0: a standby channel, used only when the weighted channels of its tier fail
+        "weight": Field(integer(0, INT_MAX), default=1),
+        "status": Field(_operator_status, default="enabled"),
         "config": Field(_config, default={}),
     },
     aliases={"api_key": "keys"},
@@ -291,7 +362,8 @@ def _check_profile(provider: str, profile: str) -> None:
 
 def validate_channel_create(body: Mapping[str, Any]) -> dict[str, Any]:
     """``keys`` (an array) or ``api_key`` (one key) give the upstream keys: none at all is fine
-    (e.g. a local Ollama), an empty string is not."""
+    (e.g. a local Ollama), an empty string is not. ``force`` is the caller's
+    (:func:`split_force`)."""
     out = CHANNEL.create(body)
     if "api_key" in out:
         if "keys" in body:
