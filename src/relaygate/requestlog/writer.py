@@ -72,6 +72,7 @@ def _row(
         ctx.counts,
         ctx.package_id,
         ctx.billing,
+        orjson.dumps([a.to_json() for a in ctx.attempts]).decode() if ctx.attempts else None,
     )
 
 

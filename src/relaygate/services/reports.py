@@ -3,7 +3,8 @@ and the daily aggregates, from query-string parameters to JSON-able dicts.
 
 The admin API (``relaygate.api.admin_reports``) calls the ``admin_*`` functions; the
 user-facing account API calls the ``user_*`` ones, which take the caller's user id and
-force every query to it (a user never sees another user's rows, nor channel ids).
+force every query to it (a user never sees another user's rows, nor channel ids: the
+``attempts`` chain, which names channels, is shown to admins only, as a JSON array).
 
 Every parameter is checked before the database is asked; a bad one is a
 :class:`~relaygate.services.fields.ValidationError` naming it (``param``). Money is shown
@@ -20,6 +21,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, cast
+
+import orjson
 
 from relaygate.billing.money import format_amount
 from relaygate.services.fields import ValidationError, iso_datetime, string
@@ -224,7 +227,7 @@ def _columns(admin: bool) -> tuple[str, ...]:
     """The fields of a shown row, in order; cost is followed by cost_units."""
     out: list[str] = []
     for name in LOG_FIELDS:
-        if name == "channel_id" and not admin:
+        if name in ("channel_id", "attempts") and not admin:
             continue
         out.append(name)
         if name == "cost":
@@ -245,9 +248,23 @@ def _present(row: Mapping[str, Any], columns: tuple[str, ...]) -> dict[str, Any]
             out[name] = int(row["cost"])
         elif name == "created_at":
             out[name] = row[name].isoformat()
+        elif name == "attempts":
+            out[name] = _attempts(row[name])
         else:
             out[name] = row[name]
     return out
+
+
+def _attempts(raw: Any) -> list[Any] | None:
+    """The stored attempt chain (JSON text) as an array; None when there is none (a
+    request served by its first attempt) or the text is not an array."""
+    if not raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, list) else None
 
 
 def csv_cell(value: Any) -> str:
@@ -283,8 +300,16 @@ def _csv_chunk(rows: list[dict[str, Any]], columns: tuple[str, ...], header: boo
         w.writerow(columns)
     for r in rows:
         shown = _present(r, columns)
-        # the cost string is the gateway's own number: written as it is
-        w.writerow([shown[c] if c == "cost" else csv_cell(shown[c]) for c in columns])
+        # the cost string is the gateway's own number: written as it is; the attempt
+        # chain as its JSON text
+        w.writerow(
+            [
+                shown[c]
+                if c == "cost"
+                else csv_cell(r["attempts"] if c == "attempts" else shown[c])
+                for c in columns
+            ]
+        )
     return buf.getvalue().encode()
 
 

@@ -42,6 +42,7 @@ LOG_COLUMNS = (
     "counts",
     "package_id",
     "billing",
+    "attempts",  # JSON text: the attempt chain (context.Attempt.to_json), None when one attempt
 )
 LogRow = tuple[Any, ...]  # one request-log row, values in LOG_COLUMNS order; created_at a datetime
 # Values of trailing columns a shorter row leaves out (rows built before these columns existed).
@@ -53,6 +54,7 @@ _TRAILING_DEFAULTS: dict[str, Any] = {
     "counts": 0,
     "package_id": None,
     "billing": None,
+    "attempts": None,
 }
 _N = len(LOG_COLUMNS)
 _PAD = tuple(_TRAILING_DEFAULTS.values())
@@ -150,6 +152,8 @@ async def list_request_logs(
     for r in rows:
         d = {str(k): v for k, v in r._asdict().items()}
         d["created_at"] = (_aware(d["created_at"]) or _now()).isoformat()
+        if d.get("attempts"):  # the attempt chain: stored as JSON text, shown as an array
+            d["attempts"] = orjson.loads(d["attempts"])
         out.append(d)
     return out
 
