@@ -47,6 +47,7 @@ from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
 from relaygate.requestlog.retention import UsageRollup
 from relaygate.requestlog.writer import UsageLogWriter
+from relaygate.routing.health import ChannelHealth
 from relaygate.routing.router import Router
 from relaygate.routing.tokens import TokenCache
 from relaygate.settings import Settings
@@ -164,15 +165,30 @@ class RelayGateApp:
             access.start()
         shared = await create_shared_state(s)  # Redis when RELAYGATE_REDIS_URL is set
         billing = self._billing(repo, catalog, usage_log, prices)
+        router = Router(catalog)
+        tokens = TokenCache(transport)
+        adaptors = AdaptorRegistry()
+        health = ChannelHealth(
+            catalog=catalog,
+            channels=repo.channels,
+            router=router,
+            adaptors=adaptors,
+            tokens=tokens,
+            transport=transport,
+            shared=shared,
+            test_timeout=s.channel_test_timeout,
+            reject_ttl=s.key_reject_ttl,
+        )
+        health.start(s.channel_test_interval)  # shared view of rejected keys; the scheduler
         self.state = AppState(
             settings=s,
             secrets=secrets,
             repo=repo,
             catalog=catalog,
             transport=transport,
-            adaptors=AdaptorRegistry(),
-            router=Router(catalog),
-            tokens=TokenCache(transport),
+            adaptors=adaptors,
+            router=router,
+            tokens=tokens,
             shared=shared,
             filters=FilterChain(
                 [
@@ -183,6 +199,7 @@ class RelayGateApp:
             ),
             billing=billing,
             usage_log=usage_log,
+            health=health,
             access_log=access,
             prices=prices,
         )
@@ -255,6 +272,7 @@ class RelayGateApp:
         if st is None:
             return
         st.ready = False
+        await st.health.stop()
         await st.catalog.stop()
         if self._book is not None:
             await self._book.close()  # idle budget shares back to their budgets

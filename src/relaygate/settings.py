@@ -61,6 +61,10 @@ class Settings:
     total_timeout: float = 1800.0  # whole upstream exchange, from sending to the last byte; 0: off
     max_upstream_body_bytes: int = 64 * 1024 * 1024  # largest non-streamed upstream body read
     ca_bundle: str = ""  # PEM file of trusted CAs for upstream TLS (empty: the system store)
+    # channel health (docs/channel-health.md)
+    channel_test_timeout: float = 15.0  # a channel test's whole exchange
+    channel_test_interval: float = 60.0  # re-test auto-disabled channels this often; 0: off
+    key_reject_ttl: float = 600.0  # an upstream key the upstream refused stays out this long
     # accounts and billing (docs/billing.md)
     api_key_prefix: str = "zk-"  # API keys (code, high concurrency); RELAYGATE_KEY_PREFIX too
     personal_key_prefix: str = "zp-"  # personal keys (one person in AI tools)
@@ -130,6 +134,9 @@ class Settings:
             total_timeout=_float("RELAYGATE_TOTAL_TIMEOUT", 1800.0),
             max_upstream_body_bytes=_int("RELAYGATE_MAX_UPSTREAM_BODY_BYTES", 64 * 1024 * 1024),
             ca_bundle=os.environ.get("RELAYGATE_CA_BUNDLE") or os.environ.get("SSL_CERT_FILE", ""),
+            channel_test_timeout=_float("RELAYGATE_CHANNEL_TEST_TIMEOUT", 15.0),
+            channel_test_interval=_float("RELAYGATE_CHANNEL_TEST_INTERVAL", 60.0),
+            key_reject_ttl=_float("RELAYGATE_KEY_REJECT_TTL", 600.0),
         )
         return s
 

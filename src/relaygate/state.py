@@ -9,6 +9,7 @@ from relaygate.billing.prices import PriceTable
 from relaygate.catalog import Catalog
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.requestlog.writer import UsageLogWriter
+from relaygate.routing.health import ChannelHealth
 from relaygate.routing.router import Router
 from relaygate.routing.tokens import TokenCache
 from relaygate.settings import Settings
@@ -35,6 +36,8 @@ class AppState:
     filters: FilterChain
     billing: BillingStage
     usage_log: UsageLogWriter | None
+    # rejected upstream keys, auto-disable, channel tests (routing/health.py)
+    health: ChannelHealth
     access_log: AccessLog | None = None
     # model prices and group multipliers (billing/prices.py); reloaded in place
     prices: PriceTable = field(default_factory=PriceTable.build)

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaygate.api.admin_billing import billing_routes
+from relaygate.api.admin_health import health_routes
 from relaygate.api.admin_model_routes import model_route_routes
 from relaygate.api.admin_prices import price_routes
 from relaygate.api.admin_reports import AdminKit, report_routes
@@ -295,6 +296,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         resource("/keys/{id}", {"PATCH": update_key, "DELETE": delete_key}),
         resource("/channels", {"GET": list_channels, "POST": create_channel}),
         resource("/channels/{id}", {"PATCH": update_channel, "DELETE": delete_channel}),
+        *health_routes(AdminKit(resource, respond, body_of)),  # /channels/{id}/test
         resource("/providers", {"GET": list_providers}),
         *report_routes(AdminKit(resource, respond, body_of)),  # /logs, /logs.csv, /usage/daily
         *billing_routes(AdminKit(resource, respond, body_of)),  # codes, balances, plans
