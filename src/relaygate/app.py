@@ -47,8 +47,10 @@ from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
 from relaygate.requestlog.retention import UsageRollup
 from relaygate.requestlog.writer import UsageLogWriter
+from relaygate.routing.breakers import Breakers
 from relaygate.routing.health import ChannelHealth
 from relaygate.routing.router import Router
+from relaygate.routing.slots import Slots
 from relaygate.routing.tokens import TokenCache
 from relaygate.settings import Settings
 from relaygate.sharedstate.factory import create_shared_state
@@ -165,7 +167,9 @@ class RelayGateApp:
             access.start()
         shared = await create_shared_state(s)  # Redis when RELAYGATE_REDIS_URL is set
         billing = self._billing(repo, catalog, usage_log, prices)
-        router = Router(catalog)
+        router = Router(catalog, s.affinity)
+        breakers = Breakers(shared, s)
+        breakers.start(router.scopes)
         tokens = TokenCache(transport)
         adaptors = AdaptorRegistry()
         health = ChannelHealth(
@@ -179,6 +183,7 @@ class RelayGateApp:
             test_timeout=s.channel_test_timeout,
             reject_ttl=s.key_reject_ttl,
         )
+        router.usable_keys = health.usable_keys
         health.start(s.channel_test_interval)  # shared view of rejected keys; the scheduler
         self.state = AppState(
             settings=s,
@@ -200,6 +205,8 @@ class RelayGateApp:
             billing=billing,
             usage_log=usage_log,
             health=health,
+            breakers=breakers,
+            slots=Slots(shared, s.workers),
             access_log=access,
             prices=prices,
         )
@@ -273,6 +280,7 @@ class RelayGateApp:
             return
         st.ready = False
         await st.health.stop()
+        await st.breakers.stop()
         await st.catalog.stop()
         if self._book is not None:
             await self._book.close()  # idle budget shares back to their budgets

@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from relaygate.errors import AuthError, ModelNotFound, PolicyError
-from relaygate.storage.records import ChannelRecord, KeyRecord, UserRecord
+from relaygate.storage.records import ChannelRecord, KeyRecord, ModelRouteRecord, UserRecord
 from relaygate.storage.repo import Repository, Snapshot
 
 __all__ = ["Catalog", "ModelEntry"]
@@ -30,6 +30,26 @@ class ModelEntry:
     created: int
 
 
+def _expand(name: str, routes: Mapping[str, ModelRouteRecord]) -> tuple[str, ...]:
+    """``name``, then its fallbacks in order, each route expanded in place; a model
+    appears once, and a cycle (refused when saved) cannot loop."""
+    out: list[str] = []
+    seen: set[str] = set()
+
+    def walk(model: str) -> None:
+        if model in seen:
+            return
+        seen.add(model)
+        out.append(model)
+        route = routes.get(model)
+        if route is not None:
+            for fallback in route.fallbacks:
+                walk(fallback)
+
+    walk(name)
+    return tuple(out)
+
+
 class Catalog:
     def __init__(self, repo: Repository) -> None:
         self._repo = repo
@@ -37,6 +57,8 @@ class Catalog:
         self._by_model: dict[str, list[ChannelRecord]] = {}
         self._models: dict[str, ModelEntry] = {}
         self._known_models: set[str] = set()
+        self._chains: dict[str, tuple[str, ...]] = {}  # model route -> models to try, in order
+        self._hedges: dict[str, float] = {}  # model -> hedging threshold (seconds)
         self._task: asyncio.Task[None] | None = None
         #: called after every (re)load: caches built from the same revision (prices)
         self.listeners: list[Callable[[int], Awaitable[None]]] = []
@@ -61,7 +83,18 @@ class Catalog:
                     models[m] = ModelEntry(m, owner, int(ch.created_at.timestamp()))
         for chans in by_model.values():
             chans.sort(key=lambda c: (-c.priority, c.id))
+        chains: dict[str, tuple[str, ...]] = {}
+        hedges: dict[str, float] = {}
+        for name, route in snap.routes.items():
+            chain = chains[name] = _expand(name, snap.routes)
+            if route.hedge_after_ms:
+                hedges[name] = route.hedge_after_ms / 1000
+            known.add(name)
+            served = next((models[m] for m in chain if m in models), None)
+            if name not in models and served is not None:  # an alias: listed like a model
+                models[name] = ModelEntry(name, served.owned_by, int(route.created_at.timestamp()))
         self._snap, self._by_model, self._models, self._known_models = snap, by_model, models, known
+        self._chains, self._hedges = chains, hedges
         for listener in self.listeners:
             try:
                 await listener(snap.revision)
@@ -124,6 +157,15 @@ class Catalog:
         """Enabled channels serving ``model``, highest priority first (lowest id on a
         tie); ``None`` when none is enabled. Routing (``routing/``) orders them."""
         return self._by_model.get(model)
+
+    def chain(self, model: str) -> tuple[str, ...]:
+        """The models that serve a request for ``model``, in order: the model itself,
+        then its route's fallbacks (expanded; an alias's own entry has no channels)."""
+        return self._chains.get(model) or (model,)
+
+    def hedge_after(self, model: str) -> float | None:
+        """Seconds without a first byte after which a request for ``model`` is hedged."""
+        return self._hedges.get(model)
 
     def all_channels(self) -> tuple[ChannelRecord, ...]:
         """Every channel of the snapshot, whatever its status (health checks, admin)."""

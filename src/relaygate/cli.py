@@ -136,6 +136,7 @@ def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
     """Run the gateway (migrates the database first)."""
     import uvicorn
 
+    os.environ["RELAYGATE_WORKERS"] = str(max(1, workers))  # per-worker shares (routing.md)
     if demo:
         _seed_demo(host, port)
     else:

@@ -8,6 +8,7 @@ string-keyed scratch dict: each filter owns its slot and its value's type.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar, cast
@@ -15,7 +16,7 @@ from typing import Any, Generic, TypeVar, cast
 from relaygate.providers.base import Target, Usage
 from relaygate.storage.records import KeyRecord, UserRecord
 
-__all__ = ["Attempt", "RelayContext", "Slot"]
+__all__ = ["IN_PROGRESS", "Attempt", "Race", "RelayContext", "Slot", "settle_attempts"]
 
 T = TypeVar("T")
 
@@ -32,6 +33,10 @@ class Slot(Generic[T]):
         return f"Slot({self.name!r})"
 
 
+#: the error code of an attempt still running when its chain was last written
+IN_PROGRESS = "in_progress"
+
+
 @dataclass(slots=True)
 class Attempt:
     """One upstream attempt of a request (kept with the request-log row as its
@@ -44,6 +49,7 @@ class Attempt:
     error_code: str | None = None  # None: this attempt served the request
     message: str | None = None  # the error's message, cut to 200 characters
     hedge: bool = False  # started by hedging while an earlier attempt still ran
+    began: float = 0.0  # perf_counter at its start (not written)
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -58,6 +64,52 @@ class Attempt:
         if self.hedge:
             out["hedge"] = True
         return out
+
+
+def settle_attempts(ctx: RelayContext) -> None:
+    """Before the request-log row is written: the attempt that is serving the request
+    (the one on ``ctx.target``) gets the request's status and time so far; other attempts
+    still running (a hedge about to be cancelled) are marked ``hedge_lost``."""
+    if not ctx.attempts:
+        return
+    target = ctx.target
+    now = time.perf_counter()
+    for a in ctx.attempts:
+        if a.error_code != IN_PROGRESS:
+            continue
+        if target is not None and (a.channel_id, a.model) == (
+            target.channel_id,
+            target.upstream_model,
+        ):
+            ok = ctx.status < 400
+            a.status = 200 if ok or ctx.started_response else 0
+            a.error_code = None if ok else ctx.error_code
+            a.elapsed_ms = round((now - a.began) * 1000)
+        else:
+            a.error_code = "hedge_lost"
+
+
+class Race:
+    """Hedged attempts of one request (``relay/hedge.py``): the first attempt to claim the
+    response wins and the others are cancelled, so the client gets one answer and is
+    billed once."""
+
+    __slots__ = ("tasks", "winner")
+
+    def __init__(self) -> None:
+        self.winner: Target | None = None
+        self.tasks: list[asyncio.Task[Any]] = []
+
+    def claim(self, ctx: RelayContext, target: Target) -> None:
+        if self.winner is None:
+            self.winner = target
+            ctx.target = target
+            me = asyncio.current_task()
+            for task in self.tasks:
+                if task is not me:
+                    task.cancel()
+        elif self.winner is not target:
+            raise asyncio.CancelledError  # lost the race: end like the cancelled one
 
 
 @dataclass(slots=True)
@@ -86,7 +138,14 @@ class RelayContext:
     counts: int = 0  # package quota used (counts, or units of a credit package)
     package_id: int | None = None
     billing: str | None = None  # balance | counts | credit | unlimited | free | unpriced
+    race: Race | None = None  # hedged attempts in flight (relay/hedge.py)
     _slots: dict[Slot[Any], Any] | None = None
+
+    def claim(self, target: Target) -> None:
+        """The attempt on ``target`` is about to send the client its first byte: with
+        hedged attempts in flight, it wins (or, if another won, ends here)."""
+        if self.race is not None:
+            self.race.claim(self, target)
 
     # ---- typed slots ------------------------------------------------------
     def get(self, slot: Slot[T]) -> T | None:

@@ -79,6 +79,18 @@ class Settings:
     redis_prefix: str = "rg:"  # of every Redis key (several installations on one Redis)
     log_retention_days: int = 0  # raw request rows kept this long; 0 = forever
     log_database_url: str = ""  # request rows in a separate database (empty: the main one)
+    # routing and failover (docs/routing.md)
+    retry_budget: float = 60.0  # no new attempt starts this long after the request began
+    retry_after_max: float = 5.0  # longest upstream Retry-After waited for, last channel only
+    breaker_failures: int = 5  # a run of this many failures opens a circuit
+    breaker_rate: float = 0.5  # ... or this failure rate over the window,
+    breaker_min_requests: int = 20  # once the window holds this many outcomes
+    breaker_window: float = 30.0  # seconds
+    breaker_cooldown: float = 10.0  # first open period; doubles on a failed probe
+    breaker_max_cooldown: float = 300.0
+    breaker_sync: float = 0.5  # how often a worker reads circuits other workers opened
+    affinity: str = "conversation"  # off | conversation | key (routing/order.py)
+    workers: int = 1  # worker processes on this node (set by `serve --workers`)
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -118,6 +130,17 @@ class Settings:
             redis_prefix=os.environ.get("RELAYGATE_REDIS_PREFIX", "rg:"),
             log_retention_days=_int("RELAYGATE_LOG_RETENTION_DAYS", 0),
             log_database_url=os.environ.get("RELAYGATE_LOG_DATABASE_URL", "").strip(),
+            retry_budget=_float("RELAYGATE_RETRY_BUDGET", 60.0),
+            retry_after_max=_float("RELAYGATE_RETRY_AFTER_MAX", 5.0),
+            breaker_failures=_int("RELAYGATE_BREAKER_FAILURES", 5),
+            breaker_rate=_float("RELAYGATE_BREAKER_RATE", 0.5),
+            breaker_min_requests=_int("RELAYGATE_BREAKER_MIN_REQUESTS", 20),
+            breaker_window=_float("RELAYGATE_BREAKER_WINDOW", 30.0),
+            breaker_cooldown=_float("RELAYGATE_BREAKER_COOLDOWN", 10.0),
+            breaker_max_cooldown=_float("RELAYGATE_BREAKER_MAX_COOLDOWN", 300.0),
+            breaker_sync=_float("RELAYGATE_BREAKER_SYNC", 0.5),
+            affinity=os.environ.get("RELAYGATE_AFFINITY", "conversation").strip().lower(),
+            workers=max(1, _int("RELAYGATE_WORKERS", 1)),
             trust_request_id=_flag("RELAYGATE_TRUST_REQUEST_ID", True),
             max_attempts=_int("RELAYGATE_MAX_ATTEMPTS", 3),
             sse_keepalive=_float("RELAYGATE_SSE_KEEPALIVE", 15.0),

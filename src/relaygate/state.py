@@ -9,8 +9,10 @@ from relaygate.billing.prices import PriceTable
 from relaygate.catalog import Catalog
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.requestlog.writer import UsageLogWriter
+from relaygate.routing.breakers import Breakers
 from relaygate.routing.health import ChannelHealth
 from relaygate.routing.router import Router
+from relaygate.routing.slots import Slots
 from relaygate.routing.tokens import TokenCache
 from relaygate.settings import Settings
 from relaygate.sharedstate.base import SharedState
@@ -38,6 +40,9 @@ class AppState:
     usage_log: UsageLogWriter | None
     # rejected upstream keys, auto-disable, channel tests (routing/health.py)
     health: ChannelHealth
+    # circuit breakers and concurrency caps (routing/breakers.py, routing/slots.py)
+    breakers: Breakers
+    slots: Slots
     access_log: AccessLog | None = None
     # model prices and group multipliers (billing/prices.py); reloaded in place
     prices: PriceTable = field(default_factory=PriceTable.build)

@@ -180,6 +180,22 @@ def test_502_upstream_error(env: Env, status: int) -> None:
         "upstream_auth_failed" if status == 401 else "upstream_error",
         env,
     )
+    if status == 401:  # its only key was rejected: the channel is auto-disabled (routing.md)
+        _reenable_auto_disabled(env)
+
+
+def _reenable_auto_disabled(env: Env) -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        channels = env.gw.admin("GET", "/channels")["data"]
+        off = [c for c in channels if c["status"] == "auto_disabled"]
+        if off:
+            for c in off:
+                assert "rejected" in c["status_reason"]
+                env.gw.admin("PATCH", f"/channels/{c['id']}", {"status": "enabled"})
+            return
+        time.sleep(0.05)
+    raise AssertionError("the channel whose only key was rejected was not auto-disabled")
 
 
 def test_upstream_4xx_caused_by_request_passed_on(env: Env) -> None:

@@ -26,6 +26,7 @@ from relaygate.api.admin_health import health_routes
 from relaygate.api.admin_model_routes import model_route_routes
 from relaygate.api.admin_prices import price_routes
 from relaygate.api.admin_reports import AdminKit, report_routes
+from relaygate.api.admin_routing import routing_routes
 from relaygate.catalog import Catalog
 from relaygate.errors import (
     AuthError,
@@ -302,6 +303,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         *billing_routes(AdminKit(resource, respond, body_of)),  # codes, balances, plans
         *price_routes(AdminKit(resource, respond, body_of)),  # prices, price groups
         *model_route_routes(AdminKit(resource, respond, body_of)),  # aliases, fallbacks
+        *routing_routes(AdminKit(resource, respond, body_of)),  # circuits
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, Exception: unexpected})
     return _JSONErrors(app, internal_error)

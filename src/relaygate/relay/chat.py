@@ -15,6 +15,8 @@ import asyncio
 import time
 from typing import Any
 
+import orjson
+
 from relaygate.asgi import Request, ok_body, send_json
 from relaygate.billing.stage import METER
 from relaygate.billing.tokens import StreamMeter, count_completion, count_prompt, usage_chunk
@@ -72,6 +74,25 @@ def _take_body(ctx: RelayContext, body: dict[str, Any]) -> None:
     ctx.include_usage = ctx.stream and isinstance(opts, dict) and opts.get("include_usage") is True
 
 
+def _has_token(payload: bytes) -> bool:
+    """Whether a chunk carries generated text, reasoning or a tool call (not just the
+    role or usage). Used only while hedged attempts race."""
+    try:
+        chunk = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return True
+    choices = chunk.get("choices") if isinstance(chunk, dict) else None
+    for choice in choices if isinstance(choices, list) else ():
+        delta = choice.get("delta") if isinstance(choice, dict) else None
+        if isinstance(delta, dict) and any(
+            delta.get(k) for k in ("content", "reasoning_content", "tool_calls", "function_call")
+        ):
+            return True
+        if isinstance(choice, dict) and choice.get("finish_reason"):
+            return True
+    return False
+
+
 async def handle_chat(state: AppState, req: Request) -> None:
     ctx = RelayContext(req.request_id, "chat", client_ip=req.client_ip)
 
@@ -102,6 +123,7 @@ async def _unary(
         usage = Usage(prompt_tokens=count_prompt(body), completion_tokens=count_completion(obj))
         usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
         obj["usage"] = usage.to_openai()
+    ctx.claim(target)  # hedged: the first answer wins (relay/hedge.py)
     ctx.usage = usage
     if state.filters.response_filters:
         state.filters.on_response(ctx, obj)
@@ -124,7 +146,13 @@ async def _stream(
     ureq = build_request(target, lambda: adaptor.chat_request(target, body, True))
     out = SSEWriter(req.send, ctx, req.request_id, state.settings.sse_keepalive)
 
+    waiting: list[bytes] = []  # chunks held while hedged attempts race
+
     async def end(tail: list[bytes]) -> None:
+        if not out.started:
+            ctx.claim(target)
+            if waiting:
+                tail = waiting + tail
         ctx.finished = True
         record(state, ctx)
         await out.close(tail)
@@ -154,6 +182,15 @@ async def _stream(
         billing = state.billing
 
         async def deliver(payloads: list[bytes]) -> None:
+            if ctx.race is not None and not out.started and payloads:
+                # hedged: chunks wait until one carries a token; the first stream to
+                # have one wins the race (relay/hedge.py)
+                waiting.extend(payloads)
+                if not any(map(_has_token, payloads)):
+                    return
+                ctx.claim(target)
+                payloads = waiting[:]
+                waiting.clear()
             if filtering and payloads:
                 payloads = chain.on_chunks(ctx, payloads)
             if payloads:
@@ -212,7 +249,8 @@ async def _stream(
             await end_with_error(err)
             return
         except asyncio.CancelledError:
-            ctx.usage = tr.usage
+            if out.started:  # a losing hedged attempt must not touch the winner's usage
+                ctx.usage = tr.usage
             if out.started and not ctx.client_disconnected and not out.closed:
                 await end_with_error(shutdown_cut())  # the server stops: end the stream cleanly
             raise

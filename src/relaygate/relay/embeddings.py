@@ -83,8 +83,10 @@ async def handle_embeddings(state: AppState, req: Request) -> None:
         async def call(adaptor: Adaptor, target: Target) -> None:
             ureq = build_request(target, lambda: adaptor.embeddings_request(target, body))
             raw = await fetch(state, adaptor, target, ureq)
-            obj, ctx.usage = adaptor.embeddings_response(target, raw)
+            obj, usage = adaptor.embeddings_response(target, raw)
             _convert(obj, fmt)
+            ctx.claim(target)  # hedged: the first answer wins (relay/hedge.py)
+            ctx.usage = usage
             ctx.first_byte_at = time.perf_counter()
             ctx.finished = True
             record(state, ctx)

@@ -20,7 +20,7 @@ from relaygate.asgi import (
     UnsupportedContentEncoding,
     read_body,
 )
-from relaygate.context import RelayContext
+from relaygate.context import RelayContext, settle_attempts
 from relaygate.errors import (
     AuthError,
     BodyTooLarge,
@@ -30,6 +30,7 @@ from relaygate.errors import (
     send_error,
 )
 from relaygate.relay.attempt import Call, run_attempts
+from relaygate.routing.order import affinity_key
 from relaygate.state import AppState
 
 __all__ = [
@@ -192,6 +193,8 @@ def record(state: AppState, ctx: RelayContext) -> None:
     if ctx.recorded:
         return
     ctx.recorded = True
+    if ctx.attempts is not None:
+        settle_attempts(ctx)  # the serving attempt's outcome, for the row's chain
     state.billing.settle(ctx)  # the charge is fixed now, so the row carries it
     if state.usage_log is not None and ctx.key is not None and ctx.endpoint != "models":
         state.usage_log.record(ctx)  # model listing is not a billable request
@@ -233,7 +236,8 @@ async def relay_request(
 ) -> None:
     """The stages every relayed endpoint shares: authenticate → parse → ``validate``
     → prepare → route → billing.reserve → before → attempt loop (``make_call(body)``
-    makes one upstream attempt) → after → log (billing.settle fixes the charge just
+    makes one upstream attempt; ``routing/`` orders the candidates, sticky to the
+    request's affinity key) → after → log (billing.settle fixes the charge just
     before the request-log row is recorded). Every failure ends
     as a JSON error (or, once a stream has started, as its error event); an
     unexpected exception is a logged 500, never a plain-text one."""
@@ -244,12 +248,14 @@ async def relay_request(
         validate(ctx, body)
         if chain.prepare_stages:
             await chain.prepare(ctx, body)
-        assert ctx.key is not None and ctx.model is not None
-        candidates = state.router.candidates(ctx.model, ctx.key)
+        assert ctx.key is not None and ctx.user is not None and ctx.model is not None
+        router = state.router
+        affinity = affinity_key(router.affinity, req.headers, body, ctx.key.id)
+        candidates = router.candidates(ctx.model, ctx.key, ctx.user.group_name, affinity)
         await state.billing.reserve(ctx, body)
         await chain.before(ctx, body)
         call = make_call(body)
-        await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call))
+        await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call, affinity))
     except RelayError as err:
         if not ctx.started_response:  # a started stream has ended with its own error event
             await fail(state, req, ctx, err)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from relaygate.storage.records import ChannelRecord
-
 __all__ = ["KeyRotation"]
 
 
@@ -14,10 +12,8 @@ class KeyRotation:
     def __init__(self) -> None:
         self._cursor: dict[int, int] = {}
 
-    def next(self, channel: ChannelRecord) -> str:
-        keys = channel.keys
-        if not keys:
-            return ""
-        n = self._cursor.get(channel.id, 0)
-        self._cursor[channel.id] = n + 1
-        return keys[n % len(keys)]
+    def next_index(self, channel_id: int, n: int) -> int:
+        """The index of the next of ``n`` keys of ``channel_id`` (n >= 1)."""
+        i = self._cursor.get(channel_id, 0)
+        self._cursor[channel_id] = i + 1
+        return i % n
