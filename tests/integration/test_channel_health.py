@@ -222,6 +222,8 @@ def test_unknown_channel_and_bad_input(gw: Gateway, good: EmulatorServer) -> Non
     cid = channel(gw, good.base_url, ["sk-good-key"])
     r = probe(gw, cid, {"model": 5})
     assert r.status_code == 403 and r.json()["error"]["param"] == "model", r.text
+    r = probe(gw, cid, {"modle": "x"})
+    assert r.status_code == 403 and r.json()["error"]["param"] == "modle", r.text
     r = httpx.get(
         f"{gw.base}/admin/api/channels/{cid}/test",
         headers={"Authorization": f"Bearer {gw.admin_token}"},
@@ -374,3 +376,37 @@ async def test_rejections_are_shared_by_workers_through_redis(
         await one.delete(SHARED_KEY)
         await one.close()
         await two.close()
+
+
+def test_one_worker_runs_a_round_at_a_time(tmp_path: Path) -> None:
+    """Two workers sharing Redis: the auto-disabled channel is tested about once per
+    interval, not once per worker and interval."""
+    gw2 = Gateway(
+        tmp_path,
+        {
+            "RELAYGATE_CHANNEL_TEST_INTERVAL": str(INTERVAL),
+            "RELAYGATE_REDIS_URL": REDIS_URL,
+            "RELAYGATE_REDIS_PREFIX": f"rg-health-{uuid.uuid4().hex[:8]}:",
+            "RELAYGATE_BILLING": "0",
+        },
+        workers=2,
+    ).start()
+    try:
+        with EmulatorServer("openai", knobs=Knobs(api_key="sk-other-key")) as picky:
+            cid = channel(gw2, picky.base_url, ["sk-solo-key"])
+
+            async def reject() -> None:
+                async with health_on(gw2) as health:
+                    await health.key_rejected(record(health, cid), "sk-solo-key", status=401)
+
+            asyncio.run(reject())
+            assert wait_status(gw2, cid, "auto_disabled", within=5)["status"] == "auto_disabled"
+            time.sleep(2 * INTERVAL)  # both workers have the new configuration
+            picky.stats.reset()
+            time.sleep(3.0)
+            rounds = picky.stats.requests
+            # one round per interval (6 in 3 s); two workers each running rounds: ~12
+            assert 3 <= rounds <= 8, rounds
+            assert listed(gw2, cid)["status"] == "auto_disabled"
+    finally:
+        gw2.stop()

@@ -53,6 +53,11 @@ def health_routes(kit: HealthKit) -> list[Route]:
     async def test_channel(request: Request, svc: AdminService, st: AppState) -> Response:
         cid = parse_id("channel_id", str(request.path_params["id"]))
         body = await kit.body_of(request)
+        unknown = sorted(set(body) - {"model"})
+        if unknown:
+            raise ValidationError(
+                unknown[0], f"Unknown field `{unknown[0]}`; only `model` is read."
+            )
         model = body.get("model")
         if model is not None and (not isinstance(model, str) or not model.strip()):
             raise ValidationError("model", "`model` must be a non-empty string.")
