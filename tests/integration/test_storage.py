@@ -174,9 +174,9 @@ async def test_catalog_auth_and_routing(repo: Repository) -> None:
     key, user = cat.authenticate(repo.secrets.hash_key(plain))
     assert user.username == "erin"
     router = Router(cat)
-    first = router.candidates("m1", key)
-    assert [c.base_url for c in first] == ["http://y", "http://x"]  # higher priority first
-    assert router.target(first[0], "m1").base_url == "http://y"
+    first = router.candidates("m1", key)  # (channel, model) pairs
+    assert [c.base_url for c, _ in first] == ["http://y", "http://x"]  # higher priority first
+    assert router.target(*first[0]).base_url == "http://y"
     with pytest.raises(ModelNotFound):
         router.candidates("m3", key)  # not in allow-list
     with pytest.raises(ModelNotFound):
