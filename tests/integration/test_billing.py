@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import openai
 import pytest
 from gateway import Gateway
@@ -364,6 +365,40 @@ def test_stream_cut_by_the_client_is_billed_for_what_was_delivered(
     # far less than the 40-chunk answer: at most the chunks written before the cancel
     assert row["completion_tokens"] < 40
     assert charged == _cost(row["prompt_tokens"], row["completion_tokens"])
+
+
+def test_an_upstream_that_breaks_mid_stream_bills_what_was_delivered(
+    gw: Gateway, up: EmulatorServer
+) -> None:
+    """After the first byte no other channel can take over: the client gets a clean
+    error event and [DONE], and pays for the chunks it was sent (issue 11, item 6)."""
+    up.configure(chunks=20, cut_after=6)
+    uid, key = _user(gw, "bill-broken")
+    start = gw.balance(uid)["balance_units"]
+    body = {
+        "model": "bill-chat",
+        "stream": True,
+        "messages": [{"role": "user", "content": "a long answer please"}],
+        "max_tokens": 500,
+    }
+    r = httpx.post(
+        gw.base_url + "/chat/completions",
+        json=body,
+        headers={"Authorization": f"Bearer {key}"},
+        timeout=10,
+    )
+    assert r.status_code == 200
+    events = [e for e in r.text.split("\n\n") if e]
+    assert events[-1] == "data: [DONE]"
+    assert orjson.loads(events[-2][len("data: ") :])["error"]["code"] == "upstream_error"
+    delivered = sum(1 for e in events if '"content"' in e)
+    assert delivered >= 6
+    bal = _settled(gw, uid, start)
+    charged = start - bal["balance_units"]
+    row = gw.admin("GET", f"/logs?user_id={uid}")["data"][0]
+    assert row["status"] == 502 and row["error_code"] == "upstream_error"
+    assert 0 < row["completion_tokens"] < 20 * 3
+    assert charged == row["cost_units"] == _cost(row["prompt_tokens"], row["completion_tokens"])
 
 
 def test_embeddings_are_charged_for_their_input(gw: Gateway) -> None:

@@ -215,7 +215,9 @@ class Breakers:
             else:
                 value = f"{c.open_until:.3f} {c.cooldown:.3f}".encode()
                 await self._shared.set(self._key(scope), value, ttl=c.cooldown + 3600)
-            self._rev = await self._shared.incr("cb:rev")  # our own change: nothing to read
+            rev = await self._shared.incr("cb:rev")
+            if rev == self._rev + 1:  # only our own change since the last read
+                self._rev = rev
         except Exception:
             log.warning("could not share a circuit's state", exc_info=True)
 
