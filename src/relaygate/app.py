@@ -250,6 +250,7 @@ class RelayGateApp:
         )
         stage.provisional_line = usage_log.provisional_line
         stage.spool_line = usage_log.spool_line
+        stage.chain = catalog.chain  # aliases priced by what they stand for (routing.md)
         catalog.listeners.append(lambda rev: stage.config_changed(rev, load_prices))
         return stage
 

@@ -338,3 +338,26 @@ def test_hedging_answers_from_the_faster_channel_and_bills_once(rt: Env) -> None
     rt.a.configure(first_token_ms=0)
     r = c.chat.completions.create(model="hedged", messages=MSG)  # type: ignore[arg-type]
     assert r.choices[0].message.content and rt.b.stats.requests == 1
+
+
+def test_an_alias_without_a_price_is_charged_at_the_model_it_stands_for(rt: Env) -> None:
+    rt.gw.admin(
+        "POST",
+        "/prices",
+        {
+            "model": "m-1106",
+            "currency": "CNY",
+            "per": "1m",
+            "input": "2",
+            "output": "8",
+            "force": True,
+        },
+    )
+    r = client(rt).chat.completions.with_raw_response.create(
+        model="gpt-3.5-turbo-16k", messages=MSG
+    )  # type: ignore[arg-type]
+    usage = r.parse().usage
+    assert usage is not None
+    row = last_log(rt, r.headers["x-request-id"])
+    expected = usage.prompt_tokens * 2 + usage.completion_tokens * 8  # units of 1e-6 CNY
+    assert row["billing"] == "balance" and row["cost_units"] == expected

@@ -90,6 +90,9 @@ class Billing:
         # set by the app: the request-log writer's hooks (requestlog/writer.py)
         self.provisional_line: ProvisionalLine | None = None
         self.spool_line: Callable[[bytes], None] | None = None
+        #: the models that serve a model (``Catalog.chain``): an alias without a price of
+        #: its own is charged at the first priced model it stands for
+        self.chain: Callable[[str], tuple[str, ...]] | None = None
 
     async def config_changed(
         self, revision: int, reload: Callable[[], Awaitable[PriceTable]]
@@ -145,6 +148,11 @@ class Billing:
         assert ctx.user is not None and ctx.key is not None and ctx.model is not None
         model = ctx.model
         price = self.prices.get(model)
+        if price is None and self.chain is not None:
+            for served in self.chain(model)[1:]:
+                price = self.prices.get(served)
+                if price is not None:
+                    break
         mult = self.prices.multiplier(ctx.user.group_name)
         prompt = count_prompt(body)
         if ctx.endpoint == "chat":

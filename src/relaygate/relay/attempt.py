@@ -224,11 +224,7 @@ class AttemptLoop:
         ch, model = cand
         breakers = state.breakers
         if is_key_rejection(err):
-            _spawn(
-                state.health.key_rejected(
-                    ch, target.api_key, status=err.upstream_status or 0, message=err.message
-                )
-            )
+            _spawn(state.health.key_rejected(ch, target.api_key, status=err.upstream_status or 0))
             if probe:
                 breakers.abandon(ch.id, model)
         elif isinstance(err, UpstreamRejected):
