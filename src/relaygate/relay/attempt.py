@@ -133,8 +133,7 @@ class AttemptLoop:
                 queue = list(queue)  # hedged() takes its second candidate out
                 if await hedged(self, cand, verdict == PROBE, queue, i, hedge):
                     return True
-                continue
-            if await self.attempt(cand, probe=verdict == PROBE):
+            elif await self.attempt(cand, probe=verdict == PROBE):
                 return True
             if ch.id in self.failed:
                 retry.append(cand)

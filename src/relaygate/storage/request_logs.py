@@ -83,8 +83,8 @@ _PG_LOG_INSERT = (
 
 def complete_rows(rows: Sequence[LogRow]) -> Sequence[LogRow]:
     """Rows may leave out trailing columns (``_TRAILING_DEFAULTS``); fill them in. A batch
-    is taken as uniform (the writer builds full rows): only its first row is checked."""
-    if len(rows[0]) == _N:
+    replayed from an older worker's spool may mix short and full rows: each is checked."""
+    if all(len(r) == _N for r in rows):
         return rows
     return [r + _PAD[len(r) - _N :] if len(r) < _N else r for r in rows]
 
