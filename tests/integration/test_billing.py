@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import openai
+import orjson
 import pytest
 from gateway import Gateway
 
