@@ -162,6 +162,21 @@ def _raise_nofile() -> None:
             resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
 
 
+#: sections of the report from this line on were written by other scripts (bench/hedging.py):
+#: a new run keeps them
+KEEP_MARKER = "<!-- sections below are kept by bench/run.py -->"
+
+
+def kept_sections(path: Path) -> str:
+    """The part of an existing report from ``KEEP_MARKER`` on ("" when there is none)."""
+    try:
+        old = path.read_text()
+    except OSError:
+        return ""
+    at = old.find(KEEP_MARKER)
+    return "\n" + old[at:] if at >= 0 else ""
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description="relaygate benchmark runner")
@@ -278,8 +293,7 @@ def main(argv: list[str] | None = None) -> int:
     text = render(rep, argv)
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
+        Path(out).write_text(text + kept_sections(Path(out)))
         log(f"wrote {out}")
     else:
         print(text)

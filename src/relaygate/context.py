@@ -87,6 +87,9 @@ def settle_attempts(ctx: RelayContext) -> None:
             a.elapsed_ms = round((now - a.began) * 1000)
         else:
             a.error_code = "hedge_lost"
+            a.elapsed_ms = round((now - a.began) * 1000)
+    if len(ctx.attempts) == 1 and ctx.attempts[0].error_code is None:
+        ctx.attempts = None  # a hedged model's first attempt served alone: no chain to keep
 
 
 class Race:
