@@ -13,12 +13,14 @@ against the running gateway and real fault-injecting emulators:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import secrets
 import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -297,19 +299,65 @@ def test_a_circuit_opened_on_one_node_keeps_the_other_away(
     tmp_path: Path, redis_prefix: str
 ) -> None:
     with (
-        fresh_pg_database() as db,
         EmulatorServer("openai") as bad,
         EmulatorServer("openai") as good,
+        _two_nodes(tmp_path, redis_prefix, RELAYGATE_BREAKER_FAILURES="3") as (node1, node2),
     ):
+        uid = node1.create_user("nodes")
+        key = node1.create_key(uid, name="nodes")
+        # the bad channel is first choice (higher priority) while its circuit is closed
+        bad_id = node1.create_channel(
+            name="bad", base_url=bad.base_url, keys=["k-bad"], models=["shared"], priority=10
+        )
+        node1.create_channel(
+            name="good", base_url=good.base_url, keys=["k-good"], models=["shared"]
+        )
+        _served(node2, key, "shared")
+        assert bad.stats.requests >= 1  # node 2 sends to the bad channel first
+        bad.configure(fail_status=500)
+        bad.stats.reset()
+        good.stats.reset()
+        for _ in range(3):  # three failures in a row on node 1: its circuit opens
+            assert _chat(node1, key, "shared").status_code == 200
+        assert (bad.stats.requests, good.stats.requests) == (3, 3)
+        mine = [
+            c for c in node1.admin("GET", "/routing/circuits")["data"] if c["channel_id"] == bad_id
+        ]
+        assert [c["state"] for c in mine] == ["open"], mine
+        opened = time.monotonic()
+        while True:  # node 2 learns it (RELAYGATE_BREAKER_SYNC is 0.5 s)
+            theirs = [
+                c
+                for c in node2.admin("GET", "/routing/circuits")["data"]
+                if c["channel_id"] == bad_id
+            ]
+            if any(c["state"] == "open" for c in theirs):
+                break
+            assert time.monotonic() - opened < 1.5, theirs
+            time.sleep(0.05)
+        learned = time.monotonic() - opened
+        print(f"\nnode 2 saw the circuit open after {learned:.2f} s")
+        assert [(c["model"], c["state"]) for c in theirs] == [("shared", "open")], theirs
+        for _ in range(20):  # node 2 has the good channel: the bad one gets nothing
+            assert _chat(node2, key, "shared").status_code == 200
+        assert (bad.stats.requests, good.stats.requests) == (3, 23)
+
+
+@contextlib.contextmanager
+def _two_nodes(
+    tmp_path: Path, redis_prefix: str, **extra: str
+) -> Iterator[tuple[Gateway, Gateway]]:
+    """Two gateway processes (nodes) on one fresh PostgreSQL database and one Redis."""
+    with fresh_pg_database() as db:
         env = {
             "RELAYGATE_DATABASE_URL": db,
             "RELAYGATE_SECRET_KEY": secrets.token_urlsafe(32),
             "RELAYGATE_REDIS_URL": REDIS_URL,
             "RELAYGATE_REDIS_PREFIX": redis_prefix,
-            "RELAYGATE_BREAKER_FAILURES": "3",
             "RELAYGATE_BREAKER_COOLDOWN": "30",
             "RELAYGATE_CHANNEL_TEST_INTERVAL": "0",
             "RELAYGATE_BILLING": "0",
+            **extra,
         }
         for node in ("node1", "node2"):
             (tmp_path / node).mkdir()
@@ -317,56 +365,51 @@ def test_a_circuit_opened_on_one_node_keeps_the_other_away(
         node2 = None
         try:
             node2 = Gateway(tmp_path / "node2", env).start()
-            assert "shared state in Redis" in node1.logs() and "shared state in Redis" in (
-                node2.logs()
-            )
-            uid = node1.create_user("nodes")
-            key = node1.create_key(uid, name="nodes")
-            # the bad channel is first choice (higher priority) while its circuit is closed
-            bad_id = node1.create_channel(
-                name="bad", base_url=bad.base_url, keys=["k-bad"], models=["shared"], priority=10
-            )
-            node1.create_channel(
-                name="good", base_url=good.base_url, keys=["k-good"], models=["shared"]
-            )
-            deadline = time.monotonic() + 5  # node 2 reads the new configuration
-            while _chat(node2, key, "shared").status_code != 200:
-                assert time.monotonic() < deadline, "node 2 never served the model"
-                time.sleep(0.2)
-            assert bad.stats.requests >= 1  # node 2 sends to the bad channel first
-            bad.configure(fail_status=500)
-            bad.stats.reset()
-            good.stats.reset()
-            for _ in range(3):  # three failures in a row on node 1: its circuit opens
-                assert _chat(node1, key, "shared").status_code == 200
-            assert (bad.stats.requests, good.stats.requests) == (3, 3)
-            mine = [
-                c
-                for c in node1.admin("GET", "/routing/circuits")["data"]
-                if c["channel_id"] == bad_id
-            ]
-            assert [c["state"] for c in mine] == ["open"], mine
-            opened = time.monotonic()
-            while True:  # node 2 learns it (RELAYGATE_BREAKER_SYNC is 0.5 s)
-                theirs = [
-                    c
-                    for c in node2.admin("GET", "/routing/circuits")["data"]
-                    if c["channel_id"] == bad_id
-                ]
-                if any(c["state"] == "open" for c in theirs):
-                    break
-                assert time.monotonic() - opened < 1.5, theirs
-                time.sleep(0.05)
-            learned = time.monotonic() - opened
-            print(f"\nnode 2 saw the circuit open after {learned:.2f} s")
-            assert [(c["model"], c["state"]) for c in theirs] == [("shared", "open")], theirs
-            for _ in range(20):  # node 2 has the good channel: the bad one gets nothing
-                assert _chat(node2, key, "shared").status_code == 200
-            assert (bad.stats.requests, good.stats.requests) == (3, 23)
+            assert "shared state in Redis" in node1.logs()
+            assert "shared state in Redis" in node2.logs()
+            yield node1, node2
         finally:
             if node2 is not None:
                 node2.stop()
             node1.stop()
+
+
+def _served(gw: Gateway, key: str, model: str) -> None:
+    deadline = time.monotonic() + 5  # the other node reads the new configuration
+    while _chat(gw, key, model).status_code != 200:
+        assert time.monotonic() < deadline, "the node never served the model"
+        time.sleep(0.2)
+
+
+def test_concurrency_caps_hold_across_nodes(tmp_path: Path, redis_prefix: str) -> None:
+    with (
+        EmulatorServer("openai") as up,
+        _two_nodes(tmp_path, redis_prefix) as (node1, node2),
+    ):
+        uid = node1.create_user("caps")
+        key = node1.create_key(uid, name="caps")
+        node1.create_channel(
+            name="one-slot",
+            base_url=up.base_url,
+            keys=["k1", "k2"],
+            models=["one-slot"],
+            config={"max_concurrency": 3, "key_concurrency": 1},
+        )
+        _served(node2, key, "one-slot")
+        up.configure(latency_ms=800)
+        up.stats.reset()
+        nodes = [node1, node2, node1, node2]
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(lambda gw: _chat(gw, key, "one-slot"), nodes))
+        codes = sorted(r.status_code for r in results)
+        # two upstream keys with one slot each, shared by both nodes: two served, two refused
+        assert codes == [200, 200, 429, 429], [r.text for r in results]
+        busy = [r.json()["error"]["code"] for r in results if r.status_code == 429]
+        assert busy == ["channel_busy", "channel_busy"]
+        assert sorted(h["Authorization"] for h in up.stats.headers) == ["Bearer k1", "Bearer k2"]
+        # the slots were given back: the next request is served
+        up.configure(latency_ms=0)
+        assert _chat(node2, key, "one-slot").status_code == 200
 
 
 # ---- hedging lowers the tail, and a hedged request is billed once ------------------------
