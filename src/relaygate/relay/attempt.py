@@ -74,6 +74,22 @@ def _busy(model: str) -> RateLimited:
 class AttemptLoop:
     """One request's walk over its candidates (see the module docstring)."""
 
+    __slots__ = (
+        "affinity",
+        "busy",
+        "call",
+        "candidates",
+        "chain",
+        "ctx",
+        "deadline",
+        "failed",
+        "final",
+        "last",
+        "max_tries",
+        "state",
+        "tried",
+    )
+
     def __init__(
         self,
         state: AppState,

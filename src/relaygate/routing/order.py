@@ -18,9 +18,9 @@ conversation is named. ``off`` disables it.
 
 from __future__ import annotations
 
-import hashlib
 import math
 import random
+import zlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -52,15 +52,31 @@ def affinity_key(
     return None
 
 
-def _unit(affinity: str, salt: int) -> float:
-    """A uniform number in (0, 1) from (affinity, salt), the same in every process."""
-    digest = hashlib.blake2b(f"{affinity}\x00{salt}".encode(), digest_size=8).digest()
-    return (int.from_bytes(digest, "little") + 0.5) / _SCALE
+_MASK = (1 << 64) - 1
+
+
+def _base(affinity: str) -> int:
+    """The affinity key as a number, the same in every process (CRC-32: C speed; the
+    mixing below spreads it)."""
+    return zlib.crc32(affinity.encode())
+
+
+def _unit(base: int, salt: int) -> float:
+    """A uniform number in (0, 1) from (key, salt): SplitMix64's finaliser over the key's
+    number and the salt — a few integer operations instead of a cryptographic hash per
+    channel (the routing CPU budget, docs/performance.md)."""
+    x = (base ^ (salt * 0x9E3779B97F4A7C15)) & _MASK
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & _MASK
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & _MASK
+    x ^= x >> 31
+    return (x + 0.5) / _SCALE
 
 
 def key_slot(affinity: str, channel_id: int, n: int) -> int:
     """Which of a channel's ``n`` upstream keys an affinity key sticks to."""
-    return int(_unit(affinity, -channel_id) * n) % n
+    return int(_unit(_base(affinity), -channel_id - 1) * n) % n
 
 
 def weighted_order(
@@ -70,18 +86,19 @@ def weighted_order(
     if len(tier) == 1:
         return [tier[0]]
     draw = (rand or random).random
+    base = _base(affinity) if affinity is not None else 0
     scored = []
     standby = []
     for ch in tier:
         if ch.weight <= 0:
             standby.append(ch)
             continue
-        u = _unit(affinity, ch.id) if affinity is not None else draw() or 1e-300
+        u = _unit(base, ch.id) if affinity is not None else draw() or 1e-300
         scored.append((math.log(u) / ch.weight, ch.id, ch))
     scored.sort(reverse=True)
     out = [s[2] for s in scored]
     if standby:
         if affinity is not None:
-            standby.sort(key=lambda c: _unit(affinity, c.id), reverse=True)
+            standby.sort(key=lambda c: _unit(base, c.id), reverse=True)
         out.extend(standby)
     return out

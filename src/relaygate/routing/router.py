@@ -96,12 +96,14 @@ class Router:
         self._rev = -1
         self._tiers: dict[tuple[str, str], tuple[tuple[ChannelRecord, ...], ...]] = {}
         self._policies: dict[int, ChannelPolicy] = {}
+        self._fixed: dict[tuple[str, str], list[Candidate]] = {}
 
     # ---- configuration-derived caches ---------------------------------------
     def _fresh(self) -> None:
         if self._catalog.revision != self._rev:
             self._rev = self._catalog.revision
             self._tiers = {}
+            self._fixed = {}
             self._policies = {
                 ch.id: parse_policy(ch.config) if ch.config else _NO_POLICY
                 for ch in self._catalog.all_channels()
@@ -135,19 +137,27 @@ class Router:
         self, model: str, key: KeyRecord, group: str = "default", affinity: str | None = None
     ) -> list[Candidate]:
         """Every (channel, model) that may serve ``model`` for ``key``, in the order to
-        try them. Never empty: raises ``ModelNotFound`` or ``ServiceUnavailable``."""
+        try them. Never empty: raises ``ModelNotFound`` or ``ServiceUnavailable``. The list
+        may be shared between requests: callers must not change it."""
         if key.models is not None and model not in key.models:
             raise ModelNotFound(
                 f"The model `{model}` is not allowed for this API key.", param="model"
             )
         self._fresh()
+        fixed = self._fixed.get((model, group))
+        if fixed is not None:
+            return fixed  # one channel per tier: the same list every time (never mutated)
         out: list[Candidate] = []
+        random_order = False
         for m in self._catalog.chain(model):
             for tier in self._tiers_of(m, group):
                 if len(tier) == 1:
                     out.append((tier[0], m))
                 else:
+                    random_order = True
                     out.extend((ch, m) for ch in weighted_order(tier, affinity))
+        if out and not random_order:
+            self._fixed[(model, group)] = out
         if not out:
             catalog = self._catalog
             if any(catalog.is_known(m) for m in catalog.chain(model)):
