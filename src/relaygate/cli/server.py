@@ -1,0 +1,114 @@
+"""``relaygate serve | migrate | admin | emulator``."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+import click
+
+from relaygate import demo as demo_setup
+from relaygate.cli.base import main, noop, run_service
+from relaygate.settings import Settings
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--demo", is_flag=True, help="Seed a demo user, key and emulator-backed channels.")
+@click.option("--server", type=click.Choice(["uvicorn"]), default="uvicorn", show_default=True)
+def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
+    """Run the gateway (migrates the database first)."""
+    import uvicorn
+
+    os.environ["RELAYGATE_WORKERS"] = str(max(1, workers))  # per-worker shares (routing.md)
+    if demo:
+        _seed_demo(host, port)
+    else:
+        # their in-process emulators only run with --demo
+        run_service(demo_setup.park_emulator_channels)
+    uvicorn.run(
+        "relaygate.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        loop="uvloop",
+        http="relaygate.edge.protocol:EdgeProtocol",  # httptools + limits (edge/protocol.py)
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        # open requests get this long to finish on SIGTERM; then streams are cut with
+        # an error event and [DONE] (relay/chat.py), logged as stream_cut
+        timeout_graceful_shutdown=max(1, round(Settings.from_env().drain_seconds)),
+    )
+
+
+@main.command("migrate")
+def migrate_cmd() -> None:
+    """Create or upgrade the database schema (the one command that may create a database)."""
+    run_service(lambda svc, s: noop(), create_database=True)
+    click.echo("database is at the latest schema")
+
+
+# ---- admin -------------------------------------------------------------------
+@main.group()
+def admin() -> None:
+    """Administrator bootstrap."""
+
+
+@admin.command("bootstrap")
+@click.option("--username", default="admin", show_default=True)
+def admin_bootstrap(username: str) -> None:
+    """Create (or reuse) an admin user and print a new admin token."""
+    token = run_service(lambda svc, s: svc.bootstrap_admin(username))
+    click.echo(
+        "admin token (shown once; use as `Authorization: Bearer …` on /admin/api):", err=True
+    )
+    click.echo(token)
+
+
+# ---- demo (relaygate/demo.py) ------------------------------------------------
+def _seed_demo(host: str, port: int) -> None:
+    """Start built-in emulators in this process and (idempotently) seed demo data."""
+    servers = demo_setup.start_emulators()
+    urls = {provider: srv.base_url for provider, srv in servers.items()}
+    plain = run_service(lambda svc, s: demo_setup.seed(svc, s, urls))
+    click.echo(demo_setup.banner(host, port, plain), err=True)
+    sys.stderr.flush()
+
+
+# ---- emulator ----------------------------------------------------------------
+@main.command()
+@click.option(
+    "--provider", type=click.Choice(["openai", "deepseek", "azure", "anthropic"]), required=True
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=9000, show_default=True)
+@click.option("--latency-ms", type=float, default=0.0)
+@click.option("--chunks", type=int, default=None)
+@click.option("--chunk-interval-ms", type=float, default=None)
+@click.option("--api-key", default=None, help="Require this key (default: accept any).")
+def emulator(
+    provider: str,
+    host: str,
+    port: int,
+    latency_ms: float,
+    chunks: int | None,
+    chunk_interval_ms: float | None,
+    api_key: str | None,
+) -> None:
+    """Run an emulated upstream provider (for tests, demos and benchmarks)."""
+    from relaygate.emulator import run_emulator_cli
+
+    knobs: dict[str, Any] = {"latency_ms": latency_ms}
+    if chunks is not None:
+        knobs["chunks"] = chunks
+    if chunk_interval_ms is not None:
+        knobs["chunk_interval_ms"] = chunk_interval_ms
+    if api_key is not None:
+        knobs["api_key"] = api_key
+    click.echo(f"EMULATED {provider} upstream on http://{host}:{port} (not a real model)", err=True)
+    run_emulator_cli(provider, host, port, **knobs)
