@@ -22,35 +22,18 @@ completely before it writes anything::
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from relaygate.api.admin_kit import AdminKit
 from relaygate.services.admin import AdminService
 from relaygate.services.billing_admin import BillingAdmin
 from relaygate.state import AppState
 
-__all__ = ["BillingKit", "actor_of", "billing_routes"]
-
-Handler = Callable[[Request, AdminService, AppState], Awaitable[Response]]
-
-
-class BillingKit(Protocol):
-    """What these routes use of the admin app (``api/admin_reports.AdminKit`` has it):
-    its route builder (authentication, errors, 405), its JSON response (the envelope)
-    and its body reader (size limit, JSON object)."""
-
-    @property
-    def resource(self) -> Callable[[str, Mapping[str, Handler]], Route]: ...
-
-    @property
-    def respond(self) -> Callable[[dict[str, Any], int], Response]: ...
-
-    @property
-    def body_of(self) -> Callable[[Request], Awaitable[dict[str, Any]]]: ...
+__all__ = ["actor_of", "billing_routes"]
 
 
 def actor_of(request: Request) -> str:
@@ -64,7 +47,7 @@ def path_id(request: Request, name: str = "id") -> str:
     return str(request.path_params[name])
 
 
-def billing_routes(kit: BillingKit) -> list[Route]:
+def billing_routes(kit: AdminKit) -> list[Route]:
     respond, body_of = kit.respond, kit.body_of
 
     def svc_of(st: AppState) -> BillingAdmin:

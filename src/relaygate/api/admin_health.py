@@ -7,49 +7,27 @@
   channel is 404. The upstream's failure is the answer's ``error``, never the call's status.
 
 The test itself is ``routing/health.py`` ``ChannelHealth.test``. The route is built with
-the admin app's helpers (:class:`HealthKit`), so authentication, error bodies and the 405
+the admin app's helpers (:class:`AdminKit`), so authentication, error bodies and the 405
 of other methods are the admin API's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from relaygate.api.admin_kit import AdminKit
 from relaygate.errors import NotFound
 from relaygate.services.admin import AdminService
 from relaygate.services.fields import ValidationError
 from relaygate.services.validation import parse_id
 from relaygate.state import AppState
 
-__all__ = ["HealthKit", "health_routes"]
-
-Handler = Callable[[Request, AdminService, AppState], Awaitable[Response]]
+__all__ = ["health_routes"]
 
 
-class Respond(Protocol):
-    def __call__(self, payload: dict[str, Any], status: int = 200) -> Response: ...
-
-
-class HealthKit(Protocol):
-    """What the channel-test route uses of the admin app (``api/admin_reports.AdminKit``
-    has it): its route builder, its JSON response and its body reader."""
-
-    @property
-    def resource(self) -> Callable[[str, Mapping[str, Handler]], Route]: ...
-
-    @property
-    def respond(self) -> Respond: ...
-
-    @property
-    def body_of(self) -> Callable[[Request], Awaitable[dict[str, Any]]]: ...
-
-
-def health_routes(kit: HealthKit) -> list[Route]:
+def health_routes(kit: AdminKit) -> list[Route]:
     async def test_channel(request: Request, svc: AdminService, st: AppState) -> Response:
         cid = parse_id("channel_id", str(request.path_params["id"]))
         body = await kit.body_of(request)

@@ -6,7 +6,7 @@ in ``relaygate.services.routes``):
 * ``GET``/``PATCH``/``DELETE /admin/api/model-routes/{name}`` - one route (a name may hold
   ``/``, e.g. ``Qwen/Qwen3-8B``: the rest of the path is the name).
 
-The routes are built with the admin app's helpers (``api/admin_reports.AdminKit``), so
+The routes are built with the admin app's helpers (``api/admin_kit.AdminKit``), so
 authentication, error bodies and the 405 of other methods are the admin API's. The admin
 app reloads this worker's catalog after every write; other workers follow with their
 configuration refresh (the write bumps the revision).
@@ -14,40 +14,19 @@ configuration refresh (the write bumps the revision).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from relaygate.api.admin_kit import AdminKit
 from relaygate.services.admin import AdminService
 from relaygate.services.routes import RouteService
 from relaygate.state import AppState
 
-__all__ = ["RouteKit", "model_route_routes"]
-
-Handler = Callable[[Request, AdminService, AppState], Awaitable[Response]]
+__all__ = ["model_route_routes"]
 
 
-class Respond(Protocol):
-    def __call__(self, payload: dict[str, Any], status: int = 200) -> Response: ...
-
-
-class RouteKit(Protocol):
-    """What these routes use of the admin app (``AdminKit`` has it)."""
-
-    @property
-    def resource(self) -> Callable[[str, Mapping[str, Handler]], Route]: ...
-
-    @property
-    def respond(self) -> Respond: ...
-
-    @property
-    def body_of(self) -> Callable[[Request], Awaitable[dict[str, Any]]]: ...
-
-
-def model_route_routes(kit: RouteKit) -> list[Route]:
+def model_route_routes(kit: AdminKit) -> list[Route]:
     respond, body_of = kit.respond, kit.body_of
 
     def name_of(request: Request) -> str:

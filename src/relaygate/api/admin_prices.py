@@ -9,47 +9,24 @@
   group multipliers.
 
 Writes are validated by ``relaygate.services.prices``. The routes are built with the admin
-app's helpers (:class:`PriceKit`), so authentication, error bodies and the 405 of other
+app's helpers (:class:`AdminKit`), so authentication, error bodies and the 405 of other
 methods are the admin API's. After a write this worker's price table is reloaded at once;
 other workers follow with their configuration refresh (the write bumps the revision).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, Protocol
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from relaygate.api.admin_kit import AdminKit
 from relaygate.api.pricing import reload_prices
 from relaygate.services.admin import AdminService
 from relaygate.services.prices import PriceService
 from relaygate.state import AppState
 
-__all__ = ["PriceKit", "price_routes"]
-
-Handler = Callable[[Request, AdminService, AppState], Awaitable[Response]]
-
-
-class Respond(Protocol):
-    def __call__(self, payload: dict[str, Any], status: int = 200) -> Response: ...
-
-
-class PriceKit(Protocol):
-    """What the price routes use of the admin app (``api/admin_reports.AdminKit`` has it):
-    its route builder (authentication, errors, 405), its JSON response (the envelope) and
-    its body reader (size limit, JSON object)."""
-
-    @property
-    def resource(self) -> Callable[[str, Mapping[str, Handler]], Route]: ...
-
-    @property
-    def respond(self) -> Respond: ...
-
-    @property
-    def body_of(self) -> Callable[[Request], Awaitable[dict[str, Any]]]: ...
+__all__ = ["price_routes"]
 
 
 def _service(st: AppState) -> PriceService:
@@ -57,7 +34,7 @@ def _service(st: AppState) -> PriceService:
     return PriceService(st.repo, st.catalog.is_known, currency=s.currency, usd_rate=s.usd_rate)
 
 
-def price_routes(kit: PriceKit) -> list[Route]:
+def price_routes(kit: AdminKit) -> list[Route]:
     respond, body_of = kit.respond, kit.body_of
 
     def model_of(request: Request) -> str:

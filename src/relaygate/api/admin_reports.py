@@ -6,54 +6,25 @@
 * ``GET /admin/api/usage/daily`` - daily sums by model, user or key, for charts.
 
 Parameters are checked by ``relaygate.services.reports`` (a bad one is a 4xx error naming
-it). The routes are built with the admin app's own helpers (:class:`ReportKit`), so
+it). The routes are built with the admin app's own helpers (:class:`AdminKit`), so
 authentication, error bodies and the 405 of other methods are the admin API's.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
-
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
+from relaygate.api.admin_kit import AdminKit
 from relaygate.services.admin import AdminService
 from relaygate.services.reports import admin_daily_usage, admin_logs, admin_logs_csv
 from relaygate.state import AppState
 
-__all__ = ["AdminKit", "ReportKit", "report_routes"]
-
-Handler = Callable[[Request, AdminService, AppState], Awaitable[Response]]
+__all__ = ["report_routes"]
 
 
-class Respond(Protocol):
-    def __call__(self, payload: dict[str, Any], status: int = 200) -> Response: ...
-
-
-class ReportKit(Protocol):
-    """What the report routes use of the admin app: its route builder (authentication,
-    errors, 405) and its JSON response (the ``code``/``msg`` envelope)."""
-
-    @property
-    def resource(self) -> Callable[[str, Mapping[str, Handler]], Route]: ...
-
-    @property
-    def respond(self) -> Respond: ...
-
-
-@dataclass(frozen=True, slots=True)
-class AdminKit:
-    """The admin app's helpers handed to route modules such as this one."""
-
-    resource: Callable[[str, Mapping[str, Handler]], Route]
-    respond: Respond
-    body_of: Callable[[Request], Awaitable[dict[str, Any]]]
-
-
-def report_routes(kit: ReportKit) -> list[Route]:
+def report_routes(kit: AdminKit) -> list[Route]:
     async def logs(request: Request, svc: AdminService, st: AppState) -> Response:
         return kit.respond(await admin_logs(st.repo, request.query_params))
 

@@ -23,9 +23,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaygate.api.admin_billing import billing_routes
 from relaygate.api.admin_health import health_routes
+from relaygate.api.admin_kit import AdminKit
 from relaygate.api.admin_model_routes import model_route_routes
 from relaygate.api.admin_prices import price_routes
-from relaygate.api.admin_reports import AdminKit, report_routes
+from relaygate.api.admin_reports import report_routes
 from relaygate.api.admin_routing import routing_routes
 from relaygate.catalog import Catalog
 from relaygate.errors import (
@@ -290,6 +291,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
     def resource(path: str, handlers: Mapping[str, Handler]) -> Route:
         return Route(f"/admin/api{path}", _Resource(handlers, run, refuse_method))
 
+    kit = AdminKit(resource, respond, body_of)  # what the route modules use
     routes = [
         resource("/users", {"GET": list_users, "POST": create_user}),
         resource("/users/{id}", {"PATCH": update_user}),
@@ -297,13 +299,13 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         resource("/keys/{id}", {"PATCH": update_key, "DELETE": delete_key}),
         resource("/channels", {"GET": list_channels, "POST": create_channel}),
         resource("/channels/{id}", {"PATCH": update_channel, "DELETE": delete_channel}),
-        *health_routes(AdminKit(resource, respond, body_of)),  # /channels/{id}/test
+        *health_routes(kit),  # /channels/{id}/test
         resource("/providers", {"GET": list_providers}),
-        *report_routes(AdminKit(resource, respond, body_of)),  # /logs, /logs.csv, /usage/daily
-        *billing_routes(AdminKit(resource, respond, body_of)),  # codes, balances, plans
-        *price_routes(AdminKit(resource, respond, body_of)),  # prices, price groups
-        *model_route_routes(AdminKit(resource, respond, body_of)),  # aliases, fallbacks
-        *routing_routes(AdminKit(resource, respond, body_of)),  # circuits
+        *report_routes(kit),  # /logs, /logs.csv, /usage/daily
+        *billing_routes(kit),  # codes, balances, plans
+        *price_routes(kit),  # prices, price groups
+        *model_route_routes(kit),  # aliases, fallbacks
+        *routing_routes(kit),  # circuits
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, Exception: unexpected})
     return _JSONErrors(app, internal_error)

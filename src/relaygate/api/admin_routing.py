@@ -13,14 +13,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from relaygate.api.admin_health import HealthKit
+from relaygate.api.admin_kit import AdminKit
 from relaygate.services.admin import AdminService
 from relaygate.state import AppState
 
 __all__ = ["routing_routes"]
 
 
-def routing_routes(kit: HealthKit) -> list[Route]:
+def routing_routes(kit: AdminKit) -> list[Route]:
     async def circuits(request: Request, svc: AdminService, st: AppState) -> Response:
         return kit.respond({"data": st.breakers.states()})
 
