@@ -59,12 +59,17 @@ def test_a_failed_probe_doubles_the_cool_down_up_to_the_maximum() -> None:
 
 
 def test_a_success_resets_the_run() -> None:
-    b, _ = _breakers()
+    b, _ = _breakers(breaker_min_requests=1000)  # the rate rule out of the way
     for _ in range(10):
         b.failure(1, "m")
         b.failure(1, "m")
+        assert not b.open  # two in a row at most: never opened, not merely closed again
         b.success(1, "m")
-    assert not b.open  # never three in a row, and 20 of 30 is under the default minimum
+    assert not b.open
+    b.failure(1, "m")
+    b.failure(1, "m")
+    b.failure(1, "m")
+    assert b.open  # the run still counts once it is unbroken
 
 
 def test_the_failure_rate_opens_once_the_window_is_full() -> None:
@@ -197,3 +202,13 @@ def test_affinity_key_sources() -> None:
     long = affinity_key("conversation", {b"x-session-id": b"x" * 10_000}, {}, 5)
     assert long is not None and len(long) < 300
     assert replace(_channel(1, 1), weight=2).weight == 2
+
+
+def test_channel_policy_parsing_keeps_a_zero_queue() -> None:
+    from relaygate.routing.router import parse_policy
+
+    assert parse_policy({"queue_size": 0}).queue_size == 0  # nobody waits
+    assert parse_policy({}).queue_size == 100
+    p = parse_policy({"timeouts": {"first_byte": 2}, "groups": ["vip"], "max_concurrency": 3})
+    assert p.timeouts == (None, 2.0, None) and p.groups == frozenset({"vip"}) and p.capped
+    assert not parse_policy({"groups": []}).capped and parse_policy({"groups": []}).groups is None

@@ -76,7 +76,6 @@ class AttemptLoop:
 
     __slots__ = (
         "affinity",
-        "busy",
         "call",
         "candidates",
         "chain",
@@ -108,7 +107,6 @@ class AttemptLoop:
         self.last: RelayError | None = None
         self.final = False  # the last error must not be retried
         self.chain: list[Attempt] | None = None
-        self.busy = False
         s = state.settings
         self.max_tries = max(1, s.max_attempts)
         self.deadline = ctx.started + s.retry_budget
@@ -182,7 +180,6 @@ class AttemptLoop:
         if policy.capped:
             slot = await state.slots.acquire(ch, policy, router.key_order(ch, self.affinity))
             if slot is None:
-                self.busy = True
                 if probe:
                     state.breakers.abandon(ch.id, model)
                 upstream = ch.model_mapping.get(model, model)

@@ -188,11 +188,7 @@ class Breakers:
         self._publish(scope, c)
 
     def _close(self, scope: Scope, c: _Circuit) -> None:
-        c.open_until = 0.0
-        c.probing = 0.0
-        c.ok = c.bad = c.run = 0
-        c.cooldown = 0.0
-        self.open.pop(scope, None)
+        self._close_quietly(scope, c)
         log.info("circuit closed", extra={"channel_id": scope[0], "model": scope[1] or None})
         self._publish(scope, None)
 
@@ -260,7 +256,8 @@ class Breakers:
                 self.open[scope] = c
 
     def _close_quietly(self, scope: Scope, c: _Circuit) -> None:
-        c.open_until = c.probing = 0.0
+        """Close without telling the others (they told us, or :meth:`_close` will)."""
+        c.open_until = c.probing = c.cooldown = 0.0
         c.ok = c.bad = c.run = 0
         self.open.pop(scope, None)
 

@@ -62,6 +62,7 @@ def _num(value: Any) -> float | None:
 def parse_policy(config: dict[str, Any]) -> ChannelPolicy:
     groups = config.get("groups")
     timeouts = config.get("timeouts")
+    queue_size = _num(config.get("queue_size"))  # 0 is "nobody waits", not the default
     parsed: Timeouts | None = None
     if isinstance(timeouts, dict) and timeouts:
         parsed = (
@@ -75,7 +76,7 @@ def parse_policy(config: dict[str, Any]) -> ChannelPolicy:
         max_concurrency=int(_num(config.get("max_concurrency")) or 0),
         key_concurrency=int(_num(config.get("key_concurrency")) or 0),
         queue_timeout=_num(config.get("queue_timeout")) or 0.0,
-        queue_size=int(_num(config.get("queue_size")) or 100),
+        queue_size=100 if queue_size is None else int(queue_size),
     )
 
 

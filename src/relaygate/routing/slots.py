@@ -17,7 +17,6 @@ on to the next channel, or answers 429 when none is left.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 
 from relaygate.routing.router import ChannelPolicy
@@ -66,8 +65,9 @@ class Slots:
         kcap = self._cap(policy.key_concurrency)
         if not kcap:
             return Slot(ch_key, keys[0] if keys else "", None)
-        for i, key in enumerate(keys):
-            counter = f"cc:{channel.id}:{_index(channel, key, i)}"
+        for key in keys:
+            # named by the key's place in the channel's list: stable whatever the rotation
+            counter = f"cc:{channel.id}:{channel.keys.index(key)}"
             if await shared.reserve(counter, 1, kcap, ttl=SLOT_TTL):
                 return Slot(ch_key, key, counter)
         if ch_key is not None:
@@ -126,12 +126,3 @@ class Slots:
         event = self._freed.get(channel_id)
         if event is not None:
             event.set()
-
-
-def _index(channel: ChannelRecord, key: str, fallback: int) -> int:
-    """The key's position in the channel's configured list (the counter's name, so it
-    stays put when rotation order changes)."""
-    try:
-        return channel.keys.index(key)
-    except ValueError:
-        return math.floor(fallback)
