@@ -10,6 +10,7 @@ import click
 
 from relaygate import demo as demo_setup
 from relaygate.cli.base import main, noop, run_service
+from relaygate.emulator.server import PROVIDERS as EMULATED
 from relaygate.settings import Settings
 
 
@@ -82,9 +83,7 @@ def _seed_demo(host: str, port: int) -> None:
 
 # ---- emulator ----------------------------------------------------------------
 @main.command()
-@click.option(
-    "--provider", type=click.Choice(["openai", "deepseek", "azure", "anthropic"]), required=True
-)
+@click.option("--provider", type=click.Choice(sorted(EMULATED)), required=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=9000, show_default=True)
 @click.option("--latency-ms", type=float, default=0.0)

@@ -38,6 +38,7 @@ from relaygate.errors import (
 __all__ = [
     "Adaptor",
     "LocalTokenSource",
+    "ModelLister",
     "StreamTranslator",
     "Target",
     "TokenSource",
@@ -241,6 +242,21 @@ class LocalTokenSource(Protocol):
     """
 
     def local_token(self, target: Target, now: float) -> tuple[str, float] | None: ...
+
+
+@runtime_checkable
+class ModelLister(Protocol):
+    """An adaptor whose provider lists its models (``/models``): model discovery
+    (``POST /admin/api/channels/{id}/discover-models``) sends ``models_request`` on the
+    shared transport (after the token hook, so ``target.token`` is set) and reads the
+    answer with ``models_response``. ``None``: this channel's provider lists none."""
+
+    def models_request(self, target: Target) -> UpstreamRequest | None: ...
+
+    def models_response(self, target: Target, status: int, raw: bytes) -> list[str]:
+        """The upstream model ids (as a channel's ``models`` would name them); raises a
+        ``RelayError`` for an error answer (``error_from_status``)."""
+        ...
 
 
 def usage_chunk(chunk_id: str, model: str, created: int, usage: Usage) -> bytes:
