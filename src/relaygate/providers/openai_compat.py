@@ -28,6 +28,7 @@ from relaygate.providers.legacy_functions import (
     to_function_call_message,
     upgrade_legacy_functions,
 )
+from relaygate.providers.model_list import ids_from_data
 from relaygate.providers.profiles import Profile, get_profile
 from relaygate.providers.zhipu_jwt import zhipu_jwt
 
@@ -142,6 +143,21 @@ class OpenAICompatAdaptor:
             self._headers(profile, target),
             orjson.dumps(out),
         )
+
+    def models_request(self, target: Target) -> UpstreamRequest | None:
+        """``GET {base}/models`` (``ModelLister``); Azure deployments are not listed there."""
+        profile = self._profile(target)
+        if profile.url_style == "azure":
+            return None
+        return UpstreamRequest(
+            self._url(profile, target, "/models"),
+            self._headers(profile, target),
+            b"",
+            method="GET",
+        )
+
+    def models_response(self, target: Target, status: int, raw: bytes) -> list[str]:
+        return ids_from_data(raw)
 
     # ---- responses -------------------------------------------------------
     def chat_response(
