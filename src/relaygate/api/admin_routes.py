@@ -25,6 +25,7 @@ from relaygate.api.admin_billing import billing_routes
 from relaygate.api.admin_health import health_routes
 from relaygate.api.admin_kit import AdminKit
 from relaygate.api.admin_model_routes import model_route_routes
+from relaygate.api.admin_providers import provider_routes
 from relaygate.api.admin_prices import price_routes
 from relaygate.api.admin_reports import report_routes
 from relaygate.api.admin_routing import routing_routes
@@ -301,6 +302,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         resource("/channels/{id}", {"PATCH": update_channel, "DELETE": delete_channel}),
         *health_routes(kit),  # /channels/{id}/test
         resource("/providers", {"GET": list_providers}),
+        *provider_routes(kit),  # /channel-types, /channels/{id}/discover-models
         *report_routes(kit),  # /logs, /logs.csv, /usage/daily
         *billing_routes(kit),  # codes, balances, plans
         *price_routes(kit),  # prices, price groups
