@@ -30,33 +30,22 @@ from relaygate.providers.legacy_functions import (
 )
 from relaygate.providers.model_list import ids_from_data
 from relaygate.providers.profiles import Profile, get_profile
+from relaygate.providers.vendor_quirks import (
+    body_error,
+    fill_chunk,
+    fill_completion,
+    fix_service_tier,
+    has_body_error,
+    has_usage_value,
+    normalize_reasoning,
+    odd_service_tier,
+    only_finish,
+    shape_request,
+    zero_usage,
+)
 from relaygate.providers.zhipu_jwt import zhipu_jwt
 
-__all__ = ["OpenAICompatAdaptor"]
-
-#: ``service_tier`` values the OpenAI schema allows; vendors send others (Groq:
-#: ``on_demand``) which make strict clients reject the whole response.
-SERVICE_TIERS = frozenset({"auto", "default", "flex", "scale", "priority", "fast"})
-_TIER_KEY = b'"service_tier":'
-
-
-def _fix_service_tier(obj: dict[str, Any]) -> None:
-    tier = obj.get("service_tier")
-    if tier is not None and tier not in SERVICE_TIERS:
-        del obj["service_tier"]
-
-
-def _odd_service_tier(data: bytes) -> bool:
-    i = data.find(_TIER_KEY)
-    if i == -1:
-        return False
-    rest = data[i + len(_TIER_KEY) :].lstrip()
-    if rest.startswith(b"null"):
-        return False
-    if not rest.startswith(b'"'):
-        return True
-    end = rest.find(b'"', 1)
-    return rest[1:end].decode("utf-8", "replace") not in SERVICE_TIERS
+__all__ = ["OpenAICompatAdaptor", "normalize_reasoning"]
 
 
 class OpenAICompatAdaptor:
@@ -84,6 +73,9 @@ class OpenAICompatAdaptor:
             headers["api-key"] = credential
         elif credential:
             headers["Authorization"] = "Bearer " + credential
+        appid = target.config.get("appid")
+        if profile.appid_header and isinstance(appid, str | int) and appid != "":
+            headers[profile.appid_header] = str(appid)
         extra = target.config.get("headers")
         if isinstance(extra, dict):
             headers.update({str(k): str(v) for k, v in extra.items()})
@@ -102,6 +94,7 @@ class OpenAICompatAdaptor:
                 out.setdefault(dst, value)
         for name in profile.drop_params:
             out.pop(name, None)
+        shape_request(profile, target, out)
         if stream:
             out["stream"] = True
             if profile.stream_usage:
@@ -166,8 +159,13 @@ class OpenAICompatAdaptor:
         obj = parse_json_object(raw)
         if "error" in obj and "choices" not in obj:
             raise self._error_obj(target, 502, obj)
-        _fix_service_tier(obj)
+        failed = body_error(obj, (target.api_key, target.base_url))
+        if failed is not None:
+            raise failed  # MiniMax / Spark: an error inside an HTTP 200 body
+        fix_service_tier(obj)
         profile = self._profile(target)
+        if profile.fill_missing:
+            fill_completion(obj, target.upstream_model, int(time.time()))
         legacy = legacy_functions
         for choice in obj.get("choices") or ():
             if not isinstance(choice, dict):
@@ -179,7 +177,7 @@ class OpenAICompatAdaptor:
                 to_function_call_message(choice)
         raw_usage = obj.get("usage")
         usage = None
-        if isinstance(raw_usage, dict):
+        if isinstance(raw_usage, dict) and not zero_usage(raw_usage):
             obj["usage"] = normalize_usage(raw_usage)
             usage = Usage.from_openai(obj["usage"])
         return obj, usage
@@ -209,6 +207,9 @@ class OpenAICompatAdaptor:
         return self._error_obj(target, status, obj if isinstance(obj, dict) else {})
 
     def _error_obj(self, target: Target, status: int, obj: dict[str, Any]) -> RelayError:
+        failed = body_error(obj, (target.api_key, target.base_url))
+        if failed is not None:
+            return failed
         err = obj.get("error")
         message = ""
         code: str | None = None
@@ -237,11 +238,19 @@ class OpenAIStreamTranslator:
     * Azure's identity-less filter chunk (``"object":""``) is dropped — it breaks
       strict clients;
     * with ``legacy``, ``delta.tool_calls`` become ``delta.function_call``;
-    * ``{"error": …}`` inside the stream becomes ``self.error``.
+    * ``{"error": …}`` inside the stream becomes ``self.error``, and so do MiniMax's
+      ``base_resp`` and Spark's ``code`` failures (``vendor_quirks.body_error``);
+    * MiniMax's closing ``object: "chat.completion"`` frame (the whole message again) is
+      dropped, its usage kept; all-zero usage placeholders are ignored; ``role: ""``
+      is removed;
+    * with the profile's ``fill_missing`` (Spark) chunks get ``id``/``object``/``model``,
+      ``tool_calls`` objects become lists, and a finish chunk is added before ``[DONE]``
+      when the upstream sent none.
     """
 
     __slots__ = (
         "_created",
+        "_fill",
         "_finished",
         "_id",
         "_include_usage",
@@ -250,6 +259,7 @@ class OpenAIStreamTranslator:
         "_profile",
         "_rename",
         "_target",
+        "_tools",
         "_usage_raw",
         "_usage_sent",
         "done",
@@ -265,6 +275,8 @@ class OpenAIStreamTranslator:
         self._include_usage = include_usage
         self._rename = profile.reasoning_field
         self._legacy = LegacyStream() if legacy else None
+        self._fill = profile.fill_missing
+        self._tools = False
         self._finished = False
         self._id = ""
         self._created = 0
@@ -277,11 +289,14 @@ class OpenAIStreamTranslator:
 
     def _needs_parse(self, data: bytes) -> bool:
         return (
-            (b'"usage"' in data and _has_usage_value(data))
+            (b'"usage"' in data and has_usage_value(data))
             or b'"error"' in data[:16]
             or b'"choices":[]' in data
             or b'"object":""' in data
             or not self._id
+            or self._fill
+            or has_body_error(data)
+            or b'"role":""' in data
             or b'"reasoning"' in data
             or b'"reasoning_details"' in data
             or (self._rename is not None and self._rename.encode() in data)
@@ -291,13 +306,18 @@ class OpenAIStreamTranslator:
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
         if data == b"[DONE]":
             self.done = True
+            if self._fill and not self._finished and self._id:
+                self._finished = True  # Spark: no finish_reason anywhere
+                return [self._finish_chunk("tool_calls" if self._tools else "stop")]
             return []
+        if b'"object":"chat.completion"' in data or b'"object": "chat.completion"' in data:
+            return self._final_frame(data)
         if not self._finished and (b'"finish_reason":"' in data or b'"finish_reason": "' in data):
             self._finished = True  # noted before parsing: a repeat is recognised below
             repeat = False
         else:
             repeat = self._finished
-        odd_tier = _odd_service_tier(data)
+        odd_tier = odd_service_tier(data)
         if not self._needs_parse(data) and not odd_tier:
             return [data]
         try:
@@ -309,7 +329,16 @@ class OpenAIStreamTranslator:
         if "error" in obj and "choices" not in obj:
             self._stream_error(obj["error"])
             return []
-        _fix_service_tier(obj)
+        failed = body_error(obj, (self._target.api_key, self._target.base_url))
+        if failed is not None:
+            self.error = failed
+            return []
+        fix_service_tier(obj)
+        if self._fill:
+            sid = obj.get("sid") or "relaygate"
+            ident = self._id or f"chatcmpl-{sid}"
+            now = self._created or int(time.time())
+            self._tools = fill_chunk(obj, ident, self._model, now) or self._tools
         if not self._id and obj.get("id"):
             self._id = str(obj["id"])
             self._model = str(obj.get("model") or self._model)
@@ -321,11 +350,14 @@ class OpenAIStreamTranslator:
             first = choices[0]
             if isinstance(first, dict) and isinstance(first.get("usage"), dict):
                 usage = first.pop("usage")  # Moonshot: inside the choice
+        zero = isinstance(usage, dict) and zero_usage(usage)
+        if zero:
+            usage = None  # MiniMax's per-chunk placeholder
         if isinstance(usage, dict):
             self._usage_raw = normalize_usage(usage)
             self.usage = Usage.from_openai(self._usage_raw)
         if not choices:
-            if obj.get("object") == "" or not obj.get("id"):
+            if obj.get("object") == "" or not obj.get("id") or zero:
                 return []  # Azure prompt-filter chunk
             if isinstance(usage, dict):
                 # the upstream's usage chunk: passed on at once when the client asked (not
@@ -339,17 +371,57 @@ class OpenAIStreamTranslator:
             return [orjson.dumps(obj)]
         if "usage" in obj:
             obj["usage"] = None  # usage goes only in the final choices: [] chunk
-            if repeat and isinstance(usage, dict) and _only_finish(choices):
+            if repeat and isinstance(usage, dict) and only_finish(choices):
                 return []  # a finish chunk repeated to carry usage (OpenRouter)
         for choice in choices:
             if not isinstance(choice, dict):
                 continue
             delta = choice.get("delta")
             if isinstance(delta, dict):
+                if delta.get("role") == "":
+                    del delta["role"]  # MiniMax
                 normalize_reasoning(delta, self._rename)
             if self._legacy is not None:
                 self._legacy.choice(choice)
         return [orjson.dumps(obj)]
+
+    def _final_frame(self, data: bytes) -> list[bytes]:
+        """MiniMax's closing ``chat.completion`` frame: its usage, never its text again."""
+        try:
+            obj = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            return []
+        if not isinstance(obj, dict):
+            return []
+        failed = body_error(obj, (self._target.api_key, self._target.base_url))
+        if failed is not None:
+            self.error = failed
+            return []
+        usage = obj.get("usage")
+        if isinstance(usage, dict) and not zero_usage(usage):
+            self._usage_raw = normalize_usage(usage)
+            self.usage = Usage.from_openai(self._usage_raw)
+        if self._finished:
+            return []
+        self._finished = True
+        choices = obj.get("choices")
+        first = choices[0] if isinstance(choices, list) and choices else {}
+        reason = first.get("finish_reason") if isinstance(first, dict) else None
+        if not self._id and obj.get("id"):
+            self._id = str(obj["id"])
+        return [self._finish_chunk(str(reason or "stop"))]
+
+    def _finish_chunk(self, reason: str) -> bytes:
+        choice = {"index": 0, "delta": {}, "finish_reason": reason}
+        return orjson.dumps(
+            {
+                "id": self._id or "chatcmpl-relaygate",
+                "object": "chat.completion.chunk",
+                "created": self._created or int(time.time()),
+                "model": self._model,
+                "choices": [choice],
+            }
+        )
 
     def _stream_error(self, err: Any) -> None:
         message = str(err.get("message") or "") if isinstance(err, dict) else str(err)
@@ -378,57 +450,3 @@ class OpenAIStreamTranslator:
                 }
             )
         ]
-
-
-def _only_finish(choices: list[Any]) -> bool:
-    """Every choice is a bare finish marker (no content, tool call or reasoning)."""
-    for choice in choices:
-        if not isinstance(choice, dict) or not choice.get("finish_reason"):
-            return False
-        delta = choice.get("delta")
-        if isinstance(delta, dict) and any(v for k, v in delta.items() if k != "role"):
-            return False
-    return True
-
-
-def normalize_reasoning(msg: dict[str, Any], vendor_field: str | None = None) -> None:
-    """Put a message's or delta's reasoning text under ``reasoning_content``.
-
-    Sources, in order: ``reasoning_content``; the profile's own field name;
-    ``reasoning`` (a string: OpenRouter, Ollama, vLLM); the texts of
-    ``reasoning_details`` (OpenRouter ``reasoning.text``/``reasoning.summary``,
-    MiniMax). ``reasoning`` is removed (it would count the text twice);
-    ``reasoning_details`` stays (OpenRouter wants it back, encrypted parts too).
-    """
-    if vendor_field is not None and vendor_field in msg and vendor_field != "reasoning":
-        value = msg.pop(vendor_field)
-        if not msg.get("reasoning_content") and isinstance(value, str):
-            msg["reasoning_content"] = value
-    if "reasoning" in msg and (msg["reasoning"] is None or isinstance(msg["reasoning"], str)):
-        value = msg.pop("reasoning")
-        if not msg.get("reasoning_content") and value:
-            msg["reasoning_content"] = value
-    details = msg.get("reasoning_details")
-    if not msg.get("reasoning_content") and isinstance(details, list):
-        texts = [
-            t
-            for d in details
-            if isinstance(d, dict)
-            for t in (d.get("text"), d.get("summary"))
-            if isinstance(t, str) and t
-        ]
-        if texts:
-            msg["reasoning_content"] = "".join(texts)
-
-
-def _has_usage_value(data: bytes) -> bool:
-    i = data.find(b'"usage"')
-    while i != -1:
-        j = i + 7
-        n = len(data)
-        while j < n and data[j] in b" :":
-            j += 1
-        if j < n and data[j] == 0x7B:  # '{'
-            return True
-        i = data.find(b'"usage"', j)
-    return False

@@ -16,11 +16,27 @@ Add a vendor by adding a :class:`Profile` to ``PROFILES`` (see
 * ``native_functions``: the upstream still accepts the legacy ``functions`` /
   ``function_call`` fields; otherwise they are translated to ``tools``.
 * ``embeddings``: whether the vendor serves ``/embeddings``.
+* ``temperature_range``: ``(low, high)`` the vendor accepts; a client value outside
+  it is clamped. ``fixed_temperature``: ``(model-name prefix, value)`` pairs for
+  models that take only that temperature (Kimi's reasoning models: 1); a channel's
+  ``config.fixed_temperature`` (``{prefix: value}``) adds to or overrides them.
+* ``n_choices``: ``pass`` (the vendor understands ``n``) or ``reject`` (it answers one
+  choice only: ``n > 1`` is refused with a 400 naming ``n``, ``n: 1`` is removed).
+* ``tool_choice_required``: ``pass``, ``nudge`` (the vendor lacks ``"required"``: it
+  becomes ``"auto"`` plus a closing user message asking for a tool, as LiteLLM does
+  for Moonshot) or ``reject`` (400 naming ``tool_choice``).
+* ``request_defaults``: fields set on every chat request unless the client sent them
+  (MiniMax ``reasoning_split: true``).
+* ``fill_missing``: the vendor omits OpenAI fields strict clients need (iFlytek Spark:
+  ``id``/``object``/``model``/``finish_reason``, ``tool_calls`` as one object); the
+  adaptor fills them in (``vendor_quirks.py``).
+* ``appid_header``: header that carries the channel's ``config.appid`` (Qianfan: ``appid``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["PROFILES", "Profile", "get_profile"]
 
@@ -40,6 +56,17 @@ class Profile:
     native_functions: bool = False
     embeddings: bool = True
     default_api_version: str = ""
+    temperature_range: tuple[float, float] | None = None
+    fixed_temperature: tuple[tuple[str, float], ...] = ()
+    n_choices: str = "pass"
+    tool_choice_required: str = "pass"
+    request_defaults: dict[str, Any] = field(default_factory=dict)
+    fill_missing: bool = False
+    appid_header: str | None = None
+
+
+#: vendors without ``max_completion_tokens``: OpenAI's newer name becomes ``max_tokens``
+_MAX_TOKENS = {"max_completion_tokens": "max_tokens"}
 
 
 PROFILES: dict[str, Profile] = {
@@ -61,21 +88,59 @@ PROFILES: dict[str, Profile] = {
             url_style="azure_v1",
             native_functions=True,
         ),
-        Profile("deepseek", "DeepSeek", embeddings=False),
+        Profile("deepseek", "DeepSeek", embeddings=False, param_renames=_MAX_TOKENS),
         Profile(
             "moonshot",
             "Moonshot (Kimi)",
-            param_renames={"max_completion_tokens": "max_tokens"},
+            param_renames=_MAX_TOKENS,
             embeddings=False,
+            temperature_range=(0.0, 1.0),
+            fixed_temperature=(("kimi-k2.5", 1.0), ("kimi-k2.6", 1.0), ("kimi-k2-thinking", 1.0)),
+            tool_choice_required="nudge",
         ),
-        Profile("qwen", "Alibaba Qwen (DashScope compatible mode)"),
-        Profile("glm", "Zhipu GLM (v4)"),
-        Profile("glm_jwt", "Zhipu GLM (v4, signed JWT credential)", auth="zhipu_jwt"),
+        Profile("qwen", "Alibaba Qwen (DashScope compatible mode)", param_renames=_MAX_TOKENS),
+        Profile(
+            "glm",
+            "Zhipu GLM (v4)",
+            param_renames=_MAX_TOKENS,
+            temperature_range=(0.0, 1.0),
+            n_choices="reject",
+            tool_choice_required="nudge",
+        ),
+        Profile(
+            "glm_jwt",
+            "Zhipu GLM (v4, signed JWT credential)",
+            auth="zhipu_jwt",
+            param_renames=_MAX_TOKENS,
+            temperature_range=(0.0, 1.0),
+            n_choices="reject",
+            tool_choice_required="nudge",
+        ),
         Profile("doubao", "ByteDance Doubao (Ark)"),
-        Profile("hunyuan", "Tencent Hunyuan (OpenAI-compatible)"),
-        Profile("qianfan", "Baidu Qianfan v2"),
-        Profile("ollama", "Ollama (/v1)", reasoning_field="reasoning"),
-        Profile("openrouter", "OpenRouter", reasoning_field="reasoning"),
+        Profile("hunyuan", "Tencent Hunyuan (OpenAI-compatible)", param_renames=_MAX_TOKENS),
+        Profile("qianfan", "Baidu Qianfan v2", appid_header="appid"),
+        Profile(
+            "spark",
+            "iFlytek Spark (HTTP, OpenAI-compatible)",
+            param_renames=_MAX_TOKENS,
+            embeddings=False,
+            n_choices="reject",
+            fill_missing=True,
+        ),
+        Profile(
+            "minimax",
+            "MiniMax (OpenAI-compatible)",
+            param_renames={"max_tokens": "max_completion_tokens"},
+            embeddings=False,
+            temperature_range=(0.01, 1.0),
+            n_choices="reject",
+            request_defaults={"reasoning_split": True},
+        ),
+        Profile("xai", "xAI (Grok)", embeddings=False),
+        Profile("groq", "Groq", embeddings=False, n_choices="reject"),
+        Profile("ollama", "Ollama (/v1)", reasoning_field="reasoning", param_renames=_MAX_TOKENS),
+        Profile("llamacpp", "llama.cpp server (/v1)"),
+        Profile("openrouter", "OpenRouter", reasoning_field="reasoning", param_renames=_MAX_TOKENS),
         Profile("generic", "Any OpenAI-compatible server"),
     )
 }
