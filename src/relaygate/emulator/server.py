@@ -16,11 +16,19 @@ from relaygate.emulator.base import Core, Provider
 from relaygate.emulator.deepseek import DeepSeekEmulator
 from relaygate.emulator.knobs import Knobs, Stats
 from relaygate.emulator.openai import OpenAIEmulator
+from relaygate.emulator.spark_ws import SparkWSEmulator
 
 __all__ = ["PROVIDERS", "EmulatorServer", "build_app", "run_emulator_cli"]
 
 PROVIDERS: dict[str, type[Provider]] = {
-    cls.name: cls for cls in (OpenAIEmulator, DeepSeekEmulator, AzureEmulator, AnthropicEmulator)
+    cls.name: cls
+    for cls in (
+        OpenAIEmulator,
+        DeepSeekEmulator,
+        AzureEmulator,
+        AnthropicEmulator,
+        SparkWSEmulator,
+    )
 }
 
 _MAX_BODY = 64 * 1024 * 1024

@@ -11,11 +11,12 @@ from relaygate.errors import ServiceUnavailable
 from relaygate.providers.anthropic import AnthropicAdaptor
 from relaygate.providers.base import Adaptor, LocalTokenSource, TokenSource
 from relaygate.providers.openai_compat import OpenAICompatAdaptor
+from relaygate.providers.spark_ws import SparkWSAdaptor
 
 __all__ = ["ADAPTORS", "AdaptorRegistry", "provider_names"]
 
 #: every native adaptor class; adaptors are stateless and built once per worker
-ADAPTORS: tuple[type[Adaptor], ...] = (OpenAICompatAdaptor, AnthropicAdaptor)
+ADAPTORS: tuple[type[Adaptor], ...] = (OpenAICompatAdaptor, AnthropicAdaptor, SparkWSAdaptor)
 
 
 def provider_names() -> tuple[str, ...]:

@@ -21,7 +21,7 @@ import asyncio
 import math
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -30,6 +30,7 @@ from relaygate.errors import RelayError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
 from relaygate.settings import Settings
 from relaygate.transport.base import (
+    UpstreamResponse,
     connect_timed_out,
     first_byte_timed_out,
     idle_timed_out,
@@ -42,6 +43,7 @@ from relaygate.transport.base import (
     total_expired,
 )
 from relaygate.transport.proxy import ProxyResolver
+from relaygate.transport.websocket import WebSocketTransport
 
 __all__ = ["AiohttpTransport"]
 
@@ -127,6 +129,7 @@ class AiohttpTransport:
         )
         self._ssl: ssl.SSLContext = make_ssl_context(settings)
         self._proxies = proxies if proxies is not None else ProxyResolver()
+        self._ws = WebSocketTransport(settings, self._proxies)  # ws:// and wss:// URLs
         self._proxy_of: dict[tuple[str, str | None], _ProxyArgs] = {}
         # sock_read would cut the header wait short: such defaults take the per-request path
         self._default_timeouts: tuple[None, None, None] | None = (
@@ -153,6 +156,7 @@ class AiohttpTransport:
         if self._session is not None:
             await self._session.close()
             self._session = None
+        await self._ws.close()
 
     def _headers_timeout(self, connect: float) -> aiohttp.ClientTimeout:
         """The session's timeout with ``connect`` and no ``sock_read`` (set after the headers)."""
@@ -191,8 +195,15 @@ class AiohttpTransport:
         self._proxy_of[cache_key] = args
         return args
 
+    def request(
+        self, req: UpstreamRequest, *, stream: bool
+    ) -> AbstractAsyncContextManager[UpstreamResponse]:
+        if req.url.startswith("ws"):  # ws:// or wss:// (transport/websocket.py)
+            return self._ws.request(req, stream=stream)
+        return self._request(req)
+
     @asynccontextmanager
-    async def request(self, req: UpstreamRequest, *, stream: bool) -> AsyncIterator[_Response]:
+    async def _request(self, req: UpstreamRequest) -> AsyncIterator[_Response]:
         assert self._session is not None, "transport not started"
         settings = self._settings
         loop = asyncio.get_running_loop()

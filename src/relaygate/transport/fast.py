@@ -22,6 +22,7 @@ import asyncio
 import math
 import ssl
 from collections import deque
+from contextlib import AbstractAsyncContextManager
 from typing import cast
 
 import httptools
@@ -30,6 +31,7 @@ from relaygate.errors import RelayError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
 from relaygate.settings import Settings
 from relaygate.transport.base import (
+    UpstreamResponse,
     connect_timed_out,
     first_byte_timed_out,
     idle_timed_out,
@@ -44,6 +46,7 @@ from relaygate.transport.encode import Key as _Key
 from relaygate.transport.encode import RequestEncoder
 from relaygate.transport.proxy import ProxyResolver
 from relaygate.transport.tunnel import connect_through
+from relaygate.transport.websocket import WebSocketTransport
 
 __all__ = ["FastTransport"]
 
@@ -392,7 +395,9 @@ class FastTransport:
         self._read_timeout = settings.read_timeout
         self._total_timeout = settings.total_timeout
         self._max_body = settings.max_upstream_body_bytes
-        self._encode = RequestEncoder(proxies if proxies is not None else ProxyResolver()).encode
+        proxies = proxies if proxies is not None else ProxyResolver()
+        self._encode = RequestEncoder(proxies).encode
+        self._ws = WebSocketTransport(settings, proxies)  # ws:// and wss:// URLs
         self._pool: dict[_Key, list[_Conn]] = {}
         self._conns: set[_Conn] = set()
         self._ssl = make_ssl_context(settings)
@@ -410,8 +415,13 @@ class FastTransport:
         for conn in list(self._conns):
             conn.abort()
         self._pool.clear()
+        await self._ws.close()
 
-    def request(self, req: UpstreamRequest, *, stream: bool) -> _Exchange:
+    def request(
+        self, req: UpstreamRequest, *, stream: bool
+    ) -> _Exchange | AbstractAsyncContextManager[UpstreamResponse]:
+        if req.url.startswith("ws"):  # ws:// or wss:// (transport/websocket.py)
+            return self._ws.request(req, stream=stream)
         return _Exchange(self, req)
 
     # -- pool -------------------------------------------------------------
