@@ -195,9 +195,10 @@ def test_channel_create_normalizes() -> None:
         ({"name": ""}, "name", "empty"),
         ({"name": None}, "name", "string"),
         ({"status": "on"}, "status", "one of"),
-        ({"provider": "gemini"}, "provider", "one of"),
+        ({"provider": "nope"}, "provider", "one of"),
         ({"profile": "nope"}, "profile", "Unknown profile"),
-        ({"provider": "anthropic", "profile": "openai"}, "profile", "no profiles"),
+        ({"provider": "anthropic", "profile": "openai"}, "profile", "Unknown profile"),
+        ({"provider": "gemini", "profile": "openai"}, "profile", "known: gemini, vertex"),
         ({"is_emulator": True}, "is_emulator", "Unknown"),
     ],
 )

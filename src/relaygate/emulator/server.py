@@ -12,11 +12,15 @@ from aiohttp import web
 
 from relaygate.emulator.anthropic import AnthropicEmulator
 from relaygate.emulator.azure import AzureEmulator
+from relaygate.emulator.baidu import BaiduEmulator
 from relaygate.emulator.base import Core, Provider
 from relaygate.emulator.deepseek import DeepSeekEmulator
+from relaygate.emulator.gemini import GeminiEmulator
 from relaygate.emulator.knobs import Knobs, Stats
 from relaygate.emulator.openai import OpenAIEmulator
 from relaygate.emulator.spark_ws import SparkWSEmulator
+from relaygate.emulator.tencent import TencentEmulator
+from relaygate.emulator.vendors import VENDOR_EMULATORS
 
 __all__ = ["PROVIDERS", "EmulatorServer", "build_app", "run_emulator_cli"]
 
@@ -27,7 +31,11 @@ PROVIDERS: dict[str, type[Provider]] = {
         DeepSeekEmulator,
         AzureEmulator,
         AnthropicEmulator,
+        GeminiEmulator,
         SparkWSEmulator,
+        BaiduEmulator,
+        TencentEmulator,
+        *VENDOR_EMULATORS,
     )
 }
 

@@ -6,6 +6,14 @@ the shared mappings (stop reasons, usage, error types) in :mod:`anthropic_stream
 Channel ``config`` keys: ``anthropic_version`` (default ``2023-06-01``),
 ``anthropic_beta`` (sent as the ``anthropic-beta`` header when set) and
 ``default_max_tokens`` (default 4096).
+
+Profile ``vertex``: Claude on Google Vertex AI —
+``{base}/v1/projects/{project}/locations/{location}/publishers/anthropic/models/
+{model}:rawPredict`` (``:streamRawPredict``), ``Authorization: Bearer``, the body
+without ``model`` and with ``anthropic_version`` (default ``vertex-2023-10-16``).
+The key is a Google service-account key file (exchanged for an access token through
+``google_auth.py``) or an access token; ``config`` as for Gemini's ``vertex`` profile
+(``project``, ``location``, ``api_version``).
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ from relaygate.providers.base import (
     Usage,
     parse_json_object,
 )
+from relaygate.providers.gemini import vertex_url
+from relaygate.providers.google_auth import google_token_request, google_token_response
 from relaygate.providers.legacy_functions import to_function_call_message
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicAdaptor"]
@@ -46,9 +56,35 @@ def messages_url(base_url: str) -> str:
 
 class AnthropicAdaptor:
     name = "anthropic"
+    #: ``anthropic``: Anthropic's API; ``vertex``: Claude on Google Vertex AI
+    profiles = ("anthropic", "vertex")
+
+    # ------------------------------------------------------------ Vertex tokens
+
+    def token_request(self, target: Target) -> UpstreamRequest | None:
+        if target.profile != "vertex" or not target.api_key:
+            return None
+        return google_token_request(target.api_key)
+
+    def token_response(self, target: Target, status: int, raw: bytes) -> tuple[str, float]:
+        return google_token_response(status, raw, (target.api_key,))
 
     def chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
         payload, legacy = build_messages_request(target, body, stream)
+        if target.profile == "vertex":
+            method = "streamRawPredict" if stream else "rawPredict"
+            vheaders = {"content-type": "application/json"}
+            credential = target.token or target.api_key
+            if credential:
+                vheaders["authorization"] = "Bearer " + credential
+            if stream:
+                vheaders["accept"] = "text/event-stream"
+            return UpstreamRequest(
+                url=vertex_url(target, "anthropic", method),
+                headers=vheaders,
+                body=orjson.dumps(payload),
+                legacy_functions=legacy,
+            )
         headers = {
             "x-api-key": target.token or target.api_key,
             "anthropic-version": str(target.config.get("anthropic_version") or ANTHROPIC_VERSION),

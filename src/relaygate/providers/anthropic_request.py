@@ -28,9 +28,11 @@ from relaygate.providers.anthropic_thinking import apply_thinking, thinking_bloc
 from relaygate.providers.base import Target, require_messages
 from relaygate.providers.legacy_functions import upgrade_legacy_functions
 
-__all__ = ["DEFAULT_MAX_TOKENS", "build_messages_body"]
+__all__ = ["DEFAULT_MAX_TOKENS", "VERTEX_ANTHROPIC_VERSION", "build_messages_body"]
 
 DEFAULT_MAX_TOKENS = 4096
+#: ``anthropic_version`` in the body of a Vertex AI request
+VERTEX_ANTHROPIC_VERSION = "vertex-2023-10-16"
 
 _TOOL_CHOICE_STRINGS: dict[str, dict[str, Any]] = {
     "auto": {"type": "auto"},
@@ -119,6 +121,16 @@ def build_messages_request(
     )
     if stream:
         out["stream"] = True
+    if target.profile == "vertex":
+        # Vertex AI: the model is in the URL, the version in the body
+        # (``:rawPredict`` / ``:streamRawPredict``, recorded in TestGoogleCommon)
+        del out["model"]
+        out["anthropic_version"] = str(
+            target.config.get("anthropic_version") or VERTEX_ANTHROPIC_VERSION
+        )
+        beta = target.config.get("anthropic_beta")
+        if beta:
+            out["anthropic_beta"] = [beta] if isinstance(beta, str) else list(beta)
     return out, legacy
 
 

@@ -9,18 +9,36 @@ from __future__ import annotations
 
 from relaygate.errors import ServiceUnavailable
 from relaygate.providers.anthropic import AnthropicAdaptor
+from relaygate.providers.baidu import BaiduAdaptor
 from relaygate.providers.base import Adaptor, LocalTokenSource, TokenSource
+from relaygate.providers.gemini import GeminiAdaptor
 from relaygate.providers.openai_compat import OpenAICompatAdaptor
 from relaygate.providers.spark_ws import SparkWSAdaptor
+from relaygate.providers.tencent import TencentAdaptor
 
-__all__ = ["ADAPTORS", "AdaptorRegistry", "provider_names"]
+__all__ = ["ADAPTORS", "AdaptorRegistry", "native_profiles", "provider_names"]
 
 #: every native adaptor class; adaptors are stateless and built once per worker
-ADAPTORS: tuple[type[Adaptor], ...] = (OpenAICompatAdaptor, AnthropicAdaptor, SparkWSAdaptor)
+ADAPTORS: tuple[type[Adaptor], ...] = (
+    OpenAICompatAdaptor,
+    AnthropicAdaptor,
+    GeminiAdaptor,
+    BaiduAdaptor,
+    TencentAdaptor,
+    SparkWSAdaptor,
+)
 
 
 def provider_names() -> tuple[str, ...]:
     return tuple(cls.name for cls in ADAPTORS)
+
+
+def native_profiles(provider: str) -> tuple[str, ...]:
+    """The profiles a native adaptor accepts (its class's ``profiles``; default: its name)."""
+    for cls in ADAPTORS:
+        if cls.name == provider:
+            return tuple(getattr(cls, "profiles", (cls.name,)))
+    return (provider,)
 
 
 class AdaptorRegistry:

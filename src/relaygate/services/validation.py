@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ipaddress
+import json
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
@@ -21,6 +22,7 @@ from relaygate.billing.money import parse_amount
 from relaygate.errors import InvalidRequest
 from relaygate.providers import PROVIDERS
 from relaygate.providers.profiles import PROFILES
+from relaygate.providers.registry import native_profiles
 from relaygate.services.fields import (
     INT_MAX,
     Field,
@@ -78,7 +80,21 @@ GROUP_RE = re.compile(r"[a-z0-9_-]{1,32}")
 
 _limit = nullable(integer(1))
 _model_names = string_list(1, string(1, 128, no_space=True))
-_upstream_key = string(1, 4096, no_space=True)
+_plain_upstream_key = string(1, 4096, no_space=True)
+_json_upstream_key = string(1, 4096)
+
+
+def _upstream_key(name: str, value: Any) -> str:
+    """An upstream key: no whitespace, except a JSON credential file (a Google
+    service-account key), stored compacted (one line)."""
+    if isinstance(value, str) and value.lstrip().startswith("{"):
+        try:
+            obj = json.loads(value)
+        except ValueError:
+            obj = None
+        if isinstance(obj, dict):
+            return str(_json_upstream_key(name, json.dumps(obj, separators=(",", ":"))))
+    return str(_plain_upstream_key(name, value))
 
 
 # ---- users -----------------------------------------------------------------------------
@@ -354,9 +370,10 @@ def _check_profile(provider: str, profile: str) -> None:
             raise ValidationError(
                 "profile", f"Unknown profile {profile!r} for openai_compat; known: {known}."
             )
-    elif profile != provider:
+    elif profile not in native_profiles(provider):
+        known = ", ".join(native_profiles(provider))
         raise ValidationError(
-            "profile", f"A {provider} channel has no profiles; give `profile` {provider!r} or none."
+            "profile", f"Unknown profile {profile!r} for {provider}; known: {known} (or none)."
         )
 
 
