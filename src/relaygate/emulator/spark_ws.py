@@ -214,6 +214,10 @@ class SparkWSEmulator(Provider):
             await self._answer(request, ws, knobs, sid)
         except (ConnectionResetError, ClientConnectionResetError):
             self._lost(None)
+        except asyncio.CancelledError:  # the client went away (handler cancellation)
+            if request.get(_STREAMING) and not self.core.stopping:
+                self._lost(None)
+            raise
         finally:
             if not ws.closed:
                 await ws.close()
