@@ -167,7 +167,7 @@ async def _stream(
             raise upstream_failure(adaptor, target, resp.status, await resp.read(), resp)
         if "event-stream" not in (resp.header("Content-Type") or ""):
             err = adaptor.error(target, 502, await resp.read())
-            if isinstance(err, UpstreamError):
+            if type(err) is UpstreamError and err.code == "upstream_error":  # nothing better known
                 err = UpstreamError(
                     "The upstream provider answered a streaming request without a stream."
                 )

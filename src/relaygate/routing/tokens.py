@@ -19,10 +19,14 @@ from collections.abc import Callable
 from relaygate.providers.base import Adaptor, LocalTokenSource, Target, TokenSource
 from relaygate.transport.base import Transport
 
-__all__ = ["REFRESH_MARGIN", "TokenCache"]
+__all__ = ["REFRESH_MARGIN", "TOKEN_EXPIRED", "TokenCache"]
 
 #: a cached token is renewed this long before it expires
 REFRESH_MARGIN = 60.0
+#: the error code an adaptor gives an upstream answer saying the token it was sent is
+#: invalid or expired (Baidu ``error_code`` 110/111: ``providers/baidu_errors.py``): the
+#: relay drops the token (:meth:`TokenCache.invalidate`) and retries once (``relay/attempt.py``)
+TOKEN_EXPIRED = "upstream_token_expired"
 
 _Key = tuple[int, str, str]  # channel id, profile, upstream key
 
@@ -58,6 +62,16 @@ class TokenCache:
             return dataclasses.replace(target, token=token)
         self._plain.add(plain_key)
         return target
+
+    def invalidate(self, target: Target) -> bool:
+        """Drop ``target``'s cached token if it is still the one ``target`` carries (a
+        token another request has renewed meanwhile is kept). True when one was dropped."""
+        key = (target.channel_id, target.profile, target.api_key)
+        cached = self._tokens.get(key)
+        if cached is None or target.token is None or cached[0] != target.token:
+            return False
+        del self._tokens[key]
+        return True
 
     def _keep(self, key: _Key, made: tuple[str, float]) -> str:
         token, expires_in = made
