@@ -216,7 +216,7 @@ def test_minimax_errors_in_http_200(code: int, cls: type, status: int, err_code:
         assert isinstance(err, cls) and err.code == err_code
         assert err.http_status(False) == status
         assert KEY not in err.message
-    tr, chunks = run_stream("minimax", MM_STREAM[:200] + b"\n\ndata: " + raw + b"\n\n")
+    tr, _ = run_stream("minimax", MM_STREAM[:200] + b"\n\ndata: " + raw + b"\n\n")
     assert tr.error is not None and tr.error.code == err_code
 
 
