@@ -78,9 +78,10 @@ async def test_stream_is_one_sse_event_per_frame(t: Transport, emu: EmulatorServ
     events = SSEDecoder().feed(b"".join(raw))
     statuses = [header(data)["status"] for _, data in events]
     assert statuses == [0, 1, 1, 2]
-    # the request frame arrived as sent
-    sent = emu.stats.last_request
-    assert sent is not None and sent.method == "GET" and sent.path == "/v1.1/chat"
+    # the upgrade, then the request frame as sent
+    upgrade, frame = emu.stats.recorded
+    assert (upgrade.method, upgrade.path, frame.method) == ("GET", "/v1.1/chat", "WS")
+    assert frame.body["payload"]["message"]["text"] == BODY["messages"]
     assert emu.stats.streams_completed == 1
 
 

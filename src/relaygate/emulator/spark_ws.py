@@ -12,6 +12,8 @@ Authentication"}``: HTTP answers to the upgrade, no WebSocket.
 
 Credentials: ``Knobs.api_key`` is the channel key ``APPID|APISecret|APIKey``
 (:data:`DEFAULT_KEY` when None); the request frame's ``header.app_id`` must be the APPID.
+The upgrade is recorded as a ``GET`` request and the request frame after it as a request
+of method ``WS`` whose body is the frame.
 
 After the upgrade the client sends one frame; the answer is frames of
 ``{"header": {"code", "message", "sid", "status"}, "payload": {"choices": {"status",
@@ -49,7 +51,7 @@ from relaygate.emulator.base import (
     sample_arguments,
     split_text,
 )
-from relaygate.emulator.knobs import Knobs
+from relaygate.emulator.knobs import Knobs, RecordedRequest
 
 __all__ = ["CODE_OF_STATUS", "DEFAULT_KEY", "SparkWSEmulator"]
 
@@ -233,6 +235,10 @@ class SparkWSEmulator(Provider):
             frame = orjson.loads(msg.data)
         except orjson.JSONDecodeError:
             frame = None
+        # the request frame, recorded as a request of its own (``stats.last_body``)
+        self.stats._record(
+            RecordedRequest("WS", request.path, request.query, request.headers, frame)
+        )
         app_id = self.credentials(knobs)[0]
         checked = self._check_frame(frame, app_id if knobs.require_auth else frame_app(frame))
         if isinstance(checked, int):
