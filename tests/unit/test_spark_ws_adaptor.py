@@ -28,7 +28,9 @@ KEY = "app123|test-secret|test-key"
 A = SparkWSAdaptor(clock=lambda: NOW)
 
 
-def target(model: str = "generalv3.5", base: str = "wss://spark-api.xf-yun.com", **config: Any) -> Target:
+def target(
+    model: str = "generalv3.5", base: str = "wss://spark-api.xf-yun.com", **config: Any
+) -> Target:
     return Target(1, "spark_ws", "spark_ws", base, KEY, model, config)
 
 
@@ -95,7 +97,11 @@ def test_config_domains_path_and_http_base_urls() -> None:
     t = target("mine", "https://proxy.example.com/spark", domains={"mine": ["/v9/chat", "d9"]})
     req = A.chat_request(t, body, True)
     parts = urlsplit(req.url)
-    assert (parts.scheme, parts.netloc, parts.path) == ("wss", "proxy.example.com", "/spark/v9/chat")
+    assert (parts.scheme, parts.netloc, parts.path) == (
+        "wss",
+        "proxy.example.com",
+        "/spark/v9/chat",
+    )
     assert orjson.loads(req.body)["parameter"]["chat"]["domain"] == "d9"
     t = target("other", "http://127.0.0.1:8080", path="/v2.1/chat")
     req = A.chat_request(t, body, True)
@@ -136,10 +142,18 @@ def test_request_frame_plain() -> None:
 
 def test_request_frame_ranges_and_defaults() -> None:
     obj = frame_of(
-        {"messages": [{"role": "user", "content": "hi"}], "temperature": 1.7, "max_completion_tokens": 9}
+        {
+            "messages": [{"role": "user", "content": "hi"}],
+            "temperature": 1.7,
+            "max_completion_tokens": 9,
+        }
     )
     assert obj["header"]["uid"] == "relaygate"
-    assert obj["parameter"]["chat"] == {"domain": "generalv3.5", "temperature": 1.0, "max_tokens": 9}
+    assert obj["parameter"]["chat"] == {
+        "domain": "generalv3.5",
+        "temperature": 1.0,
+        "max_tokens": 9,
+    }
     obj = frame_of({"messages": [{"role": "user", "content": "hi"}], "temperature": 0})
     assert obj["parameter"]["chat"]["temperature"] == 0.01  # Spark's range is (0, 1]
     with pytest.raises(InvalidRequest) as info:
@@ -151,7 +165,10 @@ def test_system_role_kept_for_max_and_ultra_folded_for_lite() -> None:
     msgs = [
         {"role": "system", "content": "Be brief."},
         {"role": "developer", "content": "Answer in English."},
-        {"role": "user", "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "!"}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "hi"}, {"type": "text", "text": "!"}],
+        },
     ]
     for model in ("generalv3.5", "max-32k", "4.0Ultra"):
         assert frame_of({"messages": msgs}, model)["payload"]["message"]["text"] == [
@@ -187,7 +204,10 @@ def test_tools_become_functions_and_history_is_folded() -> None:
             {"role": "user", "content": "and tomorrow?"},
         ],
         "tools": [
-            {"type": "function", "function": {"name": "weather", "description": "Weather.", "parameters": params}}
+            {
+                "type": "function",
+                "function": {"name": "weather", "description": "Weather.", "parameters": params},
+            }
         ],
     }
     obj = frame_of(body)
@@ -330,7 +350,11 @@ def test_non_stream_assembly() -> None:
     obj, usage = A.chat_response(target(), b"\n".join((F1, F2, F3)))
     assert obj["id"] == "chatcmpl-cht000b41d5@dx18b" and obj["object"] == "chat.completion"
     assert obj["choices"] == [
-        {"index": 0, "message": {"role": "assistant", "content": "Hello there!"}, "finish_reason": "stop"}
+        {
+            "index": 0,
+            "message": {"role": "assistant", "content": "Hello there!"},
+            "finish_reason": "stop",
+        }
     ]
     assert obj["usage"] == {"prompt_tokens": 3, "completion_tokens": 4, "total_tokens": 7}
     assert usage is not None and usage.total_tokens == 7
@@ -414,14 +438,21 @@ def test_content_moderation_ends_with_content_filter(code: int) -> None:
 @pytest.mark.parametrize(
     ("status", "raw", "cls", "code"),
     [
-        (401, b'{"message":"HMAC signature does not match"}', UpstreamError, "upstream_auth_failed"),
+        (
+            401,
+            b'{"message":"HMAC signature does not match"}',
+            UpstreamError,
+            "upstream_auth_failed",
+        ),
         (403, b"", UpstreamError, "upstream_auth_failed"),
         (429, b"", RateLimited, "rate_limit_exceeded"),
         (400, b'{"message":"bad"}', UpstreamRejected, "invalid_request_error"),
         (500, b"<html>oops</html>", UpstreamError, "upstream_error"),
     ],
 )
-def test_http_errors_of_the_upgrade(status: int, raw: bytes, cls: type[Exception], code: str) -> None:
+def test_http_errors_of_the_upgrade(
+    status: int, raw: bytes, cls: type[Exception], code: str
+) -> None:
     err = A.error(target(), status, raw)
     assert isinstance(err, cls) and err.code == code
     assert "<html>" not in err.message
