@@ -406,3 +406,57 @@ def test_tencent_stale_timestamp_refused(cn: Env) -> None:
     fresh = TencentAdaptor().chat_request(target, {"model": "m", "messages": MSG}, False)
     ok = httpx.post(fresh.url, content=fresh.body, headers=fresh.headers, timeout=10)
     assert ok.json()["Response"]["Choices"][0]["Message"]["Content"] == DEFAULT_REPLY
+
+
+# ---------------------------------------------------------------- emulator knobs
+
+
+def _tencent_stream_request(cn: Env) -> Any:
+    from relaygate.providers.base import Target
+    from relaygate.providers.tencent import TencentAdaptor
+
+    target = Target(1, "tencent", "tencent", cn.tencent.base_url, TENCENT_KEY, "hunyuan-t1")
+    return TencentAdaptor().chat_request(target, {"model": "m", "messages": MSG}, True)
+
+
+def _baidu_stream_request(cn: Env) -> tuple[str, bytes]:
+    q = "grant_type=client_credentials&client_id=bd-api-key&client_secret=bd-secret-key"
+    token = httpx.post(cn.baidu.url("/oauth/2.0/token?" + q), timeout=10).json()["access_token"]
+    url = cn.baidu.url(
+        f"/rpc/2.0/ai_custom/v1/wenxinworkshop/chat/completions?access_token={token}"
+    )
+    return url, b'{"messages":[{"role":"user","content":"hi"}],"stream":true}'
+
+
+def _events(raw: bytes) -> list[dict[str, Any]]:
+    return [json.loads(b[6:]) for b in raw.split(b"\n\n") if b.startswith(b"data: ")]
+
+
+def test_emulator_knobs_chunks_cut_latency_hang(cn: Env) -> None:
+    import time
+
+    url, body = _baidu_stream_request(cn)
+    cn.baidu.configure(chunks=3)
+    events = _events(httpx.post(url, content=body, timeout=10).content)
+    assert len(events) == 4 and [e["is_end"] for e in events] == [False, False, False, True]
+    cn.baidu.configure(cut_after=1)
+    with pytest.raises(httpx.HTTPError):
+        httpx.post(url, content=body, timeout=10).read()  # closed without its end
+    cn.baidu.configure(cut_after=None, latency_ms=250)
+    began = time.perf_counter()
+    httpx.post(url, content=body, timeout=10)
+    assert time.perf_counter() - began >= 0.25
+    cn.baidu.configure(latency_ms=0, hang=True)
+    with pytest.raises(httpx.TimeoutException):
+        httpx.post(url, content=body, timeout=0.3)
+    cn.baidu.configure(hang=False)
+
+    cn.tencent.configure(chunks=2, midstream_error=True)
+    req = _tencent_stream_request(cn)
+    events = _events(httpx.post(req.url, content=req.body, headers=req.headers, timeout=10).content)
+    assert events[0]["Choices"][0]["FinishReason"] == ""
+    assert events[-1]["Response"]["Error"]["Code"] == "InternalError"
+    cn.tencent.configure(midstream_error=False)
+    req = _tencent_stream_request(cn)
+    events = _events(httpx.post(req.url, content=req.body, headers=req.headers, timeout=10).content)
+    assert len(events) == 3 and events[-1]["Choices"][0]["FinishReason"] == "stop"

@@ -29,6 +29,7 @@ import orjson
 from aiohttp import web
 
 from relaygate.emulator.base import (
+    Core,
     EarlyResponse,
     Provider,
     StreamPlan,
@@ -71,8 +72,8 @@ class BaiduEmulator(Provider):
     name: ClassVar[str] = "baidu"
     base_path: ClassVar[str] = ""
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, core: Core) -> None:
+        super().__init__(core)
         self.tokens: dict[str, float] = {}  # access token -> expires at (monotonic)
         self.token_ttl = 2592000.0
         self.issued = 0
