@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from transport_kit import BACKENDS, open_transport
+from transport_kit import BACKENDS, ConnectProxy, open_transport
 
 from relaygate.emulator import EmulatorServer
 from relaygate.errors import UpstreamError, UpstreamTimeout
@@ -216,3 +216,18 @@ async def test_connection_refused(t: Transport, emu: EmulatorServer) -> None:
     with pytest.raises(UpstreamError, match="Could not connect"):
         async with t.request(r, stream=True):
             pass
+
+
+async def test_through_an_http_proxy(t: Transport, emu: EmulatorServer) -> None:
+    """A ws:// call goes to the proxy in absolute form (a wss:// one through CONNECT, as
+    for https), with the proxy's credentials."""
+    proxy = await ConnectProxy(auth="relay:pw").start()
+    try:
+        r = req(emu, proxy=f"http://relay:pw@127.0.0.1:{proxy.port}")
+        async with t.request(r, stream=False) as resp:
+            assert resp.status == 200
+            lines = (await resp.read()).split(b"\n")
+        assert header(lines[-1])["status"] == 2
+        assert len(proxy.forwarded) == 1 and proxy.forwarded[0].startswith(b"GET ws://127.0.0.1:")
+    finally:
+        await proxy.stop()

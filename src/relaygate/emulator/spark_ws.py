@@ -140,7 +140,7 @@ class SparkWSEmulator(Provider):
             hmac.new(secret.encode(), origin.encode(), hashlib.sha256).digest()
         ).decode()
         if (
-            host != request.host
+            host != request.headers.get("Host")
             or fields.get("api_key") != key
             or fields.get("algorithm") != "hmac-sha256"
             or fields.get("headers") != "host date request-line"
