@@ -83,8 +83,21 @@ _HEADERS = ConfigField(
 )
 _KEY = ("API key",)
 _VERTEX = (
-    ConfigField("project", "Google Cloud project id.", required=True, example="my-project"),
-    ConfigField("location", "Vertex AI region.", required=True, example="us-east5"),
+    ConfigField(
+        "project", "Google Cloud project id (default: the key file's project_id).", example="p-1"
+    ),
+    ConfigField("location", "Vertex AI region (default us-central1).", example="us-east5"),
+    ConfigField("api_version", "v1 (default) or v1beta1.", example="v1"),
+)
+_GEMINI = (
+    ConfigField("api_version", "API version of the path (default v1beta on the Gemini API)."),
+    ConfigField(
+        "reasoning_budgets",
+        "reasoning_effort → thinkingBudget overrides.",
+        example={"high": 32768},
+    ),
+    ConfigField("include_thoughts", "Ask for thought summaries (reasoning_content).", example=True),
+    ConfigField("safety_settings", "Gemini safetySettings sent with every request."),
 )
 
 # fmt: off
@@ -123,21 +136,23 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
         "anthropic", "vertex", "https://us-east5-aiplatform.googleapis.com",
         ("service-account JSON or access token",),
         ("claude-sonnet-4-5", "claude-3-7-sonnet@20250219"),
-        _VERTEX, docs="https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude",
+        (*_VERTEX, ConfigField("anthropic_version", "Default vertex-2023-10-16."),
+         ConfigField("anthropic_beta", "anthropic-beta values, sent in the body.")),
+        docs="https://cloud.google.com/vertex-ai/generative-ai/docs/partner-models/claude",
         notes="Base URL: https://{location}-aiplatform.googleapis.com.",
     ),
     ChannelType(
         "gemini", "Google Gemini", "Google Gemini", "gemini", "gemini",
         "https://generativelanguage.googleapis.com", _KEY,
-        ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-2.0-flash",
-         "gemini-embedding-001", "text-embedding-004"),
-        embeddings=True, discovery=True, docs="https://ai.google.dev/api",
+        ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite", "gemini-3-pro-preview",
+         "gemini-2.0-flash", "text-embedding-004"),
+        _GEMINI, embeddings=True, discovery=True, docs="https://ai.google.dev/api",
     ),
     ChannelType(
         "vertex", "Gemini on Google Vertex AI", "Google Vertex AI 上的 Gemini", "gemini", "vertex",
         "https://us-central1-aiplatform.googleapis.com", ("service-account JSON or access token",),
         ("gemini-2.5-pro", "gemini-2.5-flash", "gemini-2.5-flash-lite"),
-        (*_VERTEX, ConfigField("api_version", "v1 (default) or v1beta1.", example="v1")),
+        (*_VERTEX, *_GEMINI[1:]), embeddings=True,
         docs="https://cloud.google.com/vertex-ai/generative-ai/docs/reference/rest",
         notes="Base URL: https://{location}-aiplatform.googleapis.com.",
     ),
@@ -192,11 +207,12 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
     ),
     ChannelType(
         "spark_ws", "iFlytek Spark (WebSocket)", "讯飞星火（WebSocket）", "spark_ws", "spark_ws",
-        "wss://spark-api.xf-yun.com", ("APPID", "APISecret", "APIKey"),
+        "https://spark-api.xf-yun.com", ("APPID", "APISecret", "APIKey"),
         ("lite", "generalv3", "pro-128k", "generalv3.5", "max-32k", "4.0Ultra"),
         (ConfigField("domains", "Model → [path, domain], for models not built in.",
                      example={"4.0Ultra": ["/v4.0/chat", "4.0Ultra"]}),),
         docs="https://www.xfyun.cn/doc/spark/Web.html",
+        notes="The base URL's https:// is used as wss:// (http:// as ws://).",
     ),
     ChannelType(
         "moonshot", "Moonshot Kimi", "月之暗面 Kimi", "openai_compat", "moonshot",
