@@ -132,3 +132,39 @@ def test_discovery_failures_are_clear_and_change_nothing(gw: Gateway, up: Emulat
     )
     r = call(gw, "POST", f"/channels/{dead}/discover-models")
     assert r.status_code == 502, r.text
+
+
+@pytest.mark.parametrize(
+    ("emulator", "provider", "expected"),
+    [
+        ("anthropic", "anthropic", ["claude-sonnet-4-20250514", "claude-3-5-haiku-20241022"]),
+        ("gemini", "gemini", None),  # the emulator's own list, without the models/ prefix
+    ],
+)
+def test_discovery_on_native_providers(
+    gw: Gateway, emulator: str, provider: str, expected: list[str] | None
+) -> None:
+    srv = EmulatorServer(emulator, knobs=Knobs(api_key="up-native-key")).start()
+    try:
+        cid = gw.create_channel(
+            name=f"disc-{emulator}",
+            provider=provider,
+            base_url=srv.base_url,
+            keys=["up-native-key"],
+            models=["placeholder"],
+        )
+        r = call(gw, "POST", f"/channels/{cid}/discover-models")
+        assert r.status_code == 200, r.text
+        models = r.json()["data"]["models"]
+        if expected is not None:
+            assert models == expected
+        else:
+            assert "gemini-2.5-flash" in models
+            assert not any(m.startswith("models/") for m in models)
+        assert r.json()["data"]["missing"] == ["placeholder"]
+        # the upstream saw our credential in its own header
+        last = srv.stats.last_headers
+        assert last is not None
+        assert "up-native-key" in (last.get("x-api-key", "") + last.get("x-goog-api-key", ""))
+    finally:
+        srv.stop()

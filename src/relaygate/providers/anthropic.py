@@ -41,6 +41,7 @@ from relaygate.providers.base import (
 from relaygate.providers.gemini import vertex_url
 from relaygate.providers.google_auth import google_token_request, google_token_response
 from relaygate.providers.legacy_functions import to_function_call_message
+from relaygate.providers.model_list import ids_from_data
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicAdaptor"]
 
@@ -68,6 +69,22 @@ class AnthropicAdaptor:
 
     def token_response(self, target: Target, status: int, raw: bytes) -> tuple[str, float]:
         return google_token_response(status, raw, (target.api_key,))
+
+    # ------------------------------------------------------------ model discovery
+
+    def models_request(self, target: Target) -> UpstreamRequest | None:
+        """``GET /v1/models?limit=1000`` (``ModelLister``); Vertex lists no Claude models."""
+        if target.profile == "vertex":
+            return None
+        url = messages_url(target.base_url).removesuffix("/messages") + "/models?limit=1000"
+        headers = {
+            "x-api-key": target.token or target.api_key,
+            "anthropic-version": str(target.config.get("anthropic_version") or ANTHROPIC_VERSION),
+        }
+        return UpstreamRequest(url, headers, b"", method="GET")
+
+    def models_response(self, target: Target, status: int, raw: bytes) -> list[str]:
+        return ids_from_data(raw)
 
     def chat_request(self, target: Target, body: dict[str, Any], stream: bool) -> UpstreamRequest:
         payload, legacy = build_messages_request(target, body, stream)
