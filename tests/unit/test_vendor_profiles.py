@@ -6,10 +6,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import orjson
 import pytest
 from openai.types.chat import ChatCompletion, ChatCompletionChunk
 
+from recordings import load_cassette, recordings_dir
+from relaygate.emulator import EmulatorServer
 from relaygate.errors import InvalidRequest, RateLimited, RelayError, UpstreamError
 from relaygate.providers.base import Target
 from relaygate.providers.openai_compat import OpenAICompatAdaptor
@@ -360,3 +363,90 @@ def test_xai_reasoning_tokens_outside_completion() -> None:
         obj["usage"]["total_tokens"]
         == obj["usage"]["prompt_tokens"] + obj["usage"]["completion_tokens"]
     )
+
+
+# ---------------------------------------------------------------- emulator vs recordings
+
+REC_ROOT = recordings_dir()
+#: emulator -> (recording folder, model for the emulator)
+RECORDED = {
+    "glm": ("TestOpenAICompatibleCommon/zai-glm-4-7-flash", "glm-4.7-flash"),
+    "xai": ("TestOpenAICompatibleCommon/xai-grok-4-fast", "grok-4-fast"),
+    "groq": ("TestOpenAICompatibleCommon/groq-kimi-k2", "moonshotai/kimi-k2-instruct-0905"),
+    "llamacpp": ("TestOpenAICompatibleCommon/llama-cpp-gpt-oss", "openai/gpt-oss-20b"),
+    "openrouter": ("TestOpenRouterCommon/glm", "z-ai/glm-5-turbo"),
+}
+
+
+def _events(raw: bytes) -> list[Any]:
+    dec = SSEDecoder()
+    evs = dec.feed(raw) + dec.flush()
+    return [orjson.loads(d) for _, d in evs if d != b"[DONE]"]
+
+
+def stream_shape(raw: bytes) -> dict[str, Any]:
+    """What a stream's wire style is, independent of its text."""
+    usage_on: set[str] = set()
+    reasoning: set[str] = set()
+    tools = ""
+    for c in _events(raw):
+        choices = c.get("choices") or []
+        if c.get("usage"):
+            fin = any(ch.get("finish_reason") for ch in choices)
+            usage_on.add("empty" if not choices else "finish" if fin else "content")
+        for ch in choices:
+            if ch.get("usage"):
+                usage_on.add("in_choice")
+            delta = ch.get("delta") or {}
+            reasoning |= {
+                k for k in ("reasoning_content", "reasoning", "reasoning_details") if delta.get(k)
+            }
+            for tc in delta.get("tool_calls") or ():
+                if not tools:
+                    args = (tc.get("function") or {}).get("arguments") or ""
+                    tools = "whole" if args.startswith("{") and args.endswith("}") else "fragmented"
+    return {"usage_on": usage_on, "reasoning": reasoning, "tools": tools}
+
+
+@pytest.mark.skipif(REC_ROOT is None, reason="provider recordings not available")
+@pytest.mark.parametrize("emu", list(RECORDED))
+def test_vendor_emulator_matches_the_recorded_wire_style(emu: str) -> None:
+    assert REC_ROOT is not None
+    folder, model = RECORDED[emu]
+    with EmulatorServer(emu) as srv:
+        for scenario in ("simple", "simple_streaming", "tool_streaming"):
+            path = REC_ROOT / folder / f"{scenario}.yaml"
+            if not path.exists():
+                continue
+            it = load_cassette(path)[0]
+            body = {**it.request_json(), "model": model}
+            r = httpx.post(
+                srv.base_url + "/chat/completions",
+                json=body,
+                headers={"Authorization": "Bearer k"},
+                timeout=10,
+            )
+            assert r.status_code == 200, r.text
+            if not it.is_stream:
+                want, got = it.response_json(), r.json()
+                assert set(want) - {"provider", "request_id"} <= set(got) | {
+                    "usage_breakdown",
+                    "x_groq",
+                    "service_tier",
+                    "system_fingerprint",
+                    "timings",
+                    "logprobs",
+                }
+                wmsg, gmsg = want["choices"][0]["message"], got["choices"][0]["message"]
+                assert set(wmsg) - {"refusal"} <= set(gmsg), (set(wmsg), set(gmsg))
+                continue
+            want_shape, got_shape = stream_shape(it.response_body), stream_shape(r.content)
+            assert got_shape["usage_on"] == want_shape["usage_on"], (
+                scenario,
+                got_shape,
+                want_shape,
+            )
+            if want_shape["tools"]:
+                assert got_shape["tools"] == want_shape["tools"], scenario
+            if scenario == "simple_streaming":
+                assert got_shape["reasoning"] == want_shape["reasoning"], scenario

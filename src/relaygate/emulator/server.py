@@ -35,9 +35,9 @@ PROVIDERS: dict[str, type[Provider]] = {
         SparkWSEmulator,
         BaiduEmulator,
         TencentEmulator,
-        *VENDOR_EMULATORS,
     )
 }
+PROVIDERS.update({cls.name: cls for cls in VENDOR_EMULATORS})  # the OpenAI-compatible vendors
 
 _MAX_BODY = 64 * 1024 * 1024
 

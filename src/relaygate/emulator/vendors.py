@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import orjson
 from aiohttp import web
 
-from relaygate.emulator.base import EarlyResponse, StreamPlan, split_text
+from relaygate.emulator.base import EarlyResponse, Provider, StreamPlan, split_text
 from relaygate.emulator.knobs import Knobs
 from relaygate.emulator.openai import OpenAIEmulator, _Answer
 
@@ -554,4 +554,4 @@ def _emulator(style: Style) -> type[VendorEmulator]:
 
 
 #: one registered emulator class per vendor style (``emulator/server.py`` ``PROVIDERS``)
-VENDOR_EMULATORS: tuple[type[VendorEmulator], ...] = tuple(_emulator(s) for s in STYLES.values())
+VENDOR_EMULATORS: tuple[type[Provider], ...] = tuple(_emulator(s) for s in STYLES.values())
