@@ -42,3 +42,20 @@ def test_unterminated_last_event_flushed() -> None:
 
 def test_frame() -> None:
     assert frame(b"{}") == b"data: {}\n\n"
+
+
+def test_crlf_split_between_reads_is_one_line_break() -> None:
+    """A \r\n split across two reads must not end a multi-line event early."""
+    body = b'event: result\r\ndata: {"a":1}\r\n\r\nevent: done\r\ndata: x\r\ndata: y\r\n\r\n'
+    for cut in range(1, len(body)):
+        dec = SSEDecoder()
+        events = dec.feed(body[:cut]) + dec.feed(body[cut:]) + dec.flush()
+        assert events == [("result", b'{"a":1}'), ("done", b"x\ny")], cut
+    # one byte at a time
+    dec = SSEDecoder()
+    events = [e for i in range(len(body)) for e in dec.feed(body[i : i + 1])]
+    assert events == [("result", b'{"a":1}'), ("done", b"x\ny")]
+    # a lone \r still ends a line
+    dec = SSEDecoder()
+    assert dec.feed(b"data: a\r") == []
+    assert dec.feed(b"\rdata: b\r\r") == [(None, b"a"), (None, b"b")]

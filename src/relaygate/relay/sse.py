@@ -18,13 +18,19 @@ def frame(payload: bytes) -> bytes:
 
 
 class SSEDecoder:
-    __slots__ = ("_buf",)
+    __slots__ = ("_buf", "_cr")
 
     def __init__(self) -> None:
         self._buf = b""
+        self._cr = False  # the last chunk ended with \r: a \n starting the next one is its pair
 
     def feed(self, chunk: bytes) -> list[tuple[str | None, bytes]]:
+        if self._cr:
+            self._cr = False
+            if chunk.startswith(b"\n"):
+                chunk = chunk[1:]  # the \r\n was split between two reads: one line break
         if b"\r" in chunk:
+            self._cr = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         buf = self._buf + chunk if self._buf else chunk
         if b"\n\n" not in buf:
