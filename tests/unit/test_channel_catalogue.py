@@ -60,3 +60,11 @@ def test_model_list_ids() -> None:
         ids_from_data(b'{"models":[]}')
     with pytest.raises(UpstreamError):
         ids_from_data(b"<html>")
+
+
+def test_embeddings_flag_matches_the_profile() -> None:
+    from relaygate.providers.profiles import PROFILES
+
+    for t in CHANNEL_TYPES:
+        if t.provider == "openai_compat":
+            assert t.embeddings == PROFILES[t.profile].embeddings, t.id

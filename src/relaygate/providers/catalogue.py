@@ -164,7 +164,7 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
     ChannelType(
         "qwen", "Alibaba Qwen (DashScope compatible mode)", "阿里通义千问（百炼兼容模式）",
         "openai_compat", "qwen", "https://dashscope.aliyuncs.com/compatible-mode/v1", _KEY,
-        ("qwen3-max", "qwen-max", "qwen-plus", "qwen-turbo", "text-embedding-v3"),
+        ("qwen3-max", "qwen-max", "qwen-plus", "qwen-turbo", "qwen3-32b", "text-embedding-v3"),
         embeddings=True, discovery=True,
         docs="https://help.aliyun.com/zh/model-studio/compatibility-of-openai-with-dashscope",
     ),
@@ -185,8 +185,8 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
         "qianfan", "Baidu Qianfan v2", "百度千帆 v2", "openai_compat", "qianfan",
         "https://qianfan.baidubce.com/v2", ("API key (bce-v3/…)",),
         ("ernie-4.5-turbo-128k", "ernie-4.0-8k", "ernie-3.5-8k", "ernie-speed-128k",
-         "embedding-v1"),
-        (ConfigField("app_id", "Qianfan application id (sent as the appid header)."),),
+         "deepseek-v3", "deepseek-r1", "embedding-v1"),
+        (ConfigField("appid", "Qianfan application id (sent as the appid header)."),),
         embeddings=True, docs="https://cloud.baidu.com/doc/qianfan-api/s/3m7of64lb",
     ),
     ChannelType(
@@ -220,13 +220,17 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
     ChannelType(
         "moonshot", "Moonshot Kimi", "月之暗面 Kimi", "openai_compat", "moonshot",
         "https://api.moonshot.cn/v1", _KEY,
-        ("kimi-k2-0905-preview", "moonshot-v1-8k", "moonshot-v1-32k", "moonshot-v1-128k"),
+        ("kimi-k2-0905-preview", "kimi-k2-thinking", "moonshot-v1-8k", "moonshot-v1-32k",
+         "moonshot-v1-128k"),
+        (ConfigField("fixed_temperature", "Model-name prefix → the only temperature it takes.",
+                     example={"kimi-k2.6": 1}),),
         discovery=True, docs="https://platform.moonshot.cn/docs/api/chat",
     ),
     ChannelType(
         "hunyuan", "Tencent Hunyuan (OpenAI-compatible)", "腾讯混元（OpenAI 兼容）",
         "openai_compat", "hunyuan", "https://api.hunyuan.cloud.tencent.com/v1", _KEY,
-        ("hunyuan-turbos-latest", "hunyuan-lite", "hunyuan-embedding"), embeddings=True,
+        ("hunyuan-turbos-latest", "hunyuan-t1-latest", "hunyuan-lite", "hunyuan-embedding"),
+        embeddings=True,
         docs="https://cloud.tencent.com/document/product/1729/111007",
     ),
     ChannelType(
@@ -242,33 +246,37 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
     ChannelType(
         "doubao", "ByteDance Doubao (Volcengine Ark)", "字节豆包（火山方舟）", "openai_compat",
         "doubao", "https://ark.cn-beijing.volces.com/api/v3", _KEY,
-        ("doubao-1.5-pro-32k", "doubao-1.5-lite-32k", "doubao-embedding"), embeddings=True,
+        ("doubao-seed-1-6-250615", "doubao-1.5-pro-32k", "doubao-1.5-lite-32k",
+         "doubao-embedding-text-240715"),
+        embeddings=True,
         docs="https://www.volcengine.com/docs/82379/1298454",
         notes="A model may be an inference endpoint id (ep-…); map it with model_mapping.",
     ),
     ChannelType(
         "minimax", "MiniMax", "MiniMax 稀宇", "openai_compat", "minimax",
-        "https://api.minimaxi.com/v1", _KEY, ("MiniMax-M2",),
+        "https://api.minimaxi.com/v1", _KEY, ("MiniMax-M2", "MiniMax-Text-01"),
         docs="https://platform.minimaxi.com/docs/api-reference/text-openai-api",
     ),
     ChannelType(
         "xai", "xAI Grok", "xAI Grok", "openai_compat", "xai", "https://api.x.ai/v1", _KEY,
-        ("grok-4", "grok-4-fast", "grok-code-fast-1"), discovery=True, docs="https://docs.x.ai/api",
+        ("grok-4", "grok-4-fast", "grok-3-mini", "grok-code-fast-1"), discovery=True, docs="https://docs.x.ai/api",
     ),
     ChannelType(
         "groq", "Groq", "Groq", "openai_compat", "groq", "https://api.groq.com/openai/v1", _KEY,
-        ("llama-3.3-70b-versatile", "moonshotai/kimi-k2-instruct"), discovery=True,
+        ("llama-3.3-70b-versatile", "moonshotai/kimi-k2-instruct-0905", "openai/gpt-oss-20b"),
+        discovery=True,
         docs="https://console.groq.com/docs/api-reference",
     ),
     ChannelType(
         "openrouter", "OpenRouter", "OpenRouter", "openai_compat", "openrouter",
         "https://openrouter.ai/api/v1", _KEY,
         ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4.5", "google/gemini-2.5-flash"),
-        discovery=True, docs="https://openrouter.ai/docs/api-reference/overview",
+        embeddings=True, discovery=True, docs="https://openrouter.ai/docs/api-reference/overview",
     ),
     ChannelType(
         "ollama", "Ollama", "Ollama", "openai_compat", "ollama", "http://127.0.0.1:11434/v1",
-        ("API key (any; Ollama ignores it)",), ("llama3.2", "qwen3"), embeddings=True,
+        ("API key (any; Ollama ignores it)",), ("llama3.2", "qwen3:8b", "nomic-embed-text"),
+        embeddings=True,
         discovery=True, docs="https://github.com/ollama/ollama/blob/main/docs/openai.md",
     ),
     ChannelType(
