@@ -241,3 +241,140 @@ def test_ids_and_log_query() -> None:
     for bad in ("-1", "0", "1001", "abc", "", "1e3"):
         refused(validate_log_query, {"limit": bad}, field="limit", match="1 to 1000")
     refused(validate_log_query, {"user_id": "me"}, field="user_id")
+
+
+# ---- config keys of the native providers and vendor profiles (issue 12) ---------------------
+GOOD_PROVIDER_CONFIG: dict[str, tuple[Any, Any]] = {  # key: (given, stored)
+    "project": ("my-project-1", "my-project-1"),
+    "location": ("us-east5", "us-east5"),
+    "reasoning_budgets": (
+        {"high": 32768, "none": 0, "low": -1},
+        {"high": 32768, "none": 0, "low": -1},
+    ),
+    "include_thoughts": (True, True),
+    "safety_settings": (
+        [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}],
+        [{"category": "HARM_CATEGORY_HARASSMENT", "threshold": "BLOCK_ONLY_HIGH"}],
+    ),
+    "endpoints": ({"ERNIE-4.0-8K": "completions_pro"}, {"ERNIE-4.0-8K": "completions_pro"}),
+    "auth_url": ("https://aip.baidubce.com/", "https://aip.baidubce.com"),
+    "region": ("ap-guangzhou", "ap-guangzhou"),
+    "enable_enhancement": (False, False),
+    "domains": ({"4.0Ultra": ["/v4.0/chat", "4.0Ultra"]}, {"4.0Ultra": ["/v4.0/chat", "4.0Ultra"]}),
+    "path": ("/v3.5/chat", "/v3.5/chat"),
+    "system_role": (False, False),
+    "appid": ("app-123", "app-123"),
+    "fixed_temperature": ({"kimi-k2": 1, "kimi-k2.5": 0.6}, {"kimi-k2": 1, "kimi-k2.5": 0.6}),
+    "token_ttl": (600, 600),
+}
+
+
+@pytest.mark.parametrize("key", sorted(GOOD_PROVIDER_CONFIG))
+def test_provider_config_key_accepted(key: str) -> None:
+    given, stored = GOOD_PROVIDER_CONFIG[key]
+    out = validate_channel_create({**CHANNEL, "config": {key: given}})
+    assert out["config"] == {key: stored}
+    patched = validate_channel_patch({"config": {key: given}}, provider="openai_compat")
+    assert patched["config"] == {key: stored}
+
+
+def test_provider_config_other_good_values() -> None:
+    ok = {
+        "appid": 12345,
+        "token_ttl": 0.5,
+        "fixed_temperature": {"m": 0, "n": 2},
+        "auth_url": "http://127.0.0.1:9000",
+        "domains": {"x": ["v1.1/chat", "lite"]},  # the adaptor adds the leading /
+        "safety_settings": [
+            {"category": "HARM_CATEGORY_HATE_SPEECH", "threshold": "OFF", "method": "SEVERITY"}
+        ],
+        "reasoning_budgets": {},
+        "endpoints": {},
+    }
+    assert validate_channel_create({**CHANNEL, "config": ok})["config"] == ok
+    # unknown keys are still stored as given (a provider extra not yet known here)
+    assert validate_channel_create({**CHANNEL, "config": {"x_new": [1]}})["config"] == {
+        "x_new": [1]
+    }
+
+
+@pytest.mark.parametrize(
+    ("config", "field", "match"),
+    [
+        ({"project": 5}, "config.project", "string"),
+        ({"project": ""}, "config.project", "empty"),
+        ({"project": "a b"}, "config.project", "whitespace"),
+        ({"location": ["us"]}, "config.location", "string"),
+        ({"location": "us central"}, "config.location", "whitespace"),
+        ({"reasoning_budgets": [1024]}, "config.reasoning_budgets", "object"),
+        ({"reasoning_budgets": {"high": "lots"}}, "config.reasoning_budgets.high", "integer"),
+        ({"reasoning_budgets": {"high": 1.5}}, "config.reasoning_budgets.high", "integer"),
+        ({"reasoning_budgets": {"high": True}}, "config.reasoning_budgets.high", "integer"),
+        ({"reasoning_budgets": {"high": -2}}, "config.reasoning_budgets.high", "-1 to"),
+        ({"reasoning_budgets": {"high": 10**7}}, "config.reasoning_budgets.high", "-1 to"),
+        ({"reasoning_budgets": {"": 1}}, "config.reasoning_budgets key", "empty"),
+        ({"include_thoughts": "yes"}, "config.include_thoughts", "true or false"),
+        ({"include_thoughts": 1}, "config.include_thoughts", "true or false"),
+        ({"safety_settings": {"category": "x"}}, "config.safety_settings", "array"),
+        ({"safety_settings": ["BLOCK_NONE"]}, "config.safety_settings[0]", "object"),
+        (
+            {"safety_settings": [{"category": "HARM_CATEGORY_HARASSMENT"}]},
+            "config.safety_settings[0].threshold",
+            "needs `threshold`",
+        ),
+        (
+            {"safety_settings": [{"category": 3, "threshold": "OFF"}]},
+            "config.safety_settings[0].category",
+            "string",
+        ),
+        (
+            {"safety_settings": [{"category": "c", "threshold": "OFF"}] * 33},
+            "config.safety_settings",
+            "at most 32",
+        ),
+        ({"endpoints": ["completions_pro"]}, "config.endpoints", "object"),
+        ({"endpoints": {"ERNIE-4.0-8K": 7}}, "config.endpoints.ERNIE-4.0-8K", "string"),
+        ({"endpoints": {"ERNIE-4.0-8K": ""}}, "config.endpoints.ERNIE-4.0-8K", "empty"),
+        ({"endpoints": {"m": "a b"}}, "config.endpoints.m", "whitespace"),
+        ({"auth_url": 1}, "config.auth_url", "string"),
+        ({"auth_url": "ftp://aip.baidubce.com"}, "config.auth_url", "http"),
+        ({"auth_url": "https://"}, "config.auth_url", "host"),
+        ({"region": 1}, "config.region", "string"),
+        ({"region": "ap guangzhou"}, "config.region", "whitespace"),
+        ({"region": "ap\n"}, "config.region", "control characters"),
+        ({"enable_enhancement": "false"}, "config.enable_enhancement", "true or false"),
+        ({"domains": ["lite"]}, "config.domains", "object"),
+        ({"domains": {"lite": "/v1.1/chat"}}, "config.domains.lite", "[path, domain]"),
+        ({"domains": {"lite": ["/v1.1/chat"]}}, "config.domains.lite", "[path, domain]"),
+        ({"domains": {"lite": ["/v1.1/chat", 1]}}, "config.domains.lite[1]", "string"),
+        ({"domains": {"lite": [None, "lite"]}}, "config.domains.lite[0]", "string"),
+        ({"domains": {"lite": ["/a b", "lite"]}}, "config.domains.lite[0]", "whitespace"),
+        ({"path": 3.5}, "config.path", "string"),
+        ({"path": "v3.5/chat"}, "config.path", "starting with `/`"),
+        ({"system_role": "true"}, "config.system_role", "true or false"),
+        ({"appid": True}, "config.appid", "a string or a non-negative integer"),
+        ({"appid": ""}, "config.appid", "a string or a non-negative integer"),
+        ({"appid": -1}, "config.appid", "a string or a non-negative integer"),
+        ({"appid": ["a"]}, "config.appid", "a string or a non-negative integer"),
+        ({"fixed_temperature": 1}, "config.fixed_temperature", "object"),
+        ({"fixed_temperature": {"kimi-k2": "1"}}, "config.fixed_temperature.kimi-k2", "number"),
+        ({"fixed_temperature": {"kimi-k2": True}}, "config.fixed_temperature.kimi-k2", "number"),
+        ({"fixed_temperature": {"kimi-k2": -0.1}}, "config.fixed_temperature.kimi-k2", "0 to 2"),
+        ({"fixed_temperature": {"kimi-k2": 3}}, "config.fixed_temperature.kimi-k2", "0 to 2"),
+        ({"fixed_temperature": {"": 1}}, "config.fixed_temperature key", "empty"),
+        ({"token_ttl": "3600"}, "config.token_ttl", "number of seconds"),
+        ({"token_ttl": 0}, "config.token_ttl", "> 0"),
+        ({"token_ttl": -5}, "config.token_ttl", "> 0"),
+        ({"token_ttl": 10**9}, "config.token_ttl", "<= 2.592e+06"),
+        ({"token_ttl": True}, "config.token_ttl", "number of seconds"),
+    ],
+)
+def test_provider_config_key_refused(config: dict[str, Any], field: str, match: str) -> None:
+    refused(validate_channel_create, {**CHANNEL, "config": config}, field=field, match=match)
+    refused(
+        validate_channel_patch,
+        {"config": config},
+        provider="openai_compat",
+        field=field,
+        match=match,
+    )
