@@ -288,6 +288,7 @@ class AnthropicEmulator(Provider):
                     "id": reply.tool_id,
                     "name": reply.tool_name,
                     "input": reply.tool_input,
+                    "caller": {"type": "direct"},  # recorded: tool_use blocks name their caller
                 }
             )
         payload = {
@@ -339,7 +340,13 @@ class AnthropicEmulator(Provider):
             args = json.dumps(reply.tool_input)
             blocks.append(
                 (
-                    {"type": "tool_use", "id": reply.tool_id, "name": reply.tool_name, "input": {}},
+                    {
+                        "type": "tool_use",
+                        "id": reply.tool_id,
+                        "name": reply.tool_name,
+                        "input": {},
+                        "caller": {"type": "direct"},
+                    },
                     [{"type": "input_json_delta", "partial_json": p} for p in split_text(args, n)],
                     [],
                 )
