@@ -237,6 +237,14 @@ def test_cli_refuses_bad_input_and_saves_nothing(tmp_path: Path) -> None:
     # an upstream without keys (a local Ollama): no --api-key at all is fine
     ch = json.loads(run_cli(env, *channel, "--models", "llama3", "--profile", "ollama"))
     assert ch["keys"] == [] and ch["profile"] == "ollama"
+    # a channel type fills provider, profile and the default base URL
+    assert "spark_ws" in run_cli(env, "channel", "types")
+    typed = ["channel", "create", "--name", "typed", "--models", "llama3.2"]
+    ch = json.loads(run_cli(env, *typed, "--type", "ollama"))
+    assert ch["provider"] == "openai_compat" and ch["profile"] == "ollama"
+    assert ch["base_url"] == "http://127.0.0.1:11434/v1"
+    with pytest.raises(RuntimeError, match="--base-url is required"):
+        run_cli(env, *typed, "--type", "generic")
 
 
 def test_cli_refuses_a_vanished_database(tmp_path: Path) -> None:

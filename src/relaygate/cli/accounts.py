@@ -12,6 +12,7 @@ import click
 
 from relaygate.cli.base import csv_list, expiry_of, main, run_service
 from relaygate.providers import PROVIDERS
+from relaygate.providers.catalogue import CHANNEL_TYPES, channel_type
 from relaygate.services.admin import AdminService
 from relaygate.services.billing_admin import BillingAdmin
 from relaygate.settings import Settings
@@ -182,16 +183,34 @@ def channel() -> None:
     """Manage upstream channels."""
 
 
+@channel.command("types")
+def channel_types() -> None:
+    """List the channel types (what --type takes): provider, profile, key parts, base URL."""
+    for t in CHANNEL_TYPES:
+        click.echo(
+            f"{t.id:<18} {t.provider}/{t.profile:<10} key: {t.key_format:<40} "
+            f"{t.base_url or '(base URL required)'}"
+        )
+
+
 @channel.command("create")
 @click.option("--name", required=True)
 @click.option(
+    "--type",
+    "type_id",
+    type=click.Choice([t.id for t in CHANNEL_TYPES]),
+    default=None,
+    help="A channel type (`relaygate channel types`): sets provider, profile and the default "
+    "base URL.",
+)
+@click.option(
     "--provider",
     type=click.Choice(list(PROVIDERS)),
-    default="openai_compat",
-    show_default=True,
+    default=None,
+    help="Adaptor (default openai_compat, or the --type's).",
 )
-@click.option("--profile", default=None, help="openai | azure | deepseek | … (openai_compat only)")
-@click.option("--base-url", required=True)
+@click.option("--profile", default=None, help="openai | azure | deepseek | … (or the --type's)")
+@click.option("--base-url", default=None, help="Required unless --type gives a default.")
 @click.option(
     "--api-key",
     "api_keys",
@@ -205,9 +224,10 @@ def channel() -> None:
 @click.option("--config", "config_json", default=None, help='JSON, e.g. {"api_version": "…"}')
 def channel_create(
     name: str,
-    provider: str,
+    type_id: str | None,
+    provider: str | None,
     profile: str | None,
-    base_url: str,
+    base_url: str | None,
     api_keys: tuple[str, ...],
     models: str,
     mapping: tuple[str, ...],
@@ -215,6 +235,14 @@ def channel_create(
     weight: int,
     config_json: str | None,
 ) -> None:
+    kind = channel_type(type_id) if type_id else None
+    if kind is not None:
+        provider = provider or kind.provider
+        profile = profile or kind.profile
+        base_url = base_url or kind.base_url or None
+    if not base_url:
+        raise click.UsageError("--base-url is required (this --type has no default).")
+    provider = provider or "openai_compat"
     mapping_dict = {}
     for item in mapping:
         public, sep, upstream = item.partition("=")
