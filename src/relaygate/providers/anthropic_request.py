@@ -25,7 +25,7 @@ import orjson
 
 from relaygate.errors import InvalidRequest
 from relaygate.providers.anthropic_thinking import apply_thinking, thinking_blocks_of
-from relaygate.providers.base import Target, require_messages
+from relaygate.providers.base import Target, number_field, require_messages
 from relaygate.providers.legacy_functions import upgrade_legacy_functions
 
 __all__ = ["DEFAULT_MAX_TOKENS", "VERTEX_ANTHROPIC_VERSION", "build_messages_body"]
@@ -311,23 +311,14 @@ def _max_tokens(target: Target, body: dict[str, Any]) -> int:
     return DEFAULT_MAX_TOKENS
 
 
-def _number(body: dict[str, Any], key: str) -> float | int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequest(f"`{key}` must be a number.", param=key)
-    return value
-
-
 def _sampling(body: dict[str, Any], out: dict[str, Any]) -> None:
-    temperature = _number(body, "temperature")
+    temperature = number_field(body, "temperature")
     if temperature is not None:
         out["temperature"] = min(max(temperature, 0), 1)
-    top_p = _number(body, "top_p")
+    top_p = number_field(body, "top_p")
     if top_p is not None:
         out["top_p"] = top_p
-    top_k = _number(body, "top_k")
+    top_k = number_field(body, "top_k")
     if top_k is not None:
         out["top_k"] = int(top_k)
     stop = body.get("stop")

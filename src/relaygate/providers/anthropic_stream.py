@@ -13,7 +13,14 @@ from typing import Any
 import orjson
 
 from relaygate.errors import RelayError, UpstreamError
-from relaygate.providers.base import Target, Usage, error_from_status, usage_chunk
+from relaygate.providers.base import (
+    Target,
+    Usage,
+    chunk_payload,
+    chunk_prefix,
+    error_from_status,
+    usage_chunk,
+)
 
 __all__ = [
     "AnthropicStreamTranslator",
@@ -146,23 +153,8 @@ class AnthropicStreamTranslator:
     def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> bytes:
         prefix = self._prefix
         if prefix is None:
-            prefix = self._prefix = b"".join(
-                (
-                    b'{"id":',
-                    orjson.dumps(self._chunk_id),
-                    b',"object":"chat.completion.chunk","created":',
-                    str(self._created).encode(),
-                    b',"model":',
-                    orjson.dumps(self._model),
-                    b',"choices":[{"index":0,"delta":',
-                )
-            )
-        tail = (
-            b',"finish_reason":null}]}'
-            if finish is None
-            else b',"finish_reason":"%s"}]}' % (finish.encode())
-        )
-        return prefix + orjson.dumps(delta) + tail
+            prefix = self._prefix = chunk_prefix(self._chunk_id, self._created, self._model)
+        return chunk_payload(prefix, delta, finish)
 
     def _record_usage(self, raw: Any) -> None:
         if not isinstance(raw, dict):

@@ -32,9 +32,9 @@ from relaygate.providers.base import (
     Usage,
     error_from_status,
     parse_json_object,
-    usage_chunk,
 )
 from relaygate.providers.legacy_functions import to_function_call_message
+from relaygate.providers.one_choice_stream import OneChoiceStream
 
 __all__ = ["AUTH_URL", "ENDPOINTS", "BaiduAdaptor", "BaiduStreamTranslator"]
 
@@ -302,78 +302,30 @@ class BaiduAdaptor:
         return tuple(s for s in (target.api_key, ak, sk, target.token or "") if s)
 
 
-class BaiduStreamTranslator:
+class BaiduStreamTranslator(OneChoiceStream):
     """ERNIE v1 SSE (``data: {…"result":…,"is_end":…,"usage":…}``, no ``[DONE]``) →
     OpenAI chunk payloads. ``is_end: true`` ends the stream (sets ``done``); usage is
     on every chunk (the last one counts); an ``error_code`` event sets ``error``."""
 
-    __slots__ = (
-        "_created",
-        "_id",
-        "_include_usage",
-        "_legacy",
-        "_model",
-        "_prefix",
-        "_secrets",
-        "_started",
-        "done",
-        "error",
-        "usage",
-    )
+    __slots__ = ()
 
     def __init__(self, target: Target, include_usage: bool, legacy: bool = False) -> None:
-        self.usage: Usage | None = None
-        self.error: RelayError | None = None
-        self.done = False
-        self._include_usage = include_usage
-        self._legacy = legacy
-        self._model = target.upstream_model
-        self._secrets = BaiduAdaptor._secrets(target)
-        self._id = "chatcmpl-baidu"
-        self._created = 0
-        self._prefix: bytes | None = None
-        self._started = False
-
-    def _chunk(self, delta: dict[str, Any], finish: str | None) -> bytes:
-        prefix = self._prefix
-        if prefix is None:
-            prefix = self._prefix = (
-                b'{"id":'
-                + orjson.dumps(self._id)
-                + b',"object":"chat.completion.chunk","created":'
-                + str(self._created).encode()
-                + b',"model":'
-                + orjson.dumps(self._model)
-                + b',"choices":[{"index":0,"delta":'
-            )
-        tail = (
-            b',"finish_reason":null}]}'
-            if finish is None
-            else b',"finish_reason":"%s"}]}' % finish.encode()
+        super().__init__(
+            target, include_usage, legacy, BaiduAdaptor._secrets(target), "chatcmpl-baidu"
         )
-        return prefix + orjson.dumps(delta) + tail
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
         if self.done:
             return []
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            self.error = UpstreamError("The upstream provider sent a malformed stream event.")
-            return []
-        if not isinstance(obj, dict):
+        obj = self._load(data)
+        if obj is None:
             return []
         if is_baidu_error(obj):
             self.error = baidu_error(obj, self._secrets)
             return []
         first = not self._started
         if first:
-            self._started = True
-            rid = obj.get("id")
-            if isinstance(rid, str) and rid:
-                self._id = f"chatcmpl-{rid}"
-            created = obj.get("created")
-            self._created = created if isinstance(created, int) else int(time.time())
+            self._begin(obj.get("id"), obj.get("created"))
         usage = usage_from_baidu(obj.get("usage"))
         if usage is not None:
             self.usage = usage
@@ -393,15 +345,5 @@ class BaiduStreamTranslator:
                 delta["tool_calls"] = [{"index": 0, **tc}]
         finish = None
         if obj.get("is_end") is True:
-            self.done = True
             finish = finish_reason(obj.get("finish_reason"), has_call)
-            if self._legacy and finish == "tool_calls":
-                finish = "function_call"
-        if not delta and finish is None:
-            return []
-        return [self._chunk(delta, finish)]
-
-    def finish(self) -> list[bytes]:
-        if self._include_usage and self.usage is not None:
-            return [usage_chunk(self._id, self._model, self._created, self.usage)]
-        return []
+        return self._emit(delta, finish)

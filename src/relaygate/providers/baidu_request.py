@@ -18,7 +18,7 @@ from __future__ import annotations
 from typing import Any
 
 from relaygate.errors import InvalidRequest
-from relaygate.providers.base import require_messages
+from relaygate.providers.base import number_field, require_messages
 from relaygate.providers.legacy_functions import upgrade_legacy_functions
 
 __all__ = ["build_chat_body"]
@@ -128,12 +128,8 @@ def _messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str
 
 
 def _number(body: dict[str, Any], key: str) -> float | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequest(f"`{key}` must be a number.", param=key)
-    return float(value)
+    value = number_field(body, key)
+    return None if value is None else float(value)
 
 
 def _functions(body: dict[str, Any], out: dict[str, Any]) -> None:

@@ -44,8 +44,11 @@ __all__ = [
     "TokenSource",
     "UpstreamRequest",
     "Usage",
+    "chunk_payload",
+    "chunk_prefix",
     "error_from_status",
     "normalize_usage",
+    "number_field",
     "usage_chunk",
 ]
 
@@ -273,6 +276,32 @@ def usage_chunk(chunk_id: str, model: str, created: int, usage: Usage) -> bytes:
     )
 
 
+def chunk_prefix(chunk_id: str, created: int, model: str) -> bytes:
+    """The constant head of a one-choice OpenAI chunk (``{"id":…,"choices":[{"index":0,
+    "delta":``), built once per stream by translators that emit one choice per chunk."""
+    return b"".join(
+        (
+            b'{"id":',
+            orjson.dumps(chunk_id),
+            b',"object":"chat.completion.chunk","created":',
+            str(created).encode(),
+            b',"model":',
+            orjson.dumps(model),
+            b',"choices":[{"index":0,"delta":',
+        )
+    )
+
+
+def chunk_payload(prefix: bytes, delta: dict[str, Any], finish: str | None) -> bytes:
+    """One chunk payload: ``prefix`` (:func:`chunk_prefix`), the delta, the finish reason."""
+    tail = (
+        b',"finish_reason":null}]}'
+        if finish is None
+        else b',"finish_reason":"%s"}]}' % finish.encode()
+    )
+    return prefix + orjson.dumps(delta) + tail
+
+
 def error_from_status(
     status: int, message: str, *, upstream_code: str | None, secrets: tuple[str, ...]
 ) -> RelayError:
@@ -316,6 +345,17 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not isinstance(obj, dict):
         raise UpstreamError("The upstream provider returned an unexpected response.")
     return obj
+
+
+def number_field(body: dict[str, Any], key: str) -> float | int | None:
+    """``body[key]`` when it is a number (``None`` when absent); anything else (a bool
+    included) is the client's error."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidRequest(f"`{key}` must be a number.", param=key)
+    return value
 
 
 def require_messages(body: dict[str, Any]) -> list[dict[str, Any]]:

@@ -30,7 +30,7 @@ from typing import Any
 import orjson
 
 from relaygate.errors import InvalidRequest
-from relaygate.providers.base import Target, require_messages
+from relaygate.providers.base import Target, number_field, require_messages
 from relaygate.providers.legacy_functions import upgrade_legacy_functions
 
 __all__ = ["REASONING_BUDGETS", "build_generate_request", "gemini_schema", "thought_signature"]
@@ -312,15 +312,6 @@ def _function_response(
     return {"functionResponse": fr}
 
 
-def _number(body: dict[str, Any], key: str) -> float | int | None:
-    value = body.get(key)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidRequest(f"`{key}` must be a number.", param=key)
-    return value
-
-
 def _generation_config(target: Target, body: dict[str, Any]) -> dict[str, Any]:
     cfg: dict[str, Any] = {}
     limit = body.get("max_completion_tokens")
@@ -338,7 +329,7 @@ def _generation_config(target: Target, body: dict[str, Any]) -> dict[str, Any]:
         ("frequency_penalty", "frequencyPenalty"),
         ("seed", "seed"),
     ):
-        value = _number(body, src)
+        value = number_field(body, src)
         if value is not None:
             cfg[dst] = value
     n = body.get("n")
