@@ -209,7 +209,7 @@ class GeminiEmulator(Provider):
                 plan = StreamPlan(b"", [], event(blocked), midstream())
                 return await self.send_stream(request, knobs, plan, trigger)
             return await self.send_json(request, knobs, blocked)
-        reply = compose(body, knobs)
+        reply = compose(body, knobs, model)
         if stream:
             return await self.send_stream(
                 request, knobs, stream_plan(reply, knobs, model, rid), trigger

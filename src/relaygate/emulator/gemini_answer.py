@@ -36,7 +36,19 @@ def event(obj: Any) -> bytes:
     return b"data: " + _dumps(obj) + _SEP
 
 
-def compose(body: dict[str, Any], knobs: Knobs) -> dict[str, Any]:
+def thinks_by_default(model: str) -> bool:
+    """Gemini 2.5 and 3 think unless told not to (``thinkingBudget: 0``): their usage has
+    ``thoughtsTokenCount`` even when no thought text is asked for (as recorded)."""
+    return model.startswith(("gemini-2.5", "gemini-3"))
+
+
+def is_gemini3(model: str) -> bool:
+    """Gemini 3 (as recorded): call ids on ``functionCall``, a ``thoughtSignature`` on the
+    answer's text, and a stream that ends with an empty text part carrying it."""
+    return model.startswith("gemini-3")
+
+
+def compose(body: dict[str, Any], knobs: Knobs, model: str = "") -> dict[str, Any]:
     """The whole (non-stream) answer: parts, finish reason, usage."""
     contents = body["contents"]
     prompt_text = text_of(contents) + text_of([body.get("systemInstruction") or {}])
@@ -45,7 +57,9 @@ def compose(body: dict[str, Any], knobs: Knobs) -> dict[str, Any]:
     config = config if isinstance(config, dict) else {}
     thinking = config.get("thinkingConfig")
     thinking = thinking if isinstance(thinking, dict) else {}
-    thinks = bool(thinking) and thinking.get("thinkingBudget") != 0
+    default = thinks_by_default(model)
+    thinks = (bool(thinking) or default) and thinking.get("thinkingBudget") != 0
+    v3 = is_gemini3(model)
     last = contents[-1] if isinstance(contents[-1], dict) else {}
     last_parts = [p for p in last.get("parts") or () if isinstance(p, dict)]
     responses = [p["functionResponse"] for p in last_parts if "functionResponse" in p]
@@ -76,6 +90,8 @@ def compose(body: dict[str, Any], knobs: Knobs) -> dict[str, Any]:
                 "name": decl.get("name"),
                 "args": sample_arguments(lower_schema(decl.get("parameters"))),
             }
+            if v3:
+                call["id"] = f"call{k:04d}"
             part: dict[str, Any] = {"functionCall": call}
             if k == 0:
                 part["thoughtSignature"] = SIGNATURE
@@ -95,7 +111,10 @@ def compose(body: dict[str, Any], knobs: Knobs) -> dict[str, Any]:
     if isinstance(limit, int) and count_tokens(text) > limit:
         text, finish = text[: limit * 4], "MAX_TOKENS"
     if text:
-        parts.append({"text": text})
+        # Gemini 3 signs its text; 2.5 signs the text that follows a tool result (recorded
+        # on Vertex 2.5 Pro)
+        signed = v3 or (thinks and bool(responses))
+        parts.append({"text": text, "thoughtSignature": SIGNATURE} if signed else {"text": text})
     calls = [p for p in parts if "functionCall" in p]
     candidates_tokens = count_tokens(text) + sum(
         10 + count_tokens(json.dumps(p["functionCall"]["args"])) for p in calls
@@ -110,6 +129,7 @@ def compose(body: dict[str, Any], knobs: Knobs) -> dict[str, Any]:
         "candidates": max(candidates_tokens, 0),
         "thoughts": thoughts,
         "n": config.get("candidateCount") if isinstance(config.get("candidateCount"), int) else 1,
+        "v3": v3,
     }
 
 
@@ -205,9 +225,19 @@ def stream_plan(reply: dict[str, Any], knobs: Knobs, model: str, rid: str) -> St
         sent += piece
         chunks.append(chunk([{"text": piece}], None, sent))
     final: list[dict[str, Any]] = []
-    if pieces:
-        final.append({"text": pieces[-1]})
-    final += reply["calls"]
+    if reply["v3"]:
+        # Gemini 3 (recorded): the calls in a chunk of their own, then an empty text part
+        # with the signature and the finish reason
+        for piece in pieces[-1:]:
+            sent += piece
+            chunks.append(chunk([{"text": piece}], None, sent))
+        if reply["calls"]:
+            chunks.append(chunk(reply["calls"], None, reply["text"]))
+        final.append({"text": "", "thoughtSignature": SIGNATURE})
+    else:
+        if pieces:
+            final.append({"text": pieces[-1]})
+        final += reply["calls"]
     if reply["finish"] == "SAFETY":
         obj = {
             "candidates": [
