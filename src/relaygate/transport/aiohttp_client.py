@@ -29,6 +29,7 @@ import aiohttp
 from relaygate.errors import RelayError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
 from relaygate.settings import Settings
+from relaygate.transport.aiohttp_errors import connect_failure
 from relaygate.transport.base import (
     UpstreamResponse,
     connect_timed_out,
@@ -37,8 +38,6 @@ from relaygate.transport.base import (
     interrupted,
     make_ssl_context,
     proxy_refused,
-    proxy_unreachable,
-    tls_failed,
     too_large,
     total_expired,
 )
@@ -238,19 +237,8 @@ class AiohttpTransport:
         except TimeoutError as exc:
             late = loop.time() >= deadline - 0.001
             raise (total_expired() if late else first_byte_timed_out(first_byte)) from exc
-        except aiohttp.ClientConnectorCertificateError as exc:
-            cert_error = exc.certificate_error
-            if isinstance(cert_error, ssl.SSLCertVerificationError):
-                raise tls_failed(cert_error) from exc
-            raise interrupted(True) from exc
-        except aiohttp.ClientHttpProxyError as exc:
-            raise proxy_refused(exc.status, exc.message) from exc
-        except aiohttp.ClientProxyConnectionError as exc:
-            raise proxy_unreachable() from exc
-        except aiohttp.ClientConnectorError as exc:
-            raise interrupted(True) from exc
         except aiohttp.ClientError as exc:
-            raise interrupted(False) from exc
+            raise connect_failure(exc, connected=False) from exc
         if proxy_url is not None and resp.status == 407:  # absolute form: the proxy answered
             resp.close()
             raise proxy_refused(407, resp.reason or "")

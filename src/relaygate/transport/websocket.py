@@ -46,6 +46,7 @@ import orjson
 from relaygate.errors import UpstreamError
 from relaygate.providers.base import UpstreamRequest
 from relaygate.settings import Settings
+from relaygate.transport.aiohttp_errors import connect_failure
 from relaygate.transport.base import (
     UpstreamResponse,
     connect_timed_out,
@@ -53,9 +54,6 @@ from relaygate.transport.base import (
     idle_timed_out,
     interrupted,
     make_ssl_context,
-    proxy_refused,
-    proxy_unreachable,
-    tls_failed,
     too_large,
     total_expired,
 )
@@ -322,17 +320,8 @@ class WebSocketTransport:
         except TimeoutError as exc:
             late = loop.time() >= deadline - 0.001
             raise (total_expired() if late else connect_timed_out(connect)) from exc
-        except aiohttp.ClientConnectorCertificateError as exc:
-            cert_error = exc.certificate_error
-            if isinstance(cert_error, ssl.SSLCertVerificationError):
-                raise tls_failed(cert_error) from exc
-            raise interrupted(True) from exc
-        except aiohttp.ClientHttpProxyError as exc:
-            raise proxy_refused(exc.status, exc.message) from exc
-        except aiohttp.ClientProxyConnectionError as exc:
-            raise proxy_unreachable() from exc
         except aiohttp.ClientError as exc:
-            raise interrupted(True) from exc
+            raise connect_failure(exc, connected=True) from exc
         if refused is not None:
             yield refused
             return
