@@ -456,3 +456,29 @@ def test_http_errors_of_the_upgrade(
     err = A.error(target(), status, raw)
     assert isinstance(err, cls) and err.code == code
     assert "<html>" not in err.message
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_tokens", 10**30),  # was "cannot be sent on" from the encoder, naming nothing
+        ("max_tokens", -5),  # was sent on
+        ("max_tokens", 0),
+        ("max_tokens", 1.5),  # was truncated to 1
+        ("max_tokens", "100"),
+        ("max_completion_tokens", {}),
+        ("max_completion_tokens", True),
+    ],
+)
+def test_max_tokens_must_be_a_positive_integer(field: str, value: Any) -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}], field: value}
+    with pytest.raises(InvalidRequest) as exc:
+        A.chat_request(target(), body, False)
+    assert exc.value.param == "max_tokens" and "max_tokens" in exc.value.message
+
+
+def test_max_tokens_wins_over_max_completion_tokens() -> None:
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_completion_tokens": 7}
+    assert frame_of(body)["parameter"]["chat"]["max_tokens"] == 7
+    body["max_tokens"] = 9
+    assert frame_of(body)["parameter"]["chat"]["max_tokens"] == 9

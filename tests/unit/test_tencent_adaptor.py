@@ -419,3 +419,28 @@ def test_embeddings() -> None:
         "usage": {"prompt_tokens": 2, "total_tokens": 2},
     }
     assert usage is not None and usage.prompt_tokens == 2
+
+
+@pytest.mark.parametrize(
+    ("call", "index"),
+    [
+        ({"id": "c1", "type": "function", "function": "get_weather"}, 0),  # was a 500
+        ({"id": "c1"}, 0),
+        ({"id": "c1", "function": {"name": 5, "arguments": "{}"}}, 0),
+        (5, 1),
+    ],
+)
+def test_a_malformed_earlier_tool_call_is_the_clients_error(call: Any, index: int) -> None:
+    good = {"id": "c0", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    calls = [call] if index == 0 else [good, call]
+    body = {
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": None, "tool_calls": calls},
+            {"role": "tool", "tool_call_id": "c1", "content": "r"},
+        ]
+    }
+    with pytest.raises(InvalidRequest) as exc:
+        A.chat_request(target(), body, False)
+    assert exc.value.param == f"messages[1].tool_calls[{index}]"
+    assert "function" in exc.value.message

@@ -38,6 +38,9 @@ DOMAINS: dict[str, tuple[str, str]] = {
     "4.0Ultra": ("/v4.0/chat", "4.0Ultra"),
 }
 DEFAULT_PATH = "/v3.5/chat"
+#: the largest ``max_tokens`` passed on (a 32-bit integer; Spark's own limit per domain is
+#: lower and its answer says so); larger values are the client's error, not an encoder's
+MAX_TOKENS_LIMIT = 2**31 - 1
 #: domains that take ``role: "system"`` (Max, Max-32K, 4.0 Ultra)
 SYSTEM_DOMAINS = frozenset({"generalv3.5", "max-32k", "4.0Ultra"})
 _SCHEMES = {"https": "wss", "http": "ws", "wss": "wss", "ws": "ws"}
@@ -204,11 +207,18 @@ def build_frame(target: Target, body: dict[str, Any], domain: str, app_id: str) 
     temperature = number_field(body, "temperature")
     if temperature is not None:
         chat["temperature"] = min(max(float(temperature), 0.01), 1.0)
-    max_tokens = number_field(body, "max_tokens")
+    max_tokens = body.get("max_tokens")
     if max_tokens is None:
-        max_tokens = number_field(body, "max_completion_tokens")
+        max_tokens = body.get("max_completion_tokens")
     if max_tokens is not None:
-        chat["max_tokens"] = int(max_tokens)
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+            raise InvalidRequest("`max_tokens` must be a positive integer.", param="max_tokens")
+        if not 1 <= max_tokens <= MAX_TOKENS_LIMIT:
+            raise InvalidRequest(
+                f"`max_tokens` must be an integer from 1 to {MAX_TOKENS_LIMIT}.",
+                param="max_tokens",
+            )
+        chat["max_tokens"] = max_tokens
     top_k = number_field(body, "top_k")
     if top_k is not None:
         chat["top_k"] = int(top_k)

@@ -106,6 +106,20 @@ def _content(msg: dict[str, Any], out: dict[str, Any], param: str) -> None:
     out["Contents"] = parts
 
 
+def _tool_call(call: Any, param: str) -> dict[str, Any]:
+    """An assistant's earlier tool call as Hunyuan's ``ToolCalls`` item."""
+    fn = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(fn, dict) or not isinstance(fn.get("name"), str):
+        raise InvalidRequest(
+            f"`{param}` must be an object with a `function` that has a `name`.", param=param
+        )
+    return {
+        "Id": call.get("id"),
+        "Type": "function",
+        "Function": {"Name": fn["name"], "Arguments": fn.get("arguments") or "{}"},
+    }
+
+
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
     system: list[str] = []
     out: list[dict[str, Any]] = []
@@ -132,16 +146,7 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "`tool_calls` must be an array.", param=f"messages[{i}].tool_calls"
                 )
             new["ToolCalls"] = [
-                {
-                    "Id": c.get("id"),
-                    "Type": "function",
-                    "Function": {
-                        "Name": (c.get("function") or {}).get("name"),
-                        "Arguments": (c.get("function") or {}).get("arguments") or "{}",
-                    },
-                }
-                for c in calls
-                if isinstance(c, dict)
+                _tool_call(c, f"messages[{i}].tool_calls[{j}]") for j, c in enumerate(calls)
             ]
         elif role == "tool":
             new["ToolCallId"] = msg.get("tool_call_id") or ""
