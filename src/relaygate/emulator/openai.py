@@ -55,6 +55,20 @@ def _prompt_tokens(body: dict[str, Any]) -> int:
     return max(total, 1)
 
 
+def completion_object(
+    cid: str, created: int, model: str, choice: dict[str, Any], usage: dict[str, Any] | None
+) -> dict[str, Any]:
+    """A whole ``chat.completion`` with its one ``choice``."""
+    return {
+        "id": cid,
+        "object": "chat.completion",
+        "created": created,
+        "model": model,
+        "choices": [choice],
+        "usage": usage,
+    }
+
+
 @dataclass(slots=True)
 class _Answer:
     text: str
@@ -186,6 +200,25 @@ class OpenAIEmulator(Provider):
             )
         return model
 
+    #: the 400 message for a missing or empty ``messages``
+    missing_messages: ClassVar[str] = "Missing required parameter: 'messages'."
+
+    def chat_request(self, request: web.Request, body: Any) -> tuple[dict[str, Any], str]:
+        """The chat body checked (a JSON object with a model and messages) and its model."""
+        if not isinstance(body, dict):
+            raise EarlyResponse(self.error(400, "The request body must be a JSON object."))
+        model = self.request_model(request, body)
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise EarlyResponse(self.error(400, self.missing_messages, param="messages"))
+        return body, model
+
+    @staticmethod
+    def include_usage(body: dict[str, Any]) -> bool:
+        """Whether the request asks for the usage chunk (``stream_options.include_usage``)."""
+        opts = body.get("stream_options")
+        return isinstance(opts, dict) and opts.get("include_usage") is True
+
     def _compose(self, body: dict[str, Any], knobs: Knobs, model: str) -> _Answer:
         messages = body["messages"]
         last = messages[-1] if isinstance(messages[-1], dict) else {}
@@ -306,22 +339,13 @@ class OpenAIEmulator(Provider):
         return b""
 
     async def chat(self, request: web.Request, knobs: Knobs, body: Any) -> web.StreamResponse:
-        if not isinstance(body, dict):
-            raise EarlyResponse(self.error(400, "The request body must be a JSON object."))
-        model = self.request_model(request, body)
-        messages = body.get("messages")
-        if not isinstance(messages, list) or not messages:
-            raise EarlyResponse(
-                self.error(400, "Missing required parameter: 'messages'.", param="messages")
-            )
+        body, model = self.chat_request(request, body)
         trigger = await self.gate(knobs, model)
         ans = self._compose(body, knobs, model)
         cid = self.core.ids("chatcmpl-")
         created = int(time.time())
         if body.get("stream") is True:
-            opts = body.get("stream_options")
-            include = isinstance(opts, dict) and opts.get("include_usage") is True
-            plan = self._plan(ans, knobs, cid, created, model, include)
+            plan = self._plan(ans, knobs, cid, created, model, self.include_usage(body))
             return await self.send_stream(request, knobs, plan, trigger)
 
         msg: dict[str, Any] = {"role": "assistant", "content": ans.text or None}
@@ -342,14 +366,7 @@ class OpenAIEmulator(Provider):
             "logprobs": None,
             "finish_reason": ans.finish,
         }
-        obj: dict[str, Any] = {
-            "id": cid,
-            "object": "chat.completion",
-            "created": created,
-            "model": model,
-            "choices": [choice],
-            "usage": self.usage(ans),
-        }
+        obj = completion_object(cid, created, model, choice, self.usage(ans))
         self.decorate_completion(obj, choice)
         return await self.send_json(request, knobs, obj)
 
