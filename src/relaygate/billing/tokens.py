@@ -20,6 +20,8 @@ from typing import Any
 import orjson
 import quicktok
 
+from relaygate.errors import InvalidRequest
+
 __all__ = [
     "ENCODINGS",
     "StreamMeter",
@@ -79,6 +81,18 @@ def _content_tokens(content: Any) -> int:
     return n
 
 
+def _json_tokens(value: Any) -> int:
+    """Tokens of a JSON value as it will be sent. A value the encoder refuses (nested
+    deeper than it allows) could not be sent upstream either: the client's error, said
+    here, before billing (relay/attempt.py ``build_request`` says the same)."""
+    try:
+        return _count(orjson.dumps(value).decode())
+    except (orjson.JSONEncodeError, RecursionError):
+        raise InvalidRequest(
+            "The request body is nested too deeply or holds values that cannot be sent on."
+        ) from None
+
+
 def count_prompt(body: dict[str, Any]) -> int:
     """Tokens of a chat request's prompt: messages (text parts, names, tool calls and
     tool results), tool definitions and the reply priming — OpenAI's counting recipe."""
@@ -94,14 +108,14 @@ def count_prompt(body: dict[str, Any]) -> int:
                 n += _count(name) + 1
             calls = m.get("tool_calls")
             if isinstance(calls, list) and calls:
-                n += _count(orjson.dumps(calls).decode())
+                n += _json_tokens(calls)
             fc = m.get("function_call")
             if isinstance(fc, dict):
-                n += _count(orjson.dumps(fc).decode())
+                n += _json_tokens(fc)
     for field in ("tools", "functions"):
         defs = body.get(field)
         if isinstance(defs, list) and defs:
-            n += _count(orjson.dumps(defs).decode())
+            n += _json_tokens(defs)
     inp = body.get("input")  # embeddings
     if isinstance(inp, str):
         n += _count(inp)
