@@ -2,7 +2,7 @@
 in alternating ``wrk`` rounds on one worker (docs/performance.md).
 
     git worktree add /tmp/old <revision>
-    .venv/bin/python bench/ab.py --old-src /tmp/old/src --rounds 6
+    .venv/bin/python bench/ab.py --old-src /tmp/old/src --rounds 6 [--stream]
 
 Both instances serve the benchmark's single-channel model (``bench/systems.py``) from
 their own data directory; the older one imports relaygate from ``--old-src`` through
@@ -25,7 +25,7 @@ import loadgen
 import systems
 
 
-async def main(old_src: str, rounds: int, seconds: float) -> None:
+async def main(old_src: str, rounds: int, seconds: float, stream: bool = False) -> None:
     work = Path(tempfile.mkdtemp(prefix="relaygate-ab-"))
     mocks, urls = await systems.start_mocks(work)
     new_template = systems.setup_relaygate(work, urls)
@@ -47,12 +47,12 @@ async def main(old_src: str, rounds: int, seconds: float) -> None:
     p50: dict[str, list[float]] = {"old": [], "new": []}
     try:
         for s in (old, new):
-            loadgen.run_wrk(s.target("fast"), 64, 2.0)  # warm up
+            loadgen.run_wrk(s.target("fast", stream), 64, 2.0)  # warm up
         for r in range(rounds):
             pair = (("old", old), ("new", new)) if r % 2 == 0 else (("new", new), ("old", old))
             for name, s in pair:
-                w = loadgen.run_wrk(s.target("fast"), 64, seconds)
-                one = loadgen.run_wrk(s.target("fast"), 1, seconds / 2)
+                w = loadgen.run_wrk(s.target("fast", stream), 64, seconds)
+                one = loadgen.run_wrk(s.target("fast", stream), 1, seconds / 2)
                 rps[name].append(w.rps)
                 p50[name].append(one.p50_ms)
                 print(
@@ -79,5 +79,6 @@ if __name__ == "__main__":
     ap.add_argument("--old-src", required=True, help="the older revision's src/ directory")
     ap.add_argument("--rounds", type=int, default=6)
     ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--stream", action="store_true", help="streamed chat instead of unary")
     a = ap.parse_args()
-    asyncio.run(main(a.old_src, a.rounds, a.seconds))
+    asyncio.run(main(a.old_src, a.rounds, a.seconds, a.stream))

@@ -80,7 +80,9 @@ def test_a_new_adaptor_in_the_list_is_served_with_its_token_hook() -> None:
     # Anthropic's hook (Claude on Vertex) asks for no token on its plain profile
     anthropic = reg.token_source("anthropic")
     assert isinstance(anthropic, TokenSource)
-    assert anthropic.token_request(Target(1, "anthropic", "anthropic", "https://x", "k", "m")) is None
+    assert (
+        anthropic.token_request(Target(1, "anthropic", "anthropic", "https://x", "k", "m")) is None
+    )
     with pytest.raises(ValueError):
         AdaptorRegistry((OpenAICompatAdaptor, OpenAICompatAdaptor))
 

@@ -25,8 +25,8 @@ from relaygate.api.admin_billing import billing_routes
 from relaygate.api.admin_health import health_routes
 from relaygate.api.admin_kit import AdminKit
 from relaygate.api.admin_model_routes import model_route_routes
-from relaygate.api.admin_providers import provider_routes
 from relaygate.api.admin_prices import price_routes
+from relaygate.api.admin_providers import provider_routes
 from relaygate.api.admin_reports import report_routes
 from relaygate.api.admin_routing import routing_routes
 from relaygate.catalog import Catalog
