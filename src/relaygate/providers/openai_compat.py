@@ -249,6 +249,8 @@ class OpenAIStreamTranslator:
     """
 
     __slots__ = (
+        "_body_errors",
+        "_closing",
         "_created",
         "_fill",
         "_finished",
@@ -276,6 +278,8 @@ class OpenAIStreamTranslator:
         self._rename = profile.reasoning_field
         self._legacy = LegacyStream() if legacy else None
         self._fill = profile.fill_missing
+        self._body_errors = profile.errors_in_body
+        self._closing = profile.closing_frame
         self._tools = False
         self._finished = False
         self._id = ""
@@ -295,8 +299,8 @@ class OpenAIStreamTranslator:
             or b'"object":""' in data
             or not self._id
             or self._fill
-            or has_body_error(data)
-            or b'"role":""' in data
+            or (self._body_errors and has_body_error(data))
+            or (self._closing and b'"role":""' in data)
             or b'"reasoning"' in data
             or b'"reasoning_details"' in data
             or (self._rename is not None and self._rename.encode() in data)
@@ -310,7 +314,9 @@ class OpenAIStreamTranslator:
                 self._finished = True  # Spark: no finish_reason anywhere
                 return [self._finish_chunk("tool_calls" if self._tools else "stop")]
             return []
-        if b'"object":"chat.completion"' in data or b'"object": "chat.completion"' in data:
+        if self._closing and (
+            b'"object":"chat.completion"' in data or b'"object": "chat.completion"' in data
+        ):
             return self._final_frame(data)
         if not self._finished and (b'"finish_reason":"' in data or b'"finish_reason": "' in data):
             self._finished = True  # noted before parsing: a repeat is recognised below

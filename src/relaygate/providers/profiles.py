@@ -31,6 +31,12 @@ Add a vendor by adding a :class:`Profile` to ``PROFILES`` (see
   ``id``/``object``/``model``/``finish_reason``, ``tool_calls`` as one object); the
   adaptor fills them in (``vendor_quirks.py``).
 * ``appid_header``: header that carries the channel's ``config.appid`` (Qianfan: ``appid``).
+* ``errors_in_body``: the vendor reports failures inside HTTP 200 bodies and stream chunks
+  (MiniMax ``base_resp``, Spark ``code``); stream chunks are searched for them. (Whole
+  non-stream bodies are checked for every profile: that costs two dict lookups.)
+* ``closing_frame``: the vendor ends a stream with a whole ``chat.completion`` frame and
+  sends ``role: ""`` deltas (MiniMax): the frame is dropped (its usage kept), the empty
+  roles removed. Off for other profiles, because each check is a search of every chunk.
 """
 
 from __future__ import annotations
@@ -63,6 +69,8 @@ class Profile:
     request_defaults: dict[str, Any] = field(default_factory=dict)
     fill_missing: bool = False
     appid_header: str | None = None
+    errors_in_body: bool = False
+    closing_frame: bool = False
 
 
 #: vendors without ``max_completion_tokens``: OpenAI's newer name becomes ``max_tokens``
@@ -126,6 +134,7 @@ PROFILES: dict[str, Profile] = {
             embeddings=False,
             n_choices="reject",
             fill_missing=True,
+            errors_in_body=True,
         ),
         Profile(
             "minimax",
@@ -135,6 +144,8 @@ PROFILES: dict[str, Profile] = {
             temperature_range=(0.01, 1.0),
             n_choices="reject",
             request_defaults={"reasoning_split": True},
+            errors_in_body=True,
+            closing_frame=True,
         ),
         Profile("xai", "xAI (Grok)", embeddings=False),
         Profile("groq", "Groq", embeddings=False, n_choices="reject"),
