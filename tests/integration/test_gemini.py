@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from gateway import Gateway
 
+from relaygate.billing.tokens import count_input
 from relaygate.emulator.gemini import GeminiEmulator
 from relaygate.emulator.knobs import Knobs
 from relaygate.emulator.server import EmulatorServer
@@ -361,7 +362,9 @@ def test_embeddings_float_and_base64(genv: GEnv) -> None:
         model="text-embedding-004", input=["hello", "world"], dimensions=6, encoding_format="float"
     )
     assert [len(d.embedding) for d in r.data] == [6, 6]
-    assert r.usage.prompt_tokens > 0
+    # Gemini reports no usage: the gateway counts the input with its tokenizer
+    assert r.usage.prompt_tokens == count_input({"input": ["hello", "world"]}) > 0
+    assert r.usage.total_tokens == r.usage.prompt_tokens
     body = last_request(genv).body
     assert body["requests"][0] == {
         "model": "models/text-embedding-004",

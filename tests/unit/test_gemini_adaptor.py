@@ -587,8 +587,8 @@ def test_embeddings_both_profiles() -> None:
     )
     assert [d["embedding"] for d in out["data"]] == [[0.1, 0.2], [0.3, 0.4]]
     assert [d["index"] for d in out["data"]] == [0, 1]
-    assert usage is not None and usage.prompt_tokens == 4  # estimated: Gemini reports none
-    assert out["usage"] == {"prompt_tokens": 4, "total_tokens": 4}
+    # Gemini reports no usage: none is made up here (relay/embeddings.py counts the input)
+    assert usage is None and "usage" not in out
     vreq = A.embeddings_request(VTX, {"model": "e", "input": "hi", "dimensions": 8})
     assert vreq.url.endswith("/publishers/google/models/gemini-2.5-flash:predict")
     assert body_of(vreq) == {

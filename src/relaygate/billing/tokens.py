@@ -26,6 +26,7 @@ __all__ = [
     "ENCODINGS",
     "StreamMeter",
     "count_completion",
+    "count_input",
     "count_prompt",
     "count_text",
     "usage_chunk",
@@ -116,10 +117,16 @@ def count_prompt(body: dict[str, Any]) -> int:
         defs = body.get(field)
         if isinstance(defs, list) and defs:
             n += _json_tokens(defs)
-    inp = body.get("input")  # embeddings
+    return n + count_input(body)
+
+
+def count_input(body: dict[str, Any]) -> int:
+    """Tokens of an embeddings request's ``input``: strings counted, token ids as given."""
+    inp = body.get("input")
     if isinstance(inp, str):
-        n += _count(inp)
-    elif isinstance(inp, list):
+        return _count(inp)
+    n = 0
+    if isinstance(inp, list):
         for x in inp:
             if isinstance(x, str):
                 n += _count(x)

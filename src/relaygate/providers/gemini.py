@@ -23,7 +23,6 @@ and errors: ``gemini_stream.py``.
 
 from __future__ import annotations
 
-import contextvars
 import time
 from typing import Any
 from urllib.parse import quote
@@ -56,13 +55,6 @@ __all__ = ["DEFAULT_GEMINI_BASE", "GeminiAdaptor", "google_error_from_body", "ve
 
 DEFAULT_GEMINI_BASE = "https://generativelanguage.googleapis.com"
 DEFAULT_LOCATION = "us-central1"
-
-#: the prompt-token estimate of the current embeddings request (Gemini's
-#: batchEmbedContents reports no usage): set by ``embeddings_request``, read by
-#: ``embeddings_response`` in the same task
-_EMBED_ESTIMATE: contextvars.ContextVar[int] = contextvars.ContextVar(
-    "relaygate_gemini_embed_estimate", default=0
-)
 
 
 def _config_str(target: Target, key: str, default: str) -> str:
@@ -242,7 +234,6 @@ class GeminiAdaptor:
         dims = body.get("dimensions")
         if dims is not None and (isinstance(dims, bool) or not isinstance(dims, int) or dims < 1):
             raise InvalidRequest("`dimensions` must be a positive integer.", param="dimensions")
-        _EMBED_ESTIMATE.set(sum((len(t) + 3) // 4 for t in texts))
         payload: dict[str, Any]
         if target.profile == "vertex":
             payload = {"instances": [{"content": t} for t in texts]}
@@ -283,18 +274,17 @@ class GeminiAdaptor:
                 vectors.append(emb.get("values") if isinstance(emb, dict) else None)
         if not vectors or not all(isinstance(v, list) for v in vectors):
             raise UpstreamError("The upstream provider returned malformed embeddings.")
-        # Gemini reports no usage for batchEmbedContents: estimated from the input
-        prompt = counted or _EMBED_ESTIMATE.get()
-        usage = Usage(prompt_tokens=prompt, total_tokens=prompt)
-        result = {
+        result: dict[str, Any] = {
             "object": "list",
             "data": [
                 {"object": "embedding", "index": i, "embedding": v} for i, v in enumerate(vectors)
             ],
             "model": target.upstream_model,
-            "usage": {"prompt_tokens": prompt, "total_tokens": prompt},
         }
-        return result, usage
+        if not counted:
+            return result, None  # batchEmbedContents reports none: the relay counts the input
+        result["usage"] = {"prompt_tokens": counted, "total_tokens": counted}
+        return result, Usage(prompt_tokens=counted, total_tokens=counted)
 
     # ------------------------------------------------------------ models, errors
 

@@ -11,9 +11,10 @@ from array import array
 from typing import Any
 
 from relaygate.asgi import Request, ok_body, send_json
+from relaygate.billing.tokens import count_input
 from relaygate.context import RelayContext
 from relaygate.errors import InvalidRequest, UpstreamError
-from relaygate.providers.base import Adaptor, Target
+from relaygate.providers.base import Adaptor, Target, Usage
 from relaygate.relay.attempt import Call, build_request, fetch
 from relaygate.relay.pipeline import record, relay_request, require_model
 from relaygate.state import AppState
@@ -84,6 +85,10 @@ async def handle_embeddings(state: AppState, req: Request) -> None:
             ureq = build_request(target, lambda: adaptor.embeddings_request(target, body))
             raw = await fetch(state, adaptor, target, ureq)
             obj, usage = adaptor.embeddings_response(target, raw)
+            if usage is None:  # the upstream reported none (Gemini): count the input here
+                prompt = count_input(body)
+                usage = Usage(prompt_tokens=prompt, total_tokens=prompt)
+                obj["usage"] = usage.to_openai()
             _convert(obj, fmt)
             ctx.claim(target)  # hedged: the first answer wins (relay/hedge.py)
             ctx.usage = usage
