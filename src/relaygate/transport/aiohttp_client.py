@@ -33,6 +33,7 @@ from relaygate.transport.aiohttp_errors import connect_failure
 from relaygate.transport.base import (
     UpstreamResponse,
     connect_timed_out,
+    effective_timeouts,
     first_byte_timed_out,
     idle_timed_out,
     interrupted,
@@ -210,15 +211,8 @@ class AiohttpTransport:
         proxy_url, proxy_headers, extra_headers = self._proxy(req)
         headers = req.headers if extra_headers is None else {**req.headers, **extra_headers}
         timeouts = req.timeouts if req.timeouts is not None else self._default_timeouts
-        connect = settings.connect_timeout
-        first_byte = settings.first_byte_timeout
-        idle = settings.read_timeout
-        timeout = self._timeout
-        if timeouts is not None:
-            connect = connect if timeouts[0] is None else timeouts[0]
-            first_byte = first_byte if timeouts[1] is None else timeouts[1]
-            idle = idle if timeouts[2] is None else timeouts[2]
-            timeout = self._headers_timeout(connect)
+        connect, first_byte, idle = effective_timeouts(settings, timeouts)
+        timeout = self._timeout if timeouts is None else self._headers_timeout(connect)
         try:
             async with asyncio.timeout(first_byte):
                 resp = await self._session.request(

@@ -43,6 +43,7 @@ __all__ = [
     "Transport",
     "UpstreamResponse",
     "connect_timed_out",
+    "effective_timeouts",
     "first_byte_timed_out",
     "idle_timed_out",
     "interrupted",
@@ -74,6 +75,25 @@ class Transport(Protocol):
     def request(
         self, req: UpstreamRequest, *, stream: bool
     ) -> AbstractAsyncContextManager[UpstreamResponse]: ...
+
+
+def effective_timeouts(
+    settings: Settings, timeouts: tuple[float | None, float | None, float | None] | None
+) -> tuple[float, float, float]:
+    """(connect, first byte, idle) for one request: its ``UpstreamRequest.timeouts``, each
+    ``None`` falling back to the setting."""
+    connect, first_byte, idle = (
+        settings.connect_timeout,
+        settings.first_byte_timeout,
+        settings.read_timeout,
+    )
+    if timeouts is None:
+        return connect, first_byte, idle
+    return (
+        connect if timeouts[0] is None else timeouts[0],
+        first_byte if timeouts[1] is None else timeouts[1],
+        idle if timeouts[2] is None else timeouts[2],
+    )
 
 
 def connect_timed_out(seconds: float) -> UpstreamTimeout:

@@ -50,6 +50,7 @@ from relaygate.transport.aiohttp_errors import connect_failure
 from relaygate.transport.base import (
     UpstreamResponse,
     connect_timed_out,
+    effective_timeouts,
     first_byte_timed_out,
     idle_timed_out,
     interrupted,
@@ -286,14 +287,7 @@ class WebSocketTransport:
         loop = asyncio.get_running_loop()
         start = loop.time()
         deadline = start + self._total
-        connect = settings.connect_timeout
-        first_byte = settings.first_byte_timeout
-        idle = settings.read_timeout
-        timeouts = req.timeouts
-        if timeouts is not None:
-            connect = connect if timeouts[0] is None else timeouts[0]
-            first_byte = first_byte if timeouts[1] is None else timeouts[1]
-            idle = idle if timeouts[2] is None else timeouts[2]
+        connect, first_byte, idle = effective_timeouts(settings, req.timeouts)
         limit = settings.max_upstream_body_bytes
         proxy_url, proxy_headers, extra_headers = self._proxy(req)
         headers = req.headers if extra_headers is None else {**req.headers, **extra_headers}
