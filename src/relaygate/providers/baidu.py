@@ -30,6 +30,7 @@ from relaygate.providers.base import (
     Target,
     UpstreamRequest,
     Usage,
+    embeddings_list,
     error_from_status,
     parse_json_object,
 )
@@ -263,21 +264,8 @@ class BaiduAdaptor:
         data = obj.get("data")
         if not isinstance(data, list):
             raise UpstreamError("The upstream provider returned an unexpected response.")
-        items: list[dict[str, Any]] = [
-            {
-                "object": "embedding",
-                "index": item.get("index", i) if isinstance(item, dict) else i,
-                "embedding": item.get("embedding") if isinstance(item, dict) else [],
-            }
-            for i, item in enumerate(data)
-        ]
         usage = usage_from_baidu(obj.get("usage"))
-        out: dict[str, Any] = {"object": "list", "data": items, "model": target.upstream_model}
-        if usage is not None:
-            out["usage"] = {
-                "prompt_tokens": usage.prompt_tokens,
-                "total_tokens": usage.total_tokens,
-            }
+        out = embeddings_list(data, target.upstream_model, usage, index="index", vector="embedding")
         return out, usage
 
     # ------------------------------------------------------------ errors

@@ -46,6 +46,7 @@ __all__ = [
     "Usage",
     "chunk_payload",
     "chunk_prefix",
+    "embeddings_list",
     "error_from_status",
     "normalize_usage",
     "number_field",
@@ -260,6 +261,26 @@ class ModelLister(Protocol):
         """The upstream model ids (as a channel's ``models`` would name them); raises a
         ``RelayError`` for an error answer (``error_from_status``)."""
         ...
+
+
+def embeddings_list(
+    data: list[Any], model: str, usage: Usage | None, *, index: str, vector: str
+) -> dict[str, Any]:
+    """OpenAI's embeddings answer from a provider's list of items that name their position
+    ``index`` and their vector ``vector`` (Baidu: ``index``/``embedding``, Tencent:
+    ``Index``/``Embedding``); ``usage`` as prompt and total tokens when known."""
+    items: list[dict[str, Any]] = [
+        {
+            "object": "embedding",
+            "index": item.get(index, i) if isinstance(item, dict) else i,
+            "embedding": item.get(vector) if isinstance(item, dict) else [],
+        }
+        for i, item in enumerate(data)
+    ]
+    out: dict[str, Any] = {"object": "list", "data": items, "model": model}
+    if usage is not None:
+        out["usage"] = {"prompt_tokens": usage.prompt_tokens, "total_tokens": usage.total_tokens}
+    return out
 
 
 def usage_chunk(chunk_id: str, model: str, created: int, usage: Usage) -> bytes:

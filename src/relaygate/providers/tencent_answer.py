@@ -8,7 +8,7 @@ import time
 from typing import Any
 
 from relaygate.errors import UpstreamError
-from relaygate.providers.base import Usage
+from relaygate.providers.base import Usage, embeddings_list
 from relaygate.providers.legacy_functions import to_function_call_message
 
 __all__ = [
@@ -119,19 +119,5 @@ def embeddings_answer(resp: dict[str, Any], model: str) -> tuple[dict[str, Any],
     data = resp.get("Data")
     if not isinstance(data, list):
         raise UpstreamError("The upstream provider returned an unexpected response.")
-    items: list[dict[str, Any]] = [
-        {
-            "object": "embedding",
-            "index": d.get("Index", i) if isinstance(d, dict) else i,
-            "embedding": d.get("Embedding") if isinstance(d, dict) else [],
-        }
-        for i, d in enumerate(data)
-    ]
     counts = usage_from_hunyuan(resp.get("Usage"))
-    out: dict[str, Any] = {"object": "list", "data": items, "model": model}
-    if counts is not None:
-        out["usage"] = {
-            "prompt_tokens": counts.prompt_tokens,
-            "total_tokens": counts.total_tokens,
-        }
-    return out, counts
+    return embeddings_list(data, model, counts, index="Index", vector="Embedding"), counts
