@@ -47,22 +47,12 @@ VOLATILE = {
     "trafficType",
     "candidatesTokensDetails",
     "promptTokensDetails",
-    "modelVersion",
-    "responseId",
-    "stop_sequence",
     "container",
-    "refusal",
-    "annotations",
     "logprobs",
     "latency_checkpoint",
     "cache_creation",
     "server_tool_use",
     "inference_geo",
-    "prompt_tokens_details",
-    "completion_tokens_details",
-    "finishMessage",
-    "index",
-    "usage",  # OpenAI chunks carry "usage": null except the last: checked separately
 }
 
 
