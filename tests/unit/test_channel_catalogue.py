@@ -67,4 +67,5 @@ def test_embeddings_flag_matches_the_profile() -> None:
 
     for t in CHANNEL_TYPES:
         if t.provider == "openai_compat":
-            assert t.embeddings == PROFILES[t.profile].embeddings, t.id
+            assert t.has_embeddings == PROFILES[t.profile].embeddings, t.id
+            assert t.to_public()["embeddings"] == PROFILES[t.profile].embeddings

@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from relaygate.providers.profiles import PROFILES
+
 __all__ = ["CHANNEL_TYPES", "ChannelType", "ConfigField", "channel_type"]
 
 
@@ -47,10 +49,18 @@ class ChannelType:
     key_parts: tuple[str, ...]
     models: tuple[str, ...] = ()
     config: tuple[ConfigField, ...] = ()
+    #: a native provider's embeddings API; for ``openai_compat`` the profile says
+    #: (:attr:`has_embeddings`)
     embeddings: bool = False
     discovery: bool = False  # the provider lists its models
     docs: str = ""  # the vendor's API documentation
     notes: str = ""
+
+    @property
+    def has_embeddings(self) -> bool:
+        if self.provider == "openai_compat":
+            return PROFILES[self.profile].embeddings
+        return self.embeddings
 
     @property
     def key_format(self) -> str:
@@ -68,7 +78,7 @@ class ChannelType:
             "key_format": self.key_format,
             "config": [c.to_public() for c in self.config],
             "models": list(self.models),
-            "embeddings": self.embeddings,
+            "embeddings": self.has_embeddings,
             "discovery": self.discovery,
             "docs": self.docs,
             "notes": self.notes,
@@ -107,19 +117,19 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
         ("gpt-5", "gpt-5-mini", "gpt-4.1", "gpt-4.1-mini", "gpt-4o", "gpt-4o-mini", "o4-mini",
          "text-embedding-3-small", "text-embedding-3-large"),
         (ConfigField("headers", "Extra headers, e.g. OpenAI-Organization / OpenAI-Project."),),
-        embeddings=True, discovery=True, docs="https://platform.openai.com/docs/api-reference",
+        discovery=True, docs="https://platform.openai.com/docs/api-reference",
     ),
     ChannelType(
         "azure", "Azure OpenAI (deployments)", "Azure OpenAI（部署）", "openai_compat", "azure",
         "", _KEY, ("gpt-4o", "gpt-4o-mini"),
         (ConfigField("deployments", "Model name → deployment name.", example={"gpt-4o": "prod-4o"}),
          ConfigField("api_version", "api-version query parameter.", example="2024-10-21")),
-        embeddings=True, docs="https://learn.microsoft.com/azure/ai-services/openai/reference",
+        docs="https://learn.microsoft.com/azure/ai-services/openai/reference",
         notes="Base URL: https://{resource}.openai.azure.com.",
     ),
     ChannelType(
         "azure_v1", "Azure OpenAI (v1 API)", "Azure OpenAI（v1 接口）", "openai_compat", "azure_v1",
-        "", _KEY, ("gpt-4o", "gpt-4o-mini", "o4-mini"), embeddings=True,
+        "", _KEY, ("gpt-4o", "gpt-4o-mini", "o4-mini"),
         notes="Base URL: https://{resource}.openai.azure.com; the model goes in the body.",
     ),
     ChannelType(
@@ -165,21 +175,21 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
         "qwen", "Alibaba Qwen (DashScope compatible mode)", "阿里通义千问（百炼兼容模式）",
         "openai_compat", "qwen", "https://dashscope.aliyuncs.com/compatible-mode/v1", _KEY,
         ("qwen3-max", "qwen-max", "qwen-plus", "qwen-turbo", "qwen3-32b", "text-embedding-v3"),
-        embeddings=True, discovery=True,
+        discovery=True,
         docs="https://help.aliyun.com/zh/model-studio/compatibility-of-openai-with-dashscope",
     ),
     ChannelType(
         "glm", "Zhipu GLM", "智谱 GLM", "openai_compat", "glm",
         "https://open.bigmodel.cn/api/paas/v4", ("API key (id.secret)",),
         ("glm-5.3", "glm-5.3-flash", "glm-4-plus", "glm-4-air", "glm-4-flash", "embedding-3"),
-        embeddings=True, docs="https://docs.bigmodel.cn/api-reference",
+        docs="https://docs.bigmodel.cn/api-reference",
     ),
     ChannelType(
         "glm_jwt", "Zhipu GLM (signed JWT)", "智谱 GLM（JWT 签名）", "openai_compat", "glm_jwt",
         "https://open.bigmodel.cn/api/paas/v4", ("API key (id.secret)",),
         ("glm-4-plus", "glm-4-air", "glm-4-flash"),
         (ConfigField("token_ttl", "JWT lifetime in seconds.", example=3600),),
-        embeddings=True, notes="The key is signed into a short-lived JWT instead of being sent.",
+        notes="The key is signed into a short-lived JWT instead of being sent.",
     ),
     ChannelType(
         "qianfan", "Baidu Qianfan v2", "百度千帆 v2", "openai_compat", "qianfan",
@@ -187,7 +197,7 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
         ("ernie-4.5-turbo-128k", "ernie-4.0-8k", "ernie-3.5-8k", "ernie-speed-128k",
          "deepseek-v3", "deepseek-r1", "embedding-v1"),
         (ConfigField("appid", "Qianfan application id (sent as the appid header)."),),
-        embeddings=True, docs="https://cloud.baidu.com/doc/qianfan-api/s/3m7of64lb",
+        docs="https://cloud.baidu.com/doc/qianfan-api/s/3m7of64lb",
     ),
     ChannelType(
         "baidu", "Baidu ERNIE v1 (wenxinworkshop)", "百度文心一言 v1（千帆旧版）", "baidu", "baidu",
@@ -230,7 +240,6 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
         "hunyuan", "Tencent Hunyuan (OpenAI-compatible)", "腾讯混元（OpenAI 兼容）",
         "openai_compat", "hunyuan", "https://api.hunyuan.cloud.tencent.com/v1", _KEY,
         ("hunyuan-turbos-latest", "hunyuan-t1-latest", "hunyuan-lite", "hunyuan-embedding"),
-        embeddings=True,
         docs="https://cloud.tencent.com/document/product/1729/111007",
     ),
     ChannelType(
@@ -248,7 +257,6 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
         "doubao", "https://ark.cn-beijing.volces.com/api/v3", _KEY,
         ("doubao-seed-1-6-250615", "doubao-1.5-pro-32k", "doubao-1.5-lite-32k",
          "doubao-embedding-text-240715"),
-        embeddings=True,
         docs="https://www.volcengine.com/docs/82379/1298454",
         notes="A model may be an inference endpoint id (ep-…); map it with model_mapping.",
     ),
@@ -271,23 +279,22 @@ CHANNEL_TYPES: tuple[ChannelType, ...] = (
         "openrouter", "OpenRouter", "OpenRouter", "openai_compat", "openrouter",
         "https://openrouter.ai/api/v1", _KEY,
         ("openai/gpt-4o-mini", "anthropic/claude-sonnet-4.5", "google/gemini-2.5-flash"),
-        embeddings=True, discovery=True, docs="https://openrouter.ai/docs/api-reference/overview",
+        discovery=True, docs="https://openrouter.ai/docs/api-reference/overview",
     ),
     ChannelType(
         "ollama", "Ollama", "Ollama", "openai_compat", "ollama", "http://127.0.0.1:11434/v1",
         ("API key (any; Ollama ignores it)",), ("llama3.2", "qwen3:8b", "nomic-embed-text"),
-        embeddings=True,
         discovery=True, docs="https://github.com/ollama/ollama/blob/main/docs/openai.md",
     ),
     ChannelType(
         "llamacpp", "llama.cpp server", "llama.cpp 服务", "openai_compat", "llamacpp",
         "http://127.0.0.1:8080/v1", ("API key (if the server sets --api-key)",), (),
-        embeddings=True, discovery=True,
+        discovery=True,
         docs="https://github.com/ggml-org/llama.cpp/tree/master/tools/server",
     ),
     ChannelType(
         "generic", "Any OpenAI-compatible server", "任意 OpenAI 兼容服务", "openai_compat",
-        "generic", "", _KEY, (), (_PROXY, _HEADERS), embeddings=True, discovery=True,
+        "generic", "", _KEY, (), (_PROXY, _HEADERS), discovery=True,
     ),
 )
 # fmt: on
