@@ -309,9 +309,10 @@ def test_a_circuit_opened_on_one_node_keeps_the_other_away(
         bad_id = node1.create_channel(
             name="bad", base_url=bad.base_url, keys=["k-bad"], models=["shared"], priority=10
         )
-        node1.create_channel(
-            name="good", base_url=good.base_url, keys=["k-good"], models=["shared"]
+        node1.create_channel(  # created last: once node 2 serves "only-good" it has both
+            name="good", base_url=good.base_url, keys=["k-good"], models=["shared", "only-good"]
         )
+        _served(node2, key, "only-good")
         _served(node2, key, "shared")
         assert bad.stats.requests >= 1  # node 2 sends to the bad channel first
         bad.configure(fail_status=500)
