@@ -70,7 +70,9 @@ def test_freeze_startup_heap_puts_live_objects_out_of_the_collectors_reach() -> 
     before = [object(), {"startup": True}]  # a tracked container, alive at "startup"
     try:
         frozen = freeze_startup_heap()
-        assert frozen == gc.get_freeze_count() > 0
+        # Frozen objects can still be freed by reference counting (another thread of the
+        # test process may drop some at once), so the count can only shrink afterwards.
+        assert 0 < gc.get_freeze_count() <= frozen
         tracked = gc.get_objects()
         assert not any(o is before for o in tracked)  # frozen: never scanned again
         after = [object()]
