@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
 )
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "redemption_codes",
     "request_logs",
     "revisions",
+    "upstream_objects",
     "usage_daily",
     "user_packages",
     "users",
@@ -194,6 +196,9 @@ prices = Table(
     Column("per_request", String(32), nullable=True),
     Column("per_image", String(32), nullable=True),
     Column("per_second", String(32), nullable=True),
+    Column("per_character", String(32), nullable=True),  # speech input, per character
+    Column("training", String(32), nullable=True),  # fine-tuning, per `per` tokens
+    Column("image_prices", JSON, nullable=True),  # {"1024x1024/hd": "0.08", "1024x1024": …}
     Column("context_window", Integer, nullable=True),
     Column("max_output", Integer, nullable=True),
     Column("description", Text, nullable=False, default="", server_default=""),
@@ -291,4 +296,31 @@ model_routes = Table(
     Column("description", String(512), nullable=False, default="", server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# an object created upstream through a channel (a file, a fine-tuning job, an assistant, a
+# thread, a run, a vector store, a batch, a video): later calls on it go to that channel, and
+# only its owner sees it (relay/objects.py). ``data`` is the last answer seen for it (list
+# endpoints serve it); ``billed`` is set once its deferred charge (job, run, batch, video) is made.
+upstream_objects = Table(
+    "upstream_objects",
+    metadata,
+    Column("id", String(160), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("user_id", Integer, nullable=False),
+    Column("key_id", Integer, nullable=True),
+    Column("channel_id", Integer, nullable=False),
+    Column("parent_id", String(160), nullable=True),
+    Column("model", String(128), nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("data", Text, nullable=True),
+    Column("billed", Boolean, nullable=False, default=False, server_default=false()),
+    Column("deleted", Boolean, nullable=False, default=False, server_default=false()),
+)
+
+Index(
+    "ix_upstream_objects_owner",
+    upstream_objects.c.user_id,
+    upstream_objects.c.kind,
+    upstream_objects.c.created_at,
 )
