@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import orjson
 from aiohttp import web
 
+from relaygate.emulator.bodies import BadBody, read_form, read_json, recorded_body
 from relaygate.emulator.knobs import Knobs, RecordedRequest, Stats
 
 __all__ = [
@@ -42,7 +43,6 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 Op = Callable[[web.Request, Knobs, Any], Awaitable[web.StreamResponse]]
 
 _STREAMING = web.RequestKey("relaygate_emulator_streaming", bool)
-_INVALID = object()
 _TRIGGER = re.compile(r"^error-(\d{3})$")
 
 
@@ -289,37 +289,39 @@ class Provider(ABC):
     async def not_found(self, request: web.Request, knobs: Knobs, body: Any) -> web.Response: ...
 
     # -- shared pipeline ------------------------------------------------------------------
-    def api(self, op: Op, *, checks: bool = True) -> Handler:
-        """Wrap an endpoint: stats, body parsing, recording, auth, early errors."""
+    def invalid_form(self, bad: BadBody) -> web.Response:
+        """The answer to a multipart body that cannot be read (``emulator/bodies.py``)."""
+        return self.error(bad.status, bad.message)
+
+    def api(self, op: Op, *, checks: bool = True, multipart: bool = False) -> Handler:
+        """Wrap an endpoint: stats, body parsing, recording, auth, early errors.
+
+        ``multipart``: the body is a multipart form, handed to ``op`` as a ``bodies.Form``.
+        """
         core = self.core
         stats = self.stats
+        read_body = read_form if multipart else read_json
 
         async def handler(request: web.Request) -> web.StreamResponse:
             stats._request_started()
             knobs = core.knobs
             try:
-                body: Any = None
-                if request.can_read_body:
-                    raw = await request.read()
-                    if raw.strip():
-                        try:
-                            body = orjson.loads(raw)
-                        except orjson.JSONDecodeError:
-                            body = _INVALID
+                body: Any = await read_body(request)
                 stats._record(
                     RecordedRequest(
                         request.method,
                         request.path,
                         request.query,
                         request.headers,
-                        None if body is _INVALID else body,
+                        recorded_body(body),
                     )
                 )
                 try:
                     if checks:
                         self.check_request(request, knobs)
-                        if body is _INVALID:
-                            raise EarlyResponse(self.invalid_json())
+                        if isinstance(body, BadBody):
+                            bad = self.invalid_form(body) if multipart else self.invalid_json()
+                            raise EarlyResponse(bad)
                     return await op(request, knobs, body)
                 except EarlyResponse as early:
                     stats._bump("errors")
