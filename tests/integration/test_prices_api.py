@@ -275,6 +275,34 @@ def test_public_catalogue_follows_admin_changes(gw: Gateway) -> None:
     assert "house-model" not in {row["model"] for row in public(gw)["data"]}
 
 
+def test_media_prices_round_trip_and_bad_ones_are_refused(gw: Gateway) -> None:
+    body = {"model": "house-model", "currency": "USD", "input": "0", "output": "0",
+            "per_image": "0.04", "per_second": "0.1", "per_character": "0.000015",
+            "training": "3", "image_prices": {"1024X1792/HD": 0.12, "hd": "0.08"}}  # fmt: skip
+    row = gw.admin("POST", "/prices", body)["data"]
+    assert row["image_prices"] == {"1024x1792/hd": "0.12", "hd": "0.08"}
+    assert (row["per_character"], row["training"], row["per_second"]) == ("0.000015", "3", "0.1")
+    assert row["billed"]["per_character"] == "0.000108"
+    assert row["billed"]["image_prices"] == {"1024x1792/hd": "0.864", "hd": "0.576"}
+    assert gw.admin("GET", "/prices/house-model")["data"] == row
+    row = gw.admin("PATCH", "/prices/house-model", {"training": "5"})["data"]
+    assert row["training"] == "5" and row["image_prices"] == {"1024x1792/hd": "0.12", "hd": "0.08"}
+
+    msg = refused(call(gw, "POST", "/prices", {**body, "image_prices": {"huge": "1"}}),
+                  "image_prices")  # fmt: skip
+    assert "1024x1792" in msg
+    bad_value = {"image_prices": {"hd": "-1"}}
+    refused(call(gw, "PATCH", "/prices/house-model", bad_value), "image_prices.hd")
+    refused(call(gw, "PATCH", "/prices/house-model", {"per_character": "x"}), "per_character")
+    assert gw.admin("GET", "/prices/house-model")["data"]["training"] == "5"  # nothing written
+
+    public_row = {r["model"]: r for r in public(gw)["data"]}["house-model"]
+    assert public_row["image_prices"] == {"1024x1792/hd": "0.864", "hd": "0.576"}
+    assert (public_row["image_price"], public_row["character_price"]) == ("0.288", "0.000108")
+    assert public_row["training_price"] == "0.036"  # 36 yuan per 1M = 0.036 per 1K
+    gw.admin("DELETE", "/prices/house-model")
+
+
 def test_public_catalogue_errors(gw: Gateway) -> None:
     r = httpx.get(gw.base + "/v1/pricing?per=1g", timeout=10)
     assert r.status_code == 403 and r.json()["error"]["param"] == "per"
@@ -298,6 +326,12 @@ async def test_store_upserts_in_one_transaction_and_bumps_the_revision(repo: Rep
         await store.upsert_many([{**row, "model": "c"}, {**row, "model": "d", "input": None}])
     assert await store.get("c") is None and await repo.revision() == rev
     assert await store.delete("a") and not await store.delete("a")
+    media = {**row, "model": "img", "training": "3", "image_prices": {"1024x1024/hd": "0.08"}}
+    await store.upsert(media)
+    got = await store.get("img")
+    assert got is not None and got["image_prices"] == {"1024x1024/hd": "0.08"}
+    assert got["training"] == "3" and got["per_character"] is None
+    assert await store.delete("img")
     await store.upsert_group({"name": "vip", "multiplier": "0.8", "description": ""})
     await store.upsert_group({"name": "vip", "multiplier": "0.9", "description": "x"})
     assert await store.list_groups() == [{"name": "vip", "multiplier": "0.9", "description": "x"}]

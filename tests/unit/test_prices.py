@@ -19,7 +19,6 @@ from relaygate.billing.prices import (
     PriceTable,
     compile_price,
     format_price,
-    media_cost,
     parse_multiplier,
     token_cost,
 )
@@ -210,14 +209,6 @@ def test_per_request_price_is_added_with_the_multiplier() -> None:
     assert token_cost(p, Usage()) == 10_000
     assert token_cost(p, Usage(), (3, 2)) == 15_000
     assert token_cost(p, Usage(), (1, 3)) == 3334  # 3333.33… rounded up
-
-
-def test_media_cost() -> None:
-    p = price(input="0", per_image="0.04", per_second="0.001")
-    assert media_cost(p, images=3) == 120_000
-    assert media_cost(p, seconds=90) == 90_000
-    assert media_cost(p, images=1, seconds=1, mult=(1, 3)) == 13_667  # 41000/3 rounded up
-    assert media_cost(p, images=-1) == 0
 
 
 @pytest.mark.parametrize("bad", ["0", "-1", "100.5", "abc", "inf"])

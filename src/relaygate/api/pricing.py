@@ -10,6 +10,11 @@ cached-input prices in the operator currency as exact decimal strings, per 1K to
       "cached_input_price": "0.00054", "per": "1k", "context_window": 128000,
       "max_output": 16384, "description": "..."}]}
 
+A model with media prices also carries them (only those it has): ``training_price`` (per
+``per`` tokens), ``request_price``, ``image_price``, ``image_prices`` (``{"1024x1792/hd":
+"0.864", ...}``), ``second_price`` and ``character_price``, in the operator currency per
+request, image, second and character (``PriceTable.catalogue``).
+
 The worker's price table (``state.prices``) is rebuilt here when the configuration
 revision moved since it was loaded (:func:`fresh_prices`), so a price changed through
 another worker shows within the refresh interval.

@@ -12,7 +12,16 @@ What the defaults cannot express, and how each row resolves it (said in its ``so
 * time-of-day prices (DeepSeek's peak and off-peak hours): the **peak** price;
 * prompt-length tiers (Gemini Pro over 200K tokens, Claude Haiku 5.5 over 100K, Qwen and
   GLM bands): the price of the **first band**;
-* thinking/non-thinking output prices (Qwen Plus/Turbo): the non-thinking price.
+* thinking/non-thinking output prices (Qwen Plus/Turbo): the non-thinking price;
+* separate text and image input prices (GPT Image): the image input price (text prompts
+  are the small part);
+* per-second video prices by resolution (Sora 2 Pro): the 720p price.
+
+Media rows (images, audio, video, moderation, rerank, fine-tuning) use the fields of
+``billing/media.py``: ``per_image`` and ``image_prices`` (by size and quality),
+``per_second`` (audio or video), ``per_character`` (the price of one character of speech
+input) and ``training`` (per 1M training tokens). Models that OpenAI has shut down keep
+their last listed price, for upstreams that still serve them.
 
 Rows whose ``source`` says "not re-checked" are the last list price we know, not checked
 against the vendor's page on :data:`DEFAULTS_AS_OF`; verify them before relying on them.
@@ -43,6 +52,31 @@ _ERNIE = "https://cloud.baidu.com/doc/qianfan-docs/s/Jm8r1826a"
 _HUNYUAN = "https://cloud.tencent.com/document/product/1729/97731"
 _MINIMAX = "https://platform.minimaxi.com/docs/guides/pricing"
 _UNCHECKED = " (not re-checked on " + DEFAULTS_AS_OF + "; verify)"
+_OPENAI_MODEL = "https://developers.openai.com/api/docs/models/"
+_SHUT_DOWN = " (shut down by OpenAI; last listed price)"
+_FINE_TUNING = _OPENAI + " (fine-tuning training price per 1M tokens" + _UNCHECKED + ")"
+
+
+def _media(
+    model: str, description: str, source: str, provider: str = "openai", **prices: Any
+) -> dict[str, Any]:
+    """A row of a model billed by images, seconds or characters (token prices 0)."""
+    return _row(model, provider, "USD", "0", "0", description=description, source=source,
+                **prices)  # fmt: skip
+
+
+_DALL_E_3 = {
+    "1024x1024/standard": "0.04", "1024x1792/standard": "0.08", "1792x1024/standard": "0.08",
+    "1024x1024/hd": "0.08", "1024x1792/hd": "0.12", "1792x1024/hd": "0.12",
+    "1024x1792": "0.08", "1792x1024": "0.08", "hd": "0.08",
+}  # fmt: skip
+_GPT_IMAGE_1 = {
+    "1024x1024/low": "0.011", "1024x1024/medium": "0.042", "1024x1024/high": "0.167",
+    "1024x1536/low": "0.016", "1024x1536/medium": "0.063", "1024x1536/high": "0.25",
+    "1536x1024/low": "0.016", "1536x1024/medium": "0.063", "1536x1024/high": "0.25",
+    "low": "0.011", "medium": "0.042", "high": "0.167",
+    "1024x1536": "0.25", "1536x1024": "0.25",
+}  # fmt: skip
 
 
 def _row(
@@ -60,6 +94,11 @@ def _row(
     description: str,
     source: str,
     per: str = "1m",
+    per_image: str | None = None,
+    image_prices: dict[str, str] | None = None,
+    per_second: str | None = None,
+    per_character: str | None = None,
+    training: str | None = None,
 ) -> dict[str, Any]:
     return {
         "model": model,
@@ -72,8 +111,11 @@ def _row(
         "cache_write_5m": write_5m,
         "cache_write_1h": write_1h,
         "per_request": None,
-        "per_image": None,
-        "per_second": None,
+        "per_image": per_image,
+        "per_second": per_second,
+        "per_character": per_character,
+        "training": training,
+        "image_prices": image_prices,
         "context_window": context,
         "max_output": max_output,
         "description": description,
@@ -145,6 +187,81 @@ DEFAULT_PRICES: tuple[dict[str, Any], ...] = (
          description="OpenAI embeddings, 1536 dimensions.", source=_OPENAI),
     _row("text-embedding-3-large", "openai", "USD", "0.13", "0", context=8_191,
          description="OpenAI embeddings, 3072 dimensions.", source=_OPENAI),
+    # ---- OpenAI completions (legacy /v1/completions) and moderations (free) ---------------
+    _row("gpt-3.5-turbo-instruct", "openai", "USD", "1.5", "2", context=4_096,
+         max_output=4_096, description="OpenAI GPT-3.5 Turbo Instruct (legacy completions).",
+         source=_OPENAI_MODEL + "gpt-3.5-turbo-instruct"),
+    _row("davinci-002", "openai", "USD", "2", "2", max_output=16_384,
+         description="OpenAI davinci-002 base model (legacy completions).",
+         source=_OPENAI_MODEL + "davinci-002"),
+    _row("babbage-002", "openai", "USD", "0.4", "0.4", max_output=16_384,
+         description="OpenAI babbage-002 base model (legacy completions).",
+         source=_OPENAI_MODEL + "babbage-002" + _UNCHECKED),
+    _row("omni-moderation-latest", "openai", "USD", "0", "0",
+         description="OpenAI moderation (text and images): free.",
+         source=_OPENAI_MODEL + "omni-moderation-latest"),
+    _row("text-moderation-latest", "openai", "USD", "0", "0",
+         description="OpenAI text moderation (legacy): free.",
+         source=_OPENAI_MODEL + "text-moderation-latest" + _UNCHECKED),
+    # ---- OpenAI images (USD per image by size and quality) --------------------------------
+    _media("dall-e-2", "OpenAI DALL·E 2 images, per image by size.", _OPENAI_LEGACY,
+           per_image="0.02", image_prices={"256x256": "0.016", "512x512": "0.018",
+                                           "1024x1024": "0.02"}),
+    _media("dall-e-3", "OpenAI DALL·E 3 images, per image by size and quality.",
+           _OPENAI_MODEL + "dall-e-3" + _SHUT_DOWN + _UNCHECKED, per_image="0.04",
+           image_prices=_DALL_E_3),
+    _row("gpt-image-1", "openai", "USD", "10", "40", "2.5",
+         description="OpenAI GPT Image 1: billed by its token usage; per image by quality "
+         "when no usage is reported.", per_image="0.167", image_prices=_GPT_IMAGE_1,
+         source=_OPENAI_MODEL + "gpt-image-1" + _SHUT_DOWN + " (input at the image-input "
+         "price; text input is 5, cached 1.25)"),
+    # ---- OpenAI audio: transcription per second or by tokens, speech per character ---------
+    _media("whisper-1", "OpenAI Whisper transcription and translation, per second.",
+           _OPENAI_MODEL + "whisper-1 ($0.006 per minute)", per_second="0.0001"),
+    _row("gpt-4o-transcribe", "openai", "USD", "2.5", "10",
+         description="OpenAI GPT-4o Transcribe: billed by audio and text tokens.",
+         source=_OPENAI_MODEL + "gpt-4o-transcribe"),
+    _row("gpt-4o-mini-transcribe", "openai", "USD", "1.25", "5",
+         description="OpenAI GPT-4o mini Transcribe: billed by audio and text tokens.",
+         source=_OPENAI_MODEL + "gpt-4o-mini-transcribe"),
+    _media("tts-1", "OpenAI TTS-1 speech, per input character.",
+           _OPENAI_MODEL + "tts-1 ($15 per 1M characters)", per_character="0.000015"),
+    _media("tts-1-hd", "OpenAI TTS-1 HD speech, per input character.",
+           _OPENAI_MODEL + "tts-1-hd ($30 per 1M characters)", per_character="0.00003"),
+    _row("gpt-4o-mini-tts", "openai", "USD", "0.6", "12",
+         description="OpenAI GPT-4o mini TTS: text input and audio output tokens; per "
+         "character when no usage is reported.", per_character="0.000016",
+         source=_OPENAI_MODEL + "gpt-4o-mini-tts (per character: about $16 per 1M, from "
+         "OpenAI's estimate of $0.015 per minute" + _UNCHECKED + ")"),
+    # ---- OpenAI video (USD per second) -----------------------------------------------------
+    _media("sora-2", "OpenAI Sora 2 video, per second.", _OPENAI_MODEL + "sora-2" + _SHUT_DOWN,
+           per_second="0.1"),
+    _media("sora-2-pro", "OpenAI Sora 2 Pro video, per second (720p).",
+           _OPENAI_MODEL + "sora-2-pro" + _SHUT_DOWN + " (1024x1792 and 1792x1024 cost $0.50 "
+           "per second: set a higher price if you serve them)" + _UNCHECKED,
+           per_second="0.3"),
+    # ---- OpenAI fine-tuning (base snapshot prices, plus training per 1M tokens) -------------
+    _row("gpt-4o-mini-2024-07-18", "openai", "USD", "0.15", "0.6", "0.075", context=128_000,
+         max_output=16_384, training="3",
+         description="OpenAI GPT-4o mini snapshot: chat, and fine-tuning training.",
+         source=_FINE_TUNING),
+    _row("gpt-4.1-mini-2025-04-14", "openai", "USD", "0.4", "1.6", "0.1", context=1_047_576,
+         max_output=32_768, training="5",
+         description="OpenAI GPT-4.1 mini snapshot: chat, and fine-tuning training.",
+         source=_FINE_TUNING),
+    # ---- rerank (per 1M input tokens) -------------------------------------------------------
+    _row("jina-reranker-v2-base-multilingual", "jina", "USD", "0.05", "0", context=1_024,
+         description="Jina Reranker v2, multilingual.",
+         source="https://jina.ai/reranker (paid token balance, shared by all Jina models"
+         + _UNCHECKED + ")"),
+    _row("BAAI/bge-reranker-v2-m3", "siliconflow", "USD", "0.01", "0", context=8_192,
+         description="BAAI bge-reranker-v2-m3, multilingual reranker.",
+         source="https://opencode.ai/data/baai/bge-reranker-v2-m3 (a third-party listing; "
+         "SiliconFlow may serve it free" + _UNCHECKED + ")"),
+    _row("gte-rerank", "qwen", "CNY", "0.8", "0", context=30_000,
+         description="Alibaba gte-rerank text reranker (DashScope).",
+         source="https://help.aliyun.com/en/model-studio/gte-rerank-v2 (price of gte-rerank-v2, "
+         "the current name)"),
     # ---- Anthropic (USD per 1M tokens; cache writes 5m/1h, cache reads) -------------------
     _claude("claude-opus-5-5", "4", "20", "0.2", "5", "8", 1_000_000, 128_000,
             "Anthropic Claude Opus 5.5: long-running agentic coding and knowledge work."),

@@ -1,10 +1,14 @@
 """The price catalogue: per-model prices compiled to integer units, and what a request costs.
 
 Prices are stored as decimal strings (``tables.prices``), per ``1k`` or ``1m`` tokens, in
-``CNY`` or ``USD``. :func:`compile_price` converts each one once, when the table is loaded,
+``CNY`` or ``USD``. :func:`compile_price` (``billing/price_model.py``, re-exported here with
+:class:`ModelPrice`) converts each one once, when the table is loaded,
 to **units of the operator currency per one million tokens** (``billing/money.py``: one
 unit is 10^-6 of the currency). A price in the other currency is converted at
 ``RELAYGATE_USD_RATE`` (CNY per USD; a CNY price under a USD operator is divided by it).
+Per-request, per-image and per-second prices become units per request, image and second;
+a per-character price (speech input) units per **1M characters**, and a training price
+(fine-tuning) units per 1M tokens like the other token prices.
 The result is rounded half-up to the unit, so the resolution of a token price is
 10^-6 currency per 1M tokens (10^-9 per 1K tokens): 0.0005 yuan per 1K tokens is exactly
 500,000 units per 1M tokens, and one token of it costs 0.5 unit before the final rounding.
@@ -19,7 +23,9 @@ down to nothing::
               + completion * output
     cost = ceil(numerator * m / (1_000_000 * d)) + ceil(per_request * m / d)
 
-where ``m/d`` is the user's group multiplier. Token counts follow OpenAI's convention
+where ``m/d`` is the user's group multiplier. What images, seconds, characters and training
+tokens cost is :func:`relaygate.billing.media.media_cost` (same arithmetic; it leaves
+``per_request`` to this function). Token counts follow OpenAI's convention
 (:class:`~relaygate.providers.base.Usage`): ``prompt_tokens`` includes cache reads and
 writes, which is why they are subtracted from it, and ``completion_tokens`` includes
 reasoning tokens, which are therefore billed at the output price once and never added
@@ -34,13 +40,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
+from decimal import Decimal
 from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
 from relaygate.billing.default_prices import DEFAULT_GROUPS, DEFAULT_PRICES
-from relaygate.billing.money import UNITS
+from relaygate.billing.price_model import (
+    CURRENCIES,
+    PER,
+    PRICE_FIELDS,
+    TOKEN_PRICE_FIELDS,
+    UNIT_PRICE_FIELDS,
+    ModelPrice,
+    check_rate,
+    compile_price,
+    price_decimal,
+)
 from relaygate.providers.base import Usage
 
 if TYPE_CHECKING:
@@ -56,155 +71,17 @@ __all__ = [
     "PriceTable",
     "check_rate",
     "compile_price",
+    "format_character_price",
     "format_price",
-    "media_cost",
+    "media_prices",
     "parse_multiplier",
     "token_cost",
 ]
 
 log = logging.getLogger("relaygate.billing")
 
-CURRENCIES = ("CNY", "USD")
-PER = ("1k", "1m")
-#: per-token prices (per ``per`` tokens) and the per-request/-image/-second prices
-TOKEN_PRICE_FIELDS = ("input", "output", "cached_input", "cache_write_5m", "cache_write_1h")
-UNIT_PRICE_FIELDS = ("per_request", "per_image", "per_second")
-PRICE_FIELDS = TOKEN_PRICE_FIELDS + UNIT_PRICE_FIELDS
-
 _ONE = (1, 1)
 _PER_1M = 1_000_000
-
-
-@dataclass(frozen=True, slots=True)
-class ModelPrice:
-    """One model's prices in units of the operator currency.
-
-    Token prices are per 1M tokens; ``per_request``, ``per_image`` and ``per_second`` are
-    per request, image and second. ``currency``, ``per`` and ``listed`` keep the price as
-    it was entered (for display); billing never reads them."""
-
-    model: str
-    provider: str
-    input: int
-    output: int
-    cached_input: int
-    cache_write_5m: int
-    cache_write_1h: int
-    per_request: int = 0
-    per_image: int = 0
-    per_second: int = 0
-    context_window: int | None = None
-    max_output: int | None = None
-    description: str = ""
-    currency: str = "CNY"
-    per: str = "1m"
-    listed: tuple[tuple[str, str], ...] = ()  # (field, decimal string) as entered
-    source: str = ""
-    origin: str = "default"  # "default" (shipped) or "db" (set by the operator)
-
-
-def _decimal(value: Any, field: str) -> Decimal:
-    try:
-        dec = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise ValueError(f"{field}: {value!r} is not a decimal number") from None
-    if not dec.is_finite() or dec < 0:
-        raise ValueError(f"{field}: {value!r} must be a finite number >= 0")
-    return dec
-
-
-def _to_units(dec: Decimal, factor: Decimal) -> int:
-    with localcontext() as ctx:
-        ctx.prec = 60
-        return int((dec * factor).quantize(Decimal(1), rounding=ROUND_HALF_UP))
-
-
-def _currency_factor(entered: str, operator: str, usd_rate: Decimal) -> Decimal:
-    """Operator currency per unit of ``entered`` currency."""
-    if entered == operator:
-        return Decimal(1)
-    if entered == "USD" and operator == "CNY":
-        return usd_rate
-    if entered == "CNY" and operator == "USD":
-        with localcontext() as ctx:
-            ctx.prec = 60
-            return Decimal(1) / usd_rate
-    raise ValueError(
-        f"currency: cannot convert {entered} to the operator currency {operator} "
-        f"(prices are in {' or '.join(CURRENCIES)}; RELAYGATE_CURRENCY must be one of them)"
-    )
-
-
-def check_rate(usd_rate: Decimal | str) -> Decimal:
-    """``RELAYGATE_USD_RATE`` as a positive decimal, or ``ValueError``."""
-    try:
-        rate = Decimal(str(usd_rate).strip())
-    except (InvalidOperation, ValueError):
-        raise ValueError(f"RELAYGATE_USD_RATE must be a number, not {usd_rate!r}") from None
-    if not rate.is_finite() or rate <= 0:
-        raise ValueError(f"RELAYGATE_USD_RATE must be a positive number, not {usd_rate!r}")
-    return rate
-
-
-def compile_price(
-    row: Mapping[str, Any], currency: str, usd_rate: Decimal, *, origin: str = "db"
-) -> ModelPrice:
-    """A stored (or shipped) price row as :class:`ModelPrice` in units of ``currency``.
-
-    Token prices become units per 1M tokens, the others units per request/image/second,
-    each rounded half-up to the unit. ``cached_input`` defaults to ``input``;
-    ``cache_write_5m`` to ``input`` and ``cache_write_1h`` to the 5-minute price (so an
-    operator who sets only the 5-minute write price is not billed the cheaper input price
-    for 1-hour writes). ``ValueError`` names the field of a row that cannot be compiled."""
-    model = str(row["model"])
-    entered = str(row.get("currency") or "CNY").upper()
-    per = str(row.get("per") or "1m").lower()
-    if per not in PER:
-        raise ValueError(f"{model}: per must be one of {', '.join(PER)}, not {per!r}")
-    factor = _currency_factor(entered, currency, usd_rate) * UNITS
-    token_factor = factor * (1000 if per == "1k" else 1)
-    listed: list[tuple[str, str]] = []
-    units: dict[str, int | None] = {}
-    for name in PRICE_FIELDS:
-        value = row.get(name)
-        if value is None or value == "":
-            units[name] = None
-            continue
-        dec = _decimal(value, f"{model}: {name}")
-        listed.append((name, format(dec, "f")))
-        units[name] = _to_units(dec, token_factor if name in TOKEN_PRICE_FIELDS else factor)
-    if units["input"] is None or units["output"] is None:
-        raise ValueError(f"{model}: input and output prices are required")
-    inp, out = units["input"], units["output"]
-    assert inp is not None and out is not None
-    write_5m = units["cache_write_5m"]
-    write_5m = inp if write_5m is None else write_5m
-    write_1h = units["cache_write_1h"]
-    cached = units["cached_input"]
-    return ModelPrice(
-        model=model,
-        provider=str(row.get("provider") or ""),
-        input=inp,
-        output=out,
-        cached_input=inp if cached is None else cached,
-        cache_write_5m=write_5m,
-        cache_write_1h=write_5m if write_1h is None else write_1h,
-        per_request=units["per_request"] or 0,
-        per_image=units["per_image"] or 0,
-        per_second=units["per_second"] or 0,
-        context_window=_opt_int(row.get("context_window")),
-        max_output=_opt_int(row.get("max_output")),
-        description=str(row.get("description") or ""),
-        currency=entered,
-        per=per,
-        listed=tuple(listed),
-        source=str(row.get("source") or ""),
-        origin=origin,
-    )
-
-
-def _opt_int(value: Any) -> int | None:
-    return int(value) if isinstance(value, int) and not isinstance(value, bool) else None
 
 
 def token_cost(price: ModelPrice, usage: Usage, mult: tuple[int, int] = _ONE) -> int:
@@ -234,32 +111,52 @@ def token_cost(price: ModelPrice, usage: Usage, mult: tuple[int, int] = _ONE) ->
     return cost
 
 
-def media_cost(
-    price: ModelPrice, images: int = 0, seconds: int = 0, mult: tuple[int, int] = _ONE
-) -> int:
-    """Units for ``images`` images and ``seconds`` seconds of media (image, audio and
-    video endpoints), times the group multiplier, rounded up once."""
-    units = max(images, 0) * price.per_image + max(seconds, 0) * price.per_second
-    num, den = mult
-    return -(-units * num // den)
-
-
 def parse_multiplier(value: Any) -> tuple[int, int]:
     """A group multiplier (decimal string) as an exact fraction ``(num, den)``;
     ``ValueError`` unless 0 < m <= 100."""
-    dec = _decimal(value, "multiplier")
+    dec = price_decimal(value, "multiplier")
     if dec <= 0 or dec > 100:
         raise ValueError(f"multiplier: {value!r} must be > 0 and <= 100")
     frac = Fraction(dec)
     return frac.numerator, frac.denominator
 
 
+def _format(units: int, scale: int) -> str:
+    return format(Decimal(units).scaleb(-scale).normalize(), "f") if units else "0"
+
+
 def format_price(units_per_1m: int, per: str = "1k") -> str:
     """Units per 1M tokens as an exact decimal string of currency per ``per`` tokens:
-    500000 → ``"0.0005"`` per 1k, ``"0.5"`` per 1m."""
-    scale = 9 if per == "1k" else 6
-    dec = Decimal(units_per_1m).scaleb(-scale)
-    return format(dec.normalize(), "f") if units_per_1m else "0"
+    500000 → ``"0.0005"`` per 1k, ``"0.5"`` per 1m. With ``per="1m"`` it also shows a
+    per-request/-image/-second price (units per item) as currency per item."""
+    return _format(units_per_1m, 9 if per == "1k" else 6)
+
+
+def format_character_price(units_per_1m_chars: int) -> str:
+    """A compiled ``per_character`` price (units per 1M characters) as an exact decimal
+    string of currency per character: 108000000 → ``"0.000108"``."""
+    return _format(units_per_1m_chars, 12)
+
+
+def media_prices(p: ModelPrice, per: str = "1k") -> dict[str, Any]:
+    """The media prices ``p`` has (only those set): ``training_price`` per ``per`` tokens,
+    ``request_price``, ``image_price``, ``image_prices`` (per image), ``second_price`` and
+    ``character_price`` in currency per request, image, second and character."""
+    out: dict[str, Any] = {}
+    if p.training:
+        out["training_price"] = format_price(p.training, per)
+    for name, units in (
+        ("request_price", p.per_request),
+        ("image_price", p.per_image),
+        ("second_price", p.per_second),
+    ):
+        if units:
+            out[name] = format_price(units, "1m")
+    if p.image_prices:
+        out["image_prices"] = {key: format_price(u, "1m") for key, u in p.image_prices}
+    if p.per_character:
+        out["character_price"] = format_character_price(p.per_character)
+    return out
 
 
 class PriceTable:
@@ -393,6 +290,7 @@ class PriceTable:
                     "context_window": p.context_window,
                     "max_output": p.max_output,
                     "description": p.description,
+                    **media_prices(p, per),
                 }
             )
         return out

@@ -10,7 +10,10 @@ What is refused, each with an error naming the field: negative, non-numeric, NaN
 prices, prices over 10^9 or with more than 10 decimals, a currency other than CNY/USD, a
 unit other than ``1k``/``1m``, unknown fields, and a price for a model that no channel
 lists and the default catalogue does not know (a typo, most likely) unless the body says
-``"force": true``.
+``"force": true``. ``image_prices`` must be an object of at most 50 entries whose keys are
+a size (``1024x1792``), a quality (``standard``, ``hd``, ``low``, ``medium``, ``high``,
+``auto``) or ``SIZE/QUALITY``, each value a price per image like the others; keys are stored
+in lower case.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from decimal import Decimal
 from typing import Any
 
 from relaygate.billing.default_prices import DEFAULT_GROUPS, DEFAULT_MODELS, DEFAULT_PRICES
+from relaygate.billing.media import IMAGE_PRICES_MAX, image_price_key
 from relaygate.billing.money import to_decimal
 from relaygate.billing.prices import (
     CURRENCIES,
@@ -28,6 +32,7 @@ from relaygate.billing.prices import (
     TOKEN_PRICE_FIELDS,
     UNIT_PRICE_FIELDS,
     compile_price,
+    format_character_price,
     format_price,
 )
 from relaygate.errors import InvalidRequest, NotFound
@@ -127,6 +132,29 @@ def _lower_choice(*values: str) -> Callable[[str, Any], str]:
     return check
 
 
+def _image_prices(name: str, value: Any) -> dict[str, str]:
+    """``{"1024x1792/hd": "0.12", "1024x1024": "0.04", "high": "0.167"}``: normalised keys
+    (``billing/media.py``) to normalised prices per image."""
+    if not isinstance(value, dict):
+        raise ValidationError(
+            name,
+            f'`{name}` must be an object of prices per image, e.g. {{"1024x1792/hd": "0.12", '
+            f'"1024x1024": "0.04", "high": "0.167"}}, not {type(value).__name__}.',
+        )
+    if len(value) > IMAGE_PRICES_MAX:
+        raise ValidationError(name, f"`{name}` may hold at most {IMAGE_PRICES_MAX} entries.")
+    out: dict[str, str] = {}
+    for key, price in value.items():
+        try:
+            norm = image_price_key(key)
+        except ValueError as exc:
+            raise ValidationError(name, f"`{name}`: {exc}.") from None
+        if norm in out:
+            raise ValidationError(name, f"`{name}` names {norm!r} twice.")
+        out[norm] = price_value(f"{name}.{norm}", price)
+    return out
+
+
 def _group_name(name: str, value: Any) -> str:
     if not isinstance(value, str) or GROUP_RE.fullmatch(value) is None:
         raise ValidationError(
@@ -151,6 +179,7 @@ PRICE = Schema(
         "input": Field(price_value, required=True),
         "output": Field(price_value, required=True),
         **{name: _optional_price for name in TOKEN_PRICE_FIELDS[2:] + UNIT_PRICE_FIELDS},
+        "image_prices": Field(nullable(_image_prices), default=None),
         "context_window": _size,
         "max_output": _size,
         "description": Field(string(0, 2000), default=""),
@@ -217,10 +246,15 @@ class PriceService:
             out["billed"] = None
             out["error"] = str(exc)
             return out
-        # token prices per 1M tokens, the others per request/image/second
+        # token prices per 1M tokens, the others per request/image/second/character
         billed: dict[str, Any] = {"currency": self.currency, "per": "1m"}
         for name in PRICE_FIELDS:
-            billed[name] = format_price(getattr(price, name), "1m")
+            units = getattr(price, name)
+            if name == "per_character":
+                billed[name] = format_character_price(units)
+            else:
+                billed[name] = format_price(units, "1m")
+        billed["image_prices"] = {k: format_price(u, "1m") for k, u in price.image_prices}
         out["billed"] = billed
         return out
 
