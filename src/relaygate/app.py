@@ -45,6 +45,9 @@ from relaygate.pacing import freeze_startup_heap, limit_malloc_arenas, lower_hel
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
+from relaygate.relay.object_paths import parse_path as parse_object_path
+from relaygate.relay.objects import handle_object
+from relaygate.relay.surface import SURFACE_ROUTES
 from relaygate.requestlog.retention import UsageRollup
 from relaygate.requestlog.writer import UsageLogWriter
 from relaygate.routing.breakers import Breakers
@@ -78,6 +81,11 @@ for _prefix in ("/v1", ""):
 # the public price catalogue (no key needed)
 RELAY_ROUTES[("GET", "/v1/pricing")] = handle_pricing
 RELAY_ROUTES[("GET", "/api/pricing")] = handle_pricing
+#: the rest of the model endpoints (relay/surface.py): byte answers, so no gzip wrapper
+SURFACE: dict[str, Handler] = {}
+for _path, _handler in SURFACE_ROUTES.items():
+    SURFACE[_path] = SURFACE[_path[3:]] = _handler
+    ALLOWED[_path] = ALLOWED[_path[3:]] = ("POST",)
 for _method, _path in RELAY_ROUTES:
     ALLOWED[_path] = (*ALLOWED.get(_path, ()), _method)
 for _path, _methods in ACCOUNT_PATHS.items():  # balance, packages, usage (account_routes.py)
@@ -92,19 +100,7 @@ for _path in HEALTH:
     ALLOWED[_path] = ("GET",)
 
 # In the product surface but not built yet: say so plainly.
-NOT_YET = (
-    "/v1/completions",
-    "/v1/moderations",
-    "/v1/images/",
-    "/v1/audio/",
-    "/v1/files",
-    "/v1/fine_tuning/",
-    "/v1/assistants",
-    "/v1/threads",
-    "/v1/vector_stores",
-    "/v1/batches",
-    "/v1/responses",
-)
+NOT_YET = ("/v1/responses", "/v1/uploads", "/v1/realtime")
 
 _MODEL_PREFIXES = ("/v1/models/", "/models/")
 
@@ -370,6 +366,8 @@ class RelayGateApp:
             finally:
                 st.inflight -= 1
             return
+        if await self._surface(st, req, path, method):
+            return
         if path in ACCOUNT_PATHS and await handle_account(st, req):
             return
         if method == "GET":
@@ -382,6 +380,36 @@ class RelayGateApp:
                 await handle_model(st, req, model_id)
                 return
         await self._unmatched(req, path, method)
+
+    async def _surface(self, st: AppState, req: Request, path: str, method: str) -> bool:
+        """The rest of the API surface: model endpoints (``relay/surface.py``) and the
+        object endpoints (``relay/objects.py``). False when ``path`` is neither."""
+        handler = SURFACE.get(path) if method == "POST" else None
+        op = None
+        if handler is None:
+            try:
+                op = parse_object_path(path if path.startswith("/v1/") else "/v1" + path)
+            except RelayError as err:
+                await self._reject(req, err)
+                return True
+            if op is None:
+                return False
+        if st.inflight >= self.settings.max_inflight:
+            st.shed += 1
+            await self._reject(
+                req, ServiceUnavailable("The gateway is at capacity; retry shortly.")
+            )
+            return True
+        st.inflight += 1
+        try:
+            if handler is not None:
+                await handler(st, req)
+            else:
+                assert op is not None
+                await handle_object(st, req, op)
+        finally:
+            st.inflight -= 1
+        return True
 
     async def _unmatched(self, req: Request, path: str, method: str) -> None:
         allowed = _allowed(path)

@@ -37,6 +37,9 @@ class Settings:
     envelope: bool = True  # add code/msg to non-streaming JSON responses
     openai_status_codes: bool = False  # use OpenAI's statuses instead of the seed table
     max_body_bytes: int = 16 * 1024 * 1024
+    #: multipart uploads (files, audio, image edits, video references): streamed to a spool
+    #: file, never held whole in memory; over it: 413 (relay/multipart.py)
+    max_upload_bytes: int = 512 * 1024 * 1024
     max_header_bytes: int = 64 * 1024  # request line + headers; over it: 431 (edge/protocol.py)
     max_headers: int = 100  # header fields per request; over it: 431
     header_timeout: float = 10.0  # to receive a complete request head; then 408
@@ -102,6 +105,7 @@ class Settings:
             envelope=_flag("RELAYGATE_ENVELOPE", True),
             openai_status_codes=_flag("RELAYGATE_OPENAI_STATUS_CODES", False),
             max_body_bytes=_int("RELAYGATE_MAX_BODY_BYTES", 16 * 1024 * 1024),
+            max_upload_bytes=_int("RELAYGATE_MAX_UPLOAD_BYTES", 512 * 1024 * 1024),
             max_header_bytes=_int("RELAYGATE_MAX_HEADER_BYTES", 64 * 1024),
             max_headers=_int("RELAYGATE_MAX_HEADERS", 100),
             header_timeout=_float("RELAYGATE_HEADER_TIMEOUT", 10.0),

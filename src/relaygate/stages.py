@@ -152,6 +152,12 @@ class BillingStage(Protocol):
 
     def spool(self, line: bytes) -> None: ...
 
+    async def charge_deferred(
+        self, ctx: RelayContext, model: str, usage: Any, measure: Any
+    ) -> None:
+        """Charge work an upstream job reported done only now (``billing/stage.py``)."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class PlanLimits:
@@ -183,6 +189,11 @@ class NoBilling:
         return None
 
     def spool(self, line: bytes) -> None:
+        return None
+
+    async def charge_deferred(
+        self, ctx: RelayContext, model: str, usage: Any, measure: Any
+    ) -> None:
         return None
 
 

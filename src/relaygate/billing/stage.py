@@ -32,20 +32,26 @@ from datetime import UTC, datetime
 from typing import Any
 
 from relaygate.billing.book import Book
+from relaygate.billing.media import Measure, media_cost
 from relaygate.billing.prices import ModelPrice, PriceTable, token_cost
-from relaygate.billing.tokens import StreamMeter, count_prompt
+from relaygate.billing.tokens import StreamMeter, count_prompt, count_value
 from relaygate.context import RelayContext, Slot
 from relaygate.errors import QuotaExceeded, RelayError, ServiceUnavailable
 from relaygate.providers.base import Usage
 from relaygate.stages import PLAN_LIMITS, PlanLimits
 from relaygate.storage.plans import PackageRecord, PlanStore
 
-__all__ = ["METER", "Billing", "Reservation"]
+__all__ = ["MEASURE", "METER", "Billing", "Reservation"]
 
 log = logging.getLogger("relaygate.billing")
 
 #: the running count of a stream's delivered completion tokens
 METER: Slot[StreamMeter] = Slot("billing.meter")
+#: what a non-token request (images, audio, video, training) consumes: set by the relay
+#: before ``reserve`` to the worst case, replaced after the answer with what was delivered
+MEASURE: Slot[Measure] = Slot("billing.measure")
+#: endpoints whose answer is generated text bounded by ``max_tokens``
+_GENERATING = ("chat", "completions")
 
 PACKAGES_TTL = 5.0  # seconds a user's package list is served from memory
 COUNTS_LEASE = 50  # counts a worker leases of a package at once
@@ -154,18 +160,23 @@ class Billing:
                 if price is not None:
                     break
         mult = self.prices.multiplier(ctx.user.group_name)
-        prompt = count_prompt(body)
-        if ctx.endpoint == "chat":
+        endpoint = ctx.endpoint
+        prompt = count_value(body.get("prompt")) if endpoint == "completions" else count_prompt(body)
+        if endpoint in _GENERATING:
             n = body.get("n")
             choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
+            best_of = body.get("best_of")  # completions: best_of answers are generated
+            if isinstance(best_of, int) and not isinstance(best_of, bool) and best_of > choices:
+                choices = best_of
             out = self._max_output(body, price) * choices
         else:
             out = 0
-        worst = (
-            token_cost(price, Usage(prompt_tokens=prompt, completion_tokens=out), mult)
-            if price is not None
-            else 0
-        )
+        worst = 0
+        if price is not None:
+            worst = token_cost(price, Usage(prompt_tokens=prompt, completion_tokens=out), mult)
+            estimate = ctx.get(MEASURE)
+            if estimate is not None:
+                worst += media_cost(price, estimate, mult)
         res = Reservation("free", price, mult, prompt)
         ctx.put(RESERVATION, res)
         if ctx.stream:
@@ -255,9 +266,14 @@ class Billing:
         ctx.package_id = res.package_id
         if usage is not None and ctx.usage is None:
             ctx.usage = usage  # locally counted: the log row shows it
+        measure = ctx.get(MEASURE) if ctx.started_response and ctx.status < 400 else None
+        if usage is None and measure is not None:
+            usage = Usage()  # delivered, and measured in images, seconds or characters
         cost = 0
         if usage is not None and res.price is not None:
             cost = token_cost(res.price, usage, res.mult)
+            if measure is not None:
+                cost += media_cost(res.price, measure, res.mult)
         assert ctx.user is not None and ctx.key is not None
         if res.how == "balance":
             ctx.cost = cost
@@ -270,6 +286,34 @@ class Billing:
         elif res.how == "credit":
             ctx.counts = cost  # credit used, in units
             self.book.settle(("p", res.package_id or 0), res.amount, cost)
+
+    # ---- deferred charges -------------------------------------------------------------------
+    async def charge_deferred(
+        self, ctx: RelayContext, model: str, usage: Usage | None, measure: Measure | None
+    ) -> None:
+        """Charge, with this request's log row, work an upstream job reported done only
+        now (a fine-tuning job's training tokens, a run's or a batch's tokens, a video's
+        seconds): from the balance, without a reservation, since its size was not known
+        when the job was created (the balance may go below zero by it). The caller has
+        claimed the object's charge (``storage/objects.py``) so it is made once."""
+        assert ctx.user is not None
+        price = self.prices.get(model)
+        if price is None and self.chain is not None:
+            for served in self.chain(model)[1:]:
+                price = self.prices.get(served)
+                if price is not None:
+                    break
+        mult = self.prices.multiplier(ctx.user.group_name)
+        await self.book.reserve(("u", ctx.user.id), 0, self._lease_units)
+        res = Reservation("balance" if price is not None else "unpriced", price, mult, 0)
+        old = ctx.get(RESERVATION)
+        if old is not None and not old.settled:
+            self.settle(ctx)  # end the request's own promise first (nothing was held)
+        ctx.put(RESERVATION, res)
+        ctx.model = model
+        ctx.usage = usage if usage is not None else Usage()
+        if measure is not None:
+            ctx.put(MEASURE, measure)
 
     # ---- streams: provisional charge ---------------------------------------------------------
     def progress(self, ctx: RelayContext) -> bytes | None:

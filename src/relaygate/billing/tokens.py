@@ -29,6 +29,7 @@ __all__ = [
     "count_input",
     "count_prompt",
     "count_text",
+    "count_value",
     "usage_chunk",
     "use_encoding",
 ]
@@ -122,7 +123,12 @@ def count_prompt(body: dict[str, Any]) -> int:
 
 def count_input(body: dict[str, Any]) -> int:
     """Tokens of an embeddings request's ``input``: strings counted, token ids as given."""
-    inp = body.get("input")
+    return count_value(body.get("input"))
+
+
+def count_value(inp: Any) -> int:
+    """Tokens of a string, an array of strings, or token arrays (a completions ``prompt``,
+    an embeddings ``input``): strings counted, token ids as given."""
     if isinstance(inp, str):
         return _count(inp)
     n = 0

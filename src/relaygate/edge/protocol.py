@@ -54,6 +54,7 @@ class EdgeLimits:
     header_timeout: float
     envelope: bool
     max_body_bytes: int
+    max_upload_bytes: int
 
 
 @functools.cache
@@ -61,7 +62,12 @@ def edge_limits() -> EdgeLimits:
     """The limits of this worker process, read once from the environment."""
     s = Settings.from_env()
     return EdgeLimits(
-        s.max_header_bytes, s.max_headers, s.header_timeout, s.envelope, s.max_body_bytes
+        s.max_header_bytes,
+        s.max_headers,
+        s.header_timeout,
+        s.envelope,
+        s.max_body_bytes,
+        s.max_upload_bytes,
     )
 
 
@@ -105,9 +111,11 @@ class EdgeProtocol(HttpToolsProtocol):
         self._max_head = limits.max_header_bytes
         self._max_headers = limits.max_headers
         # bytes one request may put on the wire after its head (body, chunk framing, trailers):
-        # twice the body limit (read_body refuses bodies over it anyway); bounds what is read
-        # and parsed for a body nobody reads (the request was answered early)
-        self._max_rest = 2 * limits.max_body_bytes + limits.max_header_bytes
+        # twice the larger body limit (JSON bodies or multipart uploads: the readers refuse
+        # bodies over theirs anyway); bounds what is read and parsed for a body nobody reads
+        # (the request was answered early)
+        largest = max(limits.max_body_bytes, limits.max_upload_bytes)
+        self._max_rest = 2 * largest + limits.max_header_bytes
         # True while the bytes read belong to a request head (from the connection's start
         # or the end of the previous request until the head is complete)
         self._in_head = True

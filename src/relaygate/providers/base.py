@@ -21,6 +21,7 @@ Lifecycle of one call (see ``docs/architecture.md``)::
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -40,6 +41,7 @@ __all__ = [
     "LocalTokenSource",
     "ModelLister",
     "StreamTranslator",
+    "SurfaceAdaptor",
     "Target",
     "TokenSource",
     "UpstreamRequest",
@@ -85,6 +87,10 @@ class UpstreamRequest:
     #: setting; None (the usual case) for all three: set by the relay from a channel's
     #: ``config.timeouts`` (``transport/base.py``)
     timeouts: tuple[float | None, float | None, float | None] | None = None
+    #: a body too large to hold in memory (a multipart upload, ``relay/multipart.py``): a
+    #: factory of its chunks, called once per send (``body`` is then empty and the headers
+    #: carry its ``Content-Length``); sent by the aiohttp client whatever the backend
+    stream_body: Callable[[], AsyncIterator[bytes]] | None = None
 
 
 def _int(value: Any) -> int:
@@ -210,6 +216,18 @@ class Adaptor(Protocol):
     ) -> tuple[dict[str, Any], Usage | None]: ...
 
     def error(self, target: Target, status: int, raw: bytes) -> RelayError: ...
+
+
+@runtime_checkable
+class SurfaceAdaptor(Protocol):
+    """An adaptor that serves OpenAI's API surface beyond chat and embeddings
+    (``providers/surfaces.py``): completions, images, audio, files, assistants, …"""
+
+    def surfaces(self, target: Target) -> frozenset[str]: ...
+
+    def surface_request(self, target: Target, call: Any) -> UpstreamRequest:
+        """``call`` is a ``providers.surfaces.SurfaceCall``."""
+        ...
 
 
 # ---------------------------------------------------------------- token sources

@@ -30,6 +30,7 @@ from relaygate.providers.legacy_functions import (
 )
 from relaygate.providers.model_list import ids_from_data
 from relaygate.providers.profiles import Profile, get_profile
+from relaygate.providers.surfaces import SurfaceCall, channel_surfaces, surface_request
 from relaygate.providers.vendor_quirks import (
     body_error,
     fill_chunk,
@@ -136,6 +137,14 @@ class OpenAICompatAdaptor:
             self._headers(profile, target),
             orjson.dumps(out),
         )
+
+    def surfaces(self, target: Target) -> frozenset[str]:
+        """The API surfaces beyond chat and embeddings this channel serves."""
+        return channel_surfaces(target.profile, target.config)
+
+    def surface_request(self, target: Target, call: SurfaceCall) -> UpstreamRequest:
+        profile = self._profile(target)
+        return surface_request(profile, target, call, self._headers(profile, target))
 
     def models_request(self, target: Target) -> UpstreamRequest | None:
         """``GET {base}/models`` (``ModelLister``); Azure deployments are not listed there."""

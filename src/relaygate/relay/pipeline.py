@@ -229,10 +229,18 @@ def shutdown_cut() -> RelayError:
 
 Validate = Callable[[RelayContext, dict[str, Any]], None]
 MakeCall = Callable[[dict[str, Any]], Call]
+Parse = Callable[[AppState, Request], Awaitable[dict[str, Any]]]
 
 
 async def relay_request(
-    state: AppState, req: Request, ctx: RelayContext, validate: Validate, make_call: MakeCall
+    state: AppState,
+    req: Request,
+    ctx: RelayContext,
+    validate: Validate,
+    make_call: MakeCall,
+    *,
+    parse: Parse = parse_json_body,
+    surface: str | None = None,
 ) -> None:
     """The stages every relayed endpoint shares: authenticate → parse → ``validate``
     → prepare → route → billing.reserve → before → attempt loop (``make_call(body)``
@@ -240,18 +248,26 @@ async def relay_request(
     request's affinity key) → after → log (billing.settle fixes the charge just
     before the request-log row is recorded). Every failure ends
     as a JSON error (or, once a stream has started, as its error event); an
-    unexpected exception is a logged 500, never a plain-text one."""
+    unexpected exception is a logged 500, never a plain-text one.
+
+    ``parse`` reads the body (JSON by default; a multipart form's text fields for uploads,
+    ``relay/surface.py``); ``surface`` keeps the channels that serve that part of the API
+    (``providers/surfaces.py``)."""
     chain = state.filters
     try:
         authenticate(state, req, ctx)
-        body = await parse_json_body(state, req)
+        body = await parse(state, req)
         validate(ctx, body)
         if chain.prepare_stages:
             await chain.prepare(ctx, body)
         assert ctx.key is not None and ctx.user is not None and ctx.model is not None
         router = state.router
         affinity = affinity_key(router.affinity, req.headers, body, ctx.key.id)
-        candidates = router.candidates(ctx.model, ctx.key, ctx.user.group_name, affinity)
+        group = ctx.user.group_name
+        if surface is None:
+            candidates = router.candidates(ctx.model, ctx.key, group, affinity)
+        else:
+            candidates = router.surface_candidates(surface, ctx.model, ctx.key, group, affinity)
         await state.billing.reserve(ctx, body)
         await chain.before(ctx, body)
         call = make_call(body)

@@ -25,8 +25,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from relaygate.catalog import Catalog
-from relaygate.errors import ModelNotFound, ServiceUnavailable
+from relaygate.errors import InvalidRequest, ModelNotFound, ServiceUnavailable
 from relaygate.providers.base import Target
+from relaygate.providers.surfaces import channel_serves
 from relaygate.routing.breakers import Scope
 from relaygate.routing.keys import KeyRotation
 from relaygate.routing.order import AFFINITY_MODES, key_slot, weighted_order
@@ -81,6 +82,10 @@ def parse_policy(config: dict[str, Any]) -> ChannelPolicy:
 
 
 _NO_POLICY = parse_policy({})
+
+
+def serves(ch: ChannelRecord, surface: str) -> bool:
+    return channel_serves(ch.provider, ch.profile, ch.config, surface)
 
 
 class Router:
@@ -167,6 +172,62 @@ class Router:
                 )
             raise ModelNotFound(f"The model `{model}` does not exist.", param="model")
         return out
+
+    # ---- the rest of the API surface (relay/surface.py, relay/objects.py) ------------
+    def surface_candidates(
+        self,
+        surface: str,
+        model: str,
+        key: KeyRecord,
+        group: str = "default",
+        affinity: str | None = None,
+    ) -> list[Candidate]:
+        """:meth:`candidates` for ``model``, keeping the channels that serve ``surface``
+        (``providers/surfaces.py``); 400 ``unsupported_endpoint`` when none does."""
+        found = [c for c in self.candidates(model, key, group, affinity) if serves(c[0], surface)]
+        if not found:
+            raise InvalidRequest(
+                f"No channel serving the model `{model}` offers this endpoint ({surface}).",
+                code="unsupported_endpoint",
+                param="model",
+            )
+        return found
+
+    def surface_channels(
+        self, surface: str, group: str = "default", affinity: str | None = None
+    ) -> list[Candidate]:
+        """The enabled channels that serve ``surface`` for ``group`` (requests that name
+        no model: a file upload, a thread), by priority tier, weighted inside a tier;
+        503 when there is none."""
+        self._fresh()
+        tiers: dict[int, list[ChannelRecord]] = {}
+        for ch in self._catalog.all_channels():
+            if ch.status != "enabled" or not serves(ch, surface):
+                continue
+            groups = self._policies.get(ch.id, _NO_POLICY).groups
+            if groups is not None and group not in groups:
+                continue
+            tiers.setdefault(ch.priority, []).append(ch)
+        out: list[Candidate] = []
+        for priority in sorted(tiers, reverse=True):
+            tier = sorted(tiers[priority], key=lambda c: c.id)
+            out.extend((ch, "") for ch in weighted_order(tuple(tier), affinity))
+        if not out:
+            raise ServiceUnavailable(
+                f"No channel is configured to serve this endpoint ({surface})."
+            )
+        return out
+
+    def channel_candidate(self, channel_id: int, model: str | None) -> list[Candidate]:
+        """The one channel that holds an object (a file, a job, a thread): calls on it go
+        there and nowhere else; 503 when that channel is gone or disabled."""
+        for ch in self._catalog.all_channels():
+            if ch.id == channel_id and ch.status == "enabled":
+                return [(ch, model or "")]
+        raise ServiceUnavailable(
+            "The channel that holds this object is disabled or was removed; "
+            "the object cannot be reached until it is back."
+        )
 
     def key_order(self, channel: ChannelRecord, affinity: str | None = None) -> tuple[str, ...]:
         """The channel's usable upstream keys, the one to use first at the front."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import urlsplit
 
+from relaygate.providers.surfaces import SURFACES
 from relaygate.services.fields import (
     ValidationError,
     boolean,
@@ -89,6 +90,19 @@ def _timeouts(name: str, value: Any) -> dict[str, float]:
             f"Unknown key `{unknown[0]}` in `{name}`; known: {', '.join(_TIMEOUT_KEYS)}.",
         )
     return {k: _timeout_s(f"{name}.{k}", v) for k, v in obj.items()}
+
+
+def _surfaces(name: str, value: Any) -> list[str]:
+    """The API surfaces a channel serves beyond chat and embeddings, replacing its
+    profile's list (``providers/surfaces.py``; docs/api-surface.md)."""
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValidationError(name, f"`{name}` must be an array of surface names.")
+    unknown = [v for v in value if v not in SURFACES]
+    if unknown:
+        raise ValidationError(
+            name, f"Unknown surface `{unknown[0][:64]}` in `{name}`; known: {', '.join(SURFACES)}."
+        )
+    return sorted(set(value))
 
 
 def _mapping(key: Any, value: Any, *, max_items: int = 1000) -> Any:
@@ -195,6 +209,7 @@ _CONFIG_KEYS: dict[str, Any] = {  # known provider extras, checked when present
     "queue_timeout": _seconds(0, QUEUE_TIMEOUT_MAX_S, low_exclusive=False),
     "queue_size": integer(0, QUEUE_SIZE_MAX),
     "test_model": string(1, 128, no_space=True),
+    "surfaces": _surfaces,
     # Gemini / Vertex AI (providers/gemini*.py); reasoning_budgets also Anthropic
     "project": string(1, 128, no_space=True),
     "location": string(1, 64, no_space=True),

@@ -26,6 +26,7 @@ from relaygate.storage.keys import KeyStore
 from relaygate.storage.leases import LeaseStore
 from relaygate.storage.ledger import LedgerStore
 from relaygate.storage.model_routes import ModelRouteStore
+from relaygate.storage.objects import ObjectStore
 from relaygate.storage.prices import PriceStore
 from relaygate.storage.request_logs import (
     LOG_COLUMNS,
@@ -58,6 +59,7 @@ class Repository:
         self.prices = PriceStore(engine)
         self.leases = LeaseStore(engine)
         self.model_routes = ModelRouteStore(engine)
+        self.objects = ObjectStore(engine)
 
     # ---- revision and snapshot (catalog) -----------------------------------
     async def revision(self) -> int:

@@ -218,7 +218,7 @@ class AiohttpTransport:
                 resp = await self._session.request(
                     req.method,
                     req.url,
-                    data=req.body,
+                    data=req.body if req.stream_body is None else req.stream_body(),
                     headers=headers,
                     proxy=proxy_url,
                     proxy_headers=proxy_headers,

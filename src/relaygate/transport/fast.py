@@ -22,7 +22,8 @@ import asyncio
 import math
 import ssl
 from collections import deque
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import cast
 
 import httptools
@@ -30,6 +31,7 @@ import httptools
 from relaygate.errors import RelayError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
 from relaygate.settings import Settings
+from relaygate.transport.aiohttp_client import AiohttpTransport
 from relaygate.transport.base import (
     UpstreamResponse,
     connect_timed_out,
@@ -398,6 +400,10 @@ class FastTransport:
         proxies = proxies if proxies is not None else ProxyResolver()
         self._encode = RequestEncoder(proxies).encode
         self._ws = WebSocketTransport(settings, proxies)  # ws:// and wss:// URLs
+        self._settings = settings
+        self._proxies = proxies
+        #: streamed request bodies (uploads) go through aiohttp, made on first use
+        self._streaming: AiohttpTransport | None = None
         self._pool: dict[_Key, list[_Conn]] = {}
         self._conns: set[_Conn] = set()
         self._ssl = make_ssl_context(settings)
@@ -416,13 +422,30 @@ class FastTransport:
             conn.abort()
         self._pool.clear()
         await self._ws.close()
+        if self._streaming is not None:
+            await self._streaming.close()
 
     def request(
         self, req: UpstreamRequest, *, stream: bool
     ) -> _Exchange | AbstractAsyncContextManager[UpstreamResponse]:
         if req.url.startswith("ws"):  # ws:// or wss:// (transport/websocket.py)
             return self._ws.request(req, stream=stream)
+        if req.stream_body is not None:
+            return self._streamed(req, stream)
         return _Exchange(self, req)
+
+    @asynccontextmanager
+    async def _streamed(
+        self, req: UpstreamRequest, stream: bool
+    ) -> AsyncIterator[UpstreamResponse]:
+        """A request whose body is streamed (a multipart upload): sent by aiohttp, whose
+        client writes a body from an async iterator with flow control; this backend
+        writes whole bodies only (uploads are rare, and not the hot path)."""
+        if self._streaming is None:
+            self._streaming = AiohttpTransport(self._settings, self._proxies)
+            await self._streaming.start()
+        async with self._streaming.request(req, stream=stream) as resp:
+            yield resp
 
     # -- pool -------------------------------------------------------------
 

@@ -1,0 +1,239 @@
+"""What the object relay (``relay/objects.py``) does with an upstream answer: record the
+objects a creation made, keep each object's last-seen state, mark deletions, and charge
+work the upstream reports done — once per object (``storage/objects.py``
+``claim_billing``):
+
+==================  ==========================================  ==========================
+object              charged when the gateway sees it            for
+==================  ==========================================  ==========================
+fine-tuning job     ``status: succeeded`` with ``trained_tokens``  training tokens (model's
+                                                                 ``training`` price)
+run                 ``status: completed`` with ``usage``        prompt/completion tokens
+                    (retrieve, a run answer, or a stream's
+                    ``thread.run.completed`` event)
+batch               ``status: completed`` with ``usage``        tokens, at the model of the
+                                                                 batch's input file
+video               ``status: completed``, or its content       seconds (``per_second``)
+==================  ==========================================  ==========================
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import orjson
+
+from relaygate.billing.media import Measure
+from relaygate.context import RelayContext
+from relaygate.providers.base import Target, Usage
+from relaygate.relay.multipart import Form
+from relaygate.relay.object_paths import ObjectPath
+from relaygate.relay.passthrough import Reply
+from relaygate.state import AppState
+from relaygate.storage.objects import ObjectRecord
+
+__all__ = ["reply_for"]
+
+log = logging.getLogger("relaygate")
+
+_SNIFF = 64 * 1024
+_background: set[asyncio.Task[None]] = set()
+
+
+def _int(value: Any) -> int:
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def batch_input_model(form: Form | None) -> str | None:
+    """The model the first request of a batch input file (JSONL) names: the price its
+    batch is charged at."""
+    if form is None:
+        return None
+    for part in form.files("file"):
+        if part.path is None:
+            continue
+        with open(part.path, "rb") as f:
+            head = f.read(_SNIFF)
+        line = head.split(b"\n", 1)[0]
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            return None
+        body = obj.get("body") if isinstance(obj, dict) else None
+        return _str(body.get("model")) if isinstance(body, dict) else None
+    return None
+
+
+def _due(kind: str, obj: dict[str, Any]) -> tuple[Usage | None, Measure | None] | None:
+    """What a finished object is charged for, or None while it is not due."""
+    status = obj.get("status")
+    if kind == "fine_tuning.job":
+        tokens = _int(obj.get("trained_tokens"))
+        if status == "succeeded" and tokens:
+            return None, Measure(training_tokens=tokens)
+    elif kind in ("thread.run", "batch"):
+        usage = obj.get("usage")
+        if status == "completed" and isinstance(usage, dict):
+            prompt = _int(usage.get("prompt_tokens")) or _int(usage.get("input_tokens"))
+            completion = _int(usage.get("completion_tokens")) or _int(usage.get("output_tokens"))
+            if prompt or completion:
+                return Usage(prompt, completion, prompt + completion), None
+    elif kind == "video" and status == "completed":
+        seconds = _int(obj.get("seconds"))
+        if seconds:
+            return None, Measure(milliseconds=seconds * 1000)
+    return None
+
+
+async def _charge(
+    state: AppState, ctx: RelayContext, rec_id: str, kind: str, model: str | None, obj: Any
+) -> None:
+    if not isinstance(obj, dict) or model is None:
+        return
+    due = _due(kind, obj)
+    if due is None:
+        return
+    objects = state.repo.objects
+    if not await objects.claim_billing(rec_id):
+        return  # charged already
+    try:
+        await state.billing.charge_deferred(ctx, model, due[0], due[1])
+    except Exception:
+        await objects.unclaim_billing(rec_id)
+        raise
+
+
+def reply_for(
+    state: AppState,
+    ctx: RelayContext,
+    op: ObjectPath,
+    method: str,
+    body: dict[str, Any],
+    root: ObjectRecord | None,
+    refs: list[ObjectRecord],
+    form: Form | None,
+) -> Reply:
+    """The :class:`Reply` for one object request (see the module docstring)."""
+    assert ctx.user is not None and ctx.key is not None
+    user_id, key_id = ctx.user.id, ctx.key.id
+    objects = state.repo.objects
+
+    async def remember(
+        obj_id: Any, kind: str, target: Target, parent: str | None, model: Any, data: Any
+    ) -> None:
+        if not isinstance(obj_id, str) or not obj_id:
+            return
+        snapshot = orjson.dumps(data).decode() if isinstance(data, dict) else None
+        added = await objects.add(
+            obj_id=obj_id[:160],
+            kind=kind,
+            user_id=user_id,
+            key_id=key_id,
+            channel_id=target.channel_id,
+            parent_id=parent,
+            model=_str(model),
+            data=snapshot,
+        )
+        if not added and snapshot is not None:
+            rec = await objects.get(obj_id)
+            if rec is not None and rec.user_id == user_id:
+                await objects.update(obj_id, data=snapshot)
+
+    def created_model(obj: dict[str, Any]) -> str | None:
+        if op.kind == "file" and obj.get("purpose") == "batch":
+            return batch_input_model(form)
+        if op.kind == "batch":
+            return next((r.model for r in refs if r.model), None)
+        return _str(obj.get("model")) or _str(body.get("model"))
+
+    # ---- runs (JSON answers and streams) ------------------------------------------------
+    thread = root.id if root is not None and op.collection == "threads" else None
+    seen_runs: dict[str, dict[str, Any]] = {}
+
+    async def run_answer(run: dict[str, Any], target: Target) -> None:
+        run_id = run.get("id")
+        parent = _str(run.get("thread_id")) or thread
+        if op.collection == "threads/runs" and parent is not None:
+            await remember(parent, "thread", target, None, None, {"id": parent, "object": "thread"})
+        await remember(run_id, "thread.run", target, parent, run.get("model"), run)
+        if isinstance(run_id, str):
+            await _charge(state, ctx, run_id, "thread.run", _str(run.get("model")), run)
+
+    def on_event(event: str | None, data: bytes) -> bool:
+        if event is not None and event.startswith("thread.run.") and "step" not in event:
+            with contextlib.suppress(orjson.JSONDecodeError):
+                run = orjson.loads(data)
+                if isinstance(run, dict) and isinstance(run.get("id"), str):
+                    seen_runs[run["id"]] = run
+                    if event == "thread.run.created" and ctx.target is not None:
+                        _spawn(run_answer(run, ctx.target))  # recorded even if the client leaves
+        return True
+
+    async def on_stream_end(target: Target) -> None:
+        for run in seen_runs.values():
+            if run.get("status") == "completed":
+                await run_answer(run, target)
+
+    runs = op.creates_run or op.run_id is not None
+    if runs:
+
+        async def on_run_json(obj: dict[str, Any], target: Target) -> None:
+            if obj.get("object") == "thread.run":
+                await run_answer(obj, target)
+
+        return Reply(on_json=on_run_json, on_event=on_event, on_end=on_stream_end)
+
+    # ---- creations --------------------------------------------------------------------
+    if method == "POST" and (root is None or (op.kind == "video" and op.sub == ("remix",))):
+
+        async def on_created(obj: dict[str, Any], target: Target) -> None:
+            await remember(obj.get("id"), op.kind, target, None, created_model(obj), obj)
+
+        return Reply(on_json=on_created)
+
+    assert root is not None
+    # ---- the object itself: retrieve, modify, cancel, delete ------------------------------
+    if op.sub in ((), ("cancel",)):
+
+        async def on_object(obj: dict[str, Any], target: Target) -> None:
+            if method == "DELETE":
+                if obj.get("deleted") is True:
+                    await objects.update(root.id, deleted=True)
+                return
+            if obj.get("id") == root.id:
+                await objects.update(root.id, data=orjson.dumps(obj).decode())
+                model = root.model if op.kind == "batch" else _str(obj.get("model")) or root.model
+                await _charge(state, ctx, root.id, op.kind, model, obj)
+
+        return Reply(on_json=on_object)
+
+    if op.kind == "video" and op.sub == ("content",):
+
+        async def on_content(target: Target) -> None:
+            last: Any = None
+            if root.data:
+                with contextlib.suppress(orjson.JSONDecodeError):
+                    last = orjson.loads(root.data)
+            if isinstance(last, dict):
+                last = {**last, "status": "completed"}  # its content was served: it is done
+                await _charge(
+                    state, ctx, root.id, "video", _str(last.get("model")) or root.model, last
+                )
+
+        return Reply(on_end=on_content)
+    return Reply()  # sub-resources: passed through as they are
+
+
+def _spawn(work: Any) -> None:
+    task = asyncio.get_running_loop().create_task(work)
+    _background.add(task)
+    task.add_done_callback(_background.discard)

@@ -1,0 +1,279 @@
+"""OpenAI's stateful endpoints — files, fine-tuning jobs, assistants and threads (runs,
+streaming runs too), vector stores, batches, videos — passed through to a channel that
+serves them, with every object kept to its owner and its channel.
+
+* An object created through a channel is recorded (``storage/objects.py``) with its user,
+  key and channel. Every later call that names it — in the path, or in the body
+  (``relay/object_paths.py`` ``references``) — must come from its owner (anyone else gets
+  the same 404 as for an id that does not exist) and goes to that channel only.
+* A creation that names no object goes to the channels serving that surface (by model when
+  the body names one).
+* The top-level lists (``GET /v1/files``, ``/v1/assistants``, …) are answered from the
+  record: only the caller's objects, each as last seen through the gateway, paged like
+  OpenAI's lists. Lists inside an object (a thread's messages, a job's events) are the
+  upstream's, since the object is the caller's.
+* Work an upstream reports done later is charged when the gateway sees it done
+  (``relay/object_billing.py``): a fine-tuning job's training tokens, a run's or a
+  batch's tokens, a video's seconds — once per object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+
+from relaygate.asgi import (
+    BodyLimitExceeded,
+    BodyReadTimeout,
+    Request,
+    UnsupportedContentEncoding,
+    ok_body,
+    read_body,
+    send_json,
+)
+from relaygate.context import RelayContext
+from relaygate.errors import (
+    BodyTooLarge,
+    InvalidRequest,
+    ModelNotFound,
+    NotFound,
+    RelayError,
+)
+from relaygate.providers.base import Adaptor, Target
+from relaygate.providers.surfaces import SurfaceCall
+from relaygate.relay import object_billing as charges
+from relaygate.relay.attempt import Call, run_attempts
+from relaygate.relay.multipart import Form, read_form
+from relaygate.relay.object_paths import ObjectPath, parse_path, references
+from relaygate.relay.passthrough import Reply, exchange
+from relaygate.relay.pipeline import (
+    authenticate,
+    fail,
+    finish,
+    internal_error,
+    record,
+    run_watched,
+    shutdown_cut,
+)
+from relaygate.routing.router import Candidate
+from relaygate.state import AppState
+from relaygate.storage.objects import ObjectRecord
+
+__all__ = ["handle_object", "parse_path"]
+
+_LIST_MAX = 100
+_PASSED_HEADERS = (b"openai-beta",)
+
+
+def _not_found(obj_id: str) -> NotFound:
+    return NotFound(f"No such object: `{obj_id}`.", code="object_not_found")
+
+
+async def owned(state: AppState, obj_id: str, user_id: int) -> ObjectRecord:
+    """The caller's live object ``obj_id``; another user's, a deleted one and an unknown
+    one all get the same 404."""
+    rec = await state.repo.objects.get(obj_id)
+    if rec is None or rec.user_id != user_id or rec.deleted:
+        raise _not_found(obj_id)
+    return rec
+
+
+async def _read(state: AppState, req: Request, method: str) -> tuple[dict[str, Any], Form | None]:
+    """The request body: a JSON object, a multipart form (its text fields), or none."""
+    if method not in ("POST", "PUT", "PATCH"):
+        return {}, None
+    ctype = req.headers.get(b"content-type", b"").lower()
+    s = state.settings
+    if ctype.startswith(b"multipart/"):
+        form = await read_form(req, s.max_upload_bytes, s.body_timeout)
+        fields = {p.name: p.text() for p in form.parts if p.filename is None}
+        return fields, form
+    try:
+        raw = await read_body(req, s.max_body_bytes, s.body_timeout)
+    except BodyLimitExceeded as exc:
+        raise BodyTooLarge(
+            f"The request body is larger than the {exc.limit // 1024} KiB this gateway accepts."
+        ) from None
+    except BodyReadTimeout as exc:
+        raise InvalidRequest(
+            f"The request body did not arrive: {exc}.", code="request_timeout", status=408
+        ) from None
+    except UnsupportedContentEncoding as exc:
+        raise InvalidRequest(
+            f"The request body's {exc}.", code="unsupported_content_encoding", status=415
+        ) from None
+    except Exception as exc:  # a gzip body that does not decompress
+        raise InvalidRequest(f"The request body could not be read: {exc}.") from None
+    if not raw.strip():
+        return {}, None
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body, None
+
+
+async def _list(state: AppState, req: Request, ctx: RelayContext, op: ObjectPath) -> None:
+    """A top-level list, from the record: the caller's objects only."""
+    query = _query(req)
+    limit_text = query.get("limit", "20")
+    if not limit_text.isdigit() or not 1 <= int(limit_text) <= _LIST_MAX:
+        raise InvalidRequest(f"`limit` must be an integer from 1 to {_LIST_MAX}.", param="limit")
+    order = query.get("order", "desc")
+    if order not in ("asc", "desc"):
+        raise InvalidRequest("`order` must be asc or desc.", param="order")
+    assert ctx.user is not None
+    page, more = await state.repo.objects.list(
+        ctx.user.id,
+        op.kind,
+        limit=int(limit_text),
+        after=query.get("after"),
+        before=query.get("before"),
+        ascending=order == "asc",
+    )
+    purpose = query.get("purpose")
+    data: list[Any] = []
+    for rec in page:
+        try:
+            obj = orjson.loads(rec.data) if rec.data else {"id": rec.id}
+        except orjson.JSONDecodeError:
+            obj = {"id": rec.id}
+        if purpose is not None and isinstance(obj, dict) and obj.get("purpose") != purpose:
+            continue
+        data.append(obj)
+    out = {
+        "object": "list",
+        "data": data,
+        "first_id": page[0].id if page else None,
+        "last_id": page[-1].id if page else None,
+        "has_more": more,
+    }
+    ctx.first_byte_at = ctx.started
+    ctx.finished = True
+    record(state, ctx)
+    await send_json(req.send, 200, ok_body(out, state.settings.envelope), req.request_id)
+
+
+def _query(req: Request) -> dict[str, str]:
+    from urllib.parse import parse_qsl
+
+    raw = req.scope.get("query_string", b"")
+    return dict(parse_qsl(raw.decode("latin-1"), keep_blank_values=True))
+
+
+async def _candidates(
+    state: AppState,
+    ctx: RelayContext,
+    op: ObjectPath,
+    body: dict[str, Any],
+    root: ObjectRecord | None,
+) -> tuple[list[Candidate], list[ObjectRecord]]:
+    """Where the call may go, and the caller's objects its body refers to."""
+    assert ctx.user is not None and ctx.key is not None
+    channel = root.channel_id if root is not None else None
+    refs: list[ObjectRecord] = []
+    for obj_id in sorted(references(body)):
+        rec = await owned(state, obj_id, ctx.user.id)
+        if channel is not None and rec.channel_id != channel:
+            raise InvalidRequest(
+                f"`{obj_id}` lives on another upstream channel than the other objects of this "
+                "request; objects of different channels cannot be used together.",
+                code="object_channel_mismatch",
+            )
+        channel = rec.channel_id
+        refs.append(rec)
+    model = body.get("model")
+    if model is not None and (not isinstance(model, str) or not model.strip()):
+        raise InvalidRequest("`model` must be a non-empty string.", param="model")
+    key = ctx.key
+    if model is not None and key.models is not None and model not in key.models:
+        raise ModelNotFound(f"The model `{model}` is not allowed for this API key.", param="model")
+    ctx.model = model or (root.model if root is not None else None)
+    router = state.router
+    if channel is not None:
+        return router.channel_candidate(channel, model), refs
+    if model is not None:
+        return router.surface_candidates(op.surface, model, key, ctx.user.group_name), refs
+    return router.surface_channels(op.surface, ctx.user.group_name), refs
+
+
+async def handle_object(state: AppState, req: Request, op: ObjectPath) -> None:
+    endpoint = op.collection.replace("/", ".")[:32]
+    ctx = RelayContext(req.request_id, endpoint, client_ip=req.client_ip)
+    chain = state.filters
+    form: Form | None = None
+    try:
+        authenticate(state, req, ctx)
+        assert ctx.user is not None
+        method = req.method
+        if op.root is None and method == "GET" and op.collection != "threads/runs":
+            await _list(state, req, ctx, op)
+            return
+        if op.root is None and method != "POST":
+            raise InvalidRequest(
+                f"{method} is not allowed on {req.path}.", code="method_not_allowed", status=405
+            )
+        root = await owned(state, op.root, ctx.user.id) if op.root is not None else None
+        body, form = await _read(state, req, method)
+        candidates, refs = await _candidates(state, ctx, op, body, root)
+        await chain.before(ctx, body)
+        reply = charges.reply_for(state, ctx, op, method, body, root, refs, form)
+        call = _make_call(state, req, ctx, op, body, form, reply)
+        await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call))
+    except RelayError as err:
+        if not ctx.started_response:
+            await fail(state, req, ctx, err)
+    except asyncio.CancelledError:
+        if not ctx.started_response and not ctx.client_disconnected:
+            await fail(state, req, ctx, shutdown_cut())
+        raise
+    except Exception as exc:
+        crash = internal_error(ctx, exc)
+        if not ctx.started_response:
+            await fail(state, req, ctx, crash)
+    finally:
+        if form is not None:
+            form.close()
+        record(state, ctx)
+        await chain.after(ctx)
+        finish(state, req, ctx)
+
+
+def _make_call(
+    state: AppState,
+    req: Request,
+    ctx: RelayContext,
+    op: ObjectPath,
+    body: dict[str, Any],
+    form: Form | None,
+    reply: Reply,
+) -> Call:
+    passed = tuple(
+        (name.decode("latin-1"), req.headers[name].decode("latin-1"))
+        for name in _PASSED_HEADERS
+        if name in req.headers
+    )
+    query = req.scope.get("query_string", b"")
+    method = req.method
+
+    async def call(adaptor: Adaptor, target: Target) -> None:
+        set_model = bool(target.upstream_model)
+        if form is not None:
+            if set_model and form.text("model") is not None:
+                form.set_text("model", target.upstream_model)
+            ctype, length, chunks = form.encode()
+            sc = SurfaceCall(
+                method, op.upstream, query, stream=chunks, content_type=ctype, length=length
+            )
+        elif method in ("POST", "PUT", "PATCH"):
+            sc = SurfaceCall(method, op.upstream, query, json=body, set_model=set_model)
+        else:
+            sc = SurfaceCall(method, op.upstream, query)
+        sc.headers = passed
+        await exchange(state, req, ctx, adaptor, target, sc, reply)
+
+    return call
