@@ -20,6 +20,7 @@ from relaygate.emulator.base import (
     split_text,
 )
 from relaygate.emulator.knobs import Knobs
+from relaygate.emulator.openai_endpoints import add_model_routes
 
 __all__ = ["OpenAIEmulator"]
 
@@ -102,6 +103,7 @@ class OpenAIEmulator(Provider):
             if self.has_embeddings:
                 app.router.add_post(f"{prefix}/embeddings", self.api(self.embeddings))
             app.router.add_get(f"{prefix}/models", self.api(self.models))
+            add_model_routes(self, app, prefix)
 
     # -- errors ---------------------------------------------------------------------------
     _ERRORS: ClassVar[dict[int, tuple[str, str, str | None]]] = {
