@@ -26,12 +26,16 @@ the price compiler and the admin validation (:func:`image_price_key`).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from relaygate.billing.price_model import ModelPrice
+from relaygate.billing.price_model import (
+    IMAGE_PRICES_MAX,
+    QUALITIES,
+    ModelPrice,
+    image_price_key,
+    image_quality,
+    image_size,
+)
 
 __all__ = [
     "IMAGE_PRICES_MAX",
@@ -42,12 +46,6 @@ __all__ = [
     "media_cost",
 ]
 
-#: quality words an image price key may name (OpenAI's DALL·E and GPT Image values)
-QUALITIES = ("standard", "hd", "low", "medium", "high", "auto")
-#: the most entries one model's ``image_prices`` may hold
-IMAGE_PRICES_MAX = 50
-
-_SIZE = re.compile(r"[1-9][0-9]{1,4}x[1-9][0-9]{1,4}")
 _ONE = (1, 1)
 _IMAGE_SCALE = 1_000_000_000  # the common denominator (units per image x 10^9)
 _MS_SCALE = 1_000_000  # per_second (units per second) x ms / 1000, over 10^9
@@ -66,35 +64,6 @@ class Measure:
     training_tokens: int = 0
 
 
-def _size(text: str) -> str:
-    """A ``WIDTHxHEIGHT`` size in lower case, or ``""`` for anything else (``auto``)."""
-    size = text.strip().lower()
-    return size if _SIZE.fullmatch(size) else ""
-
-
-def _quality(text: str) -> str:
-    quality = text.strip().lower()
-    return quality if quality in QUALITIES else ""
-
-
-def image_price_key(key: str) -> str:
-    """An ``image_prices`` key normalised (lower case, no spaces): ``"SIZE/QUALITY"``,
-    ``"SIZE"`` or ``"QUALITY"``, with a size like ``1024x1792`` and a quality among
-    :data:`QUALITIES`. ``ValueError`` (saying what is expected) for anything else."""
-    text = key.strip().lower() if isinstance(key, str) else ""
-    size, slash, quality = text.partition("/")
-    if slash:
-        ok = _size(size) != "" and _quality(quality) != ""
-    else:
-        ok = _size(text) != "" or _quality(text) != ""
-    if not ok:
-        raise ValueError(
-            f"{key!r} is not an image price key: use a size like 1024x1792, a quality "
-            f"({', '.join(QUALITIES)}), or both as SIZE/QUALITY (e.g. 1024x1792/hd)"
-        )
-    return text
-
-
 def image_unit_price(price: ModelPrice, size: str, quality: str) -> int:
     """Units per image of ``size`` and ``quality``: the ``"size/quality"`` entry of
     ``image_prices``, else the ``"size"`` entry, else the ``"quality"`` entry, else
@@ -102,7 +71,7 @@ def image_unit_price(price: ModelPrice, size: str, quality: str) -> int:
     in :data:`QUALITIES` counts as unknown and skips the entries that need it."""
     table = price.image_prices
     if table:
-        s, q = _size(size), _quality(quality)
+        s, q = image_size(size), image_quality(quality)
         for key in (f"{s}/{q}" if s and q else "", s, q):
             if key:
                 for name, units in table:

@@ -13,23 +13,28 @@ charge time. ``billing/prices.py`` re-exports these names and holds the cost ari
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 from typing import Any
 
-from relaygate.billing.media import IMAGE_PRICES_MAX, image_price_key
 from relaygate.billing.money import UNITS
 
 __all__ = [
     "CURRENCIES",
+    "IMAGE_PRICES_MAX",
     "PER",
     "PRICE_FIELDS",
+    "QUALITIES",
     "TOKEN_PRICE_FIELDS",
     "UNIT_PRICE_FIELDS",
     "ModelPrice",
     "check_rate",
     "compile_price",
+    "image_price_key",
+    "image_quality",
+    "image_size",
     "price_decimal",
 ]
 
@@ -49,6 +54,43 @@ UNIT_PRICE_FIELDS = ("per_request", "per_image", "per_second", "per_character")
 PRICE_FIELDS = TOKEN_PRICE_FIELDS + UNIT_PRICE_FIELDS
 
 _PER_1M = 1_000_000
+
+
+#: quality words an image price key may name (OpenAI's DALL·E and GPT Image values)
+QUALITIES = ("standard", "hd", "low", "medium", "high", "auto")
+#: the most entries one model's ``image_prices`` may hold
+IMAGE_PRICES_MAX = 50
+
+_SIZE = re.compile(r"[1-9][0-9]{1,4}x[1-9][0-9]{1,4}")
+
+
+def image_size(text: str) -> str:
+    """A ``WIDTHxHEIGHT`` size in lower case, or ``""`` for anything else (``auto``)."""
+    size = text.strip().lower()
+    return size if _SIZE.fullmatch(size) else ""
+
+
+def image_quality(text: str) -> str:
+    quality = text.strip().lower()
+    return quality if quality in QUALITIES else ""
+
+
+def image_price_key(key: str) -> str:
+    """An ``image_prices`` key normalised (lower case, no spaces): ``"SIZE/QUALITY"``,
+    ``"SIZE"`` or ``"QUALITY"``, with a size like ``1024x1792`` and a quality among
+    :data:`QUALITIES`. ``ValueError`` (saying what is expected) for anything else."""
+    text = key.strip().lower() if isinstance(key, str) else ""
+    size, slash, quality = text.partition("/")
+    if slash:
+        ok = image_size(size) != "" and image_quality(quality) != ""
+    else:
+        ok = image_size(text) != "" or image_quality(text) != ""
+    if not ok:
+        raise ValueError(
+            f"{key!r} is not an image price key: use a size like 1024x1792, a quality "
+            f"({', '.join(QUALITIES)}), or both as SIZE/QUALITY (e.g. 1024x1792/hd)"
+        )
+    return text
 
 
 @dataclass(frozen=True, slots=True)
