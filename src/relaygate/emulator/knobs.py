@@ -59,6 +59,8 @@ class Knobs:
     ``api_key``: expected key (None = any non-empty key); ``require_auth``: False skips auth.
     ``embedding_dim``: default vector size; ``embeddings_base64``: honour
     ``encoding_format=base64`` (False = always floats).
+    ``job_seconds``: how long the OpenAI emulator's timed objects (fine-tuning jobs, assistant
+    runs, batches, videos, vector store files) take to reach their final status.
     """
 
     latency_ms: float = 0.0
@@ -83,13 +85,14 @@ class Knobs:
     require_auth: bool = True
     embedding_dim: int = 8
     embeddings_base64: bool = False
+    job_seconds: float = 0.5
 
     def __post_init__(self) -> None:
         if self.usage not in USAGE_MODES:
             raise ValueError(f"usage must be one of {USAGE_MODES}, not {self.usage!r}")
         if self.chunks < 0:
             raise ValueError("chunks must be >= 0")
-        for name in ("latency_ms", "chunk_interval_ms", "first_token_ms"):
+        for name in ("latency_ms", "chunk_interval_ms", "first_token_ms", "job_seconds"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or not value >= 0:
                 raise ValueError(f"{name} must be a number >= 0")
