@@ -73,6 +73,16 @@ def batch_input_model(form: Form | None) -> str | None:
     return None
 
 
+def _made_files(obj: dict[str, Any]) -> list[str]:
+    """Files an upstream job made for its owner: a batch's output and error files, a
+    fine-tuning job's result files (they belong to the job's owner, on its channel)."""
+    found = [obj.get("output_file_id"), obj.get("error_file_id")]
+    results = obj.get("result_files")
+    if isinstance(results, list):
+        found.extend(results)
+    return [f for f in found if isinstance(f, str) and f]
+
+
 def _due(kind: str, obj: dict[str, Any]) -> tuple[Usage | None, Measure | None] | None:
     """What a finished object is charged for, or None while it is not due."""
     status = obj.get("status")
@@ -148,12 +158,17 @@ def reply_for(
             if rec is not None and rec.user_id == user_id:
                 await objects.update(obj_id, data=snapshot)
 
-    def created_model(obj: dict[str, Any]) -> str | None:
+    def public(target: Target, upstream: Any) -> str | None:
+        name = _str(upstream)
+        return None if name is None else state.router.public_model(target.channel_id, name)
+
+    def created_model(obj: dict[str, Any], target: Target) -> str | None:
+        """The public model an object is billed at (prices are kept by public name)."""
         if op.kind == "file" and obj.get("purpose") == "batch":
             return batch_input_model(form)
         if op.kind == "batch":
             return next((r.model for r in refs if r.model), None)
-        return _str(obj.get("model")) or _str(body.get("model"))
+        return _str(body.get("model")) or public(target, obj.get("model"))
 
     # ---- runs (JSON answers and streams) ------------------------------------------------
     thread = root.id if root is not None and op.collection == "threads" else None
@@ -164,9 +179,10 @@ def reply_for(
         parent = _str(run.get("thread_id")) or thread
         if op.collection == "threads/runs" and parent is not None:
             await remember(parent, "thread", target, None, None, {"id": parent, "object": "thread"})
-        await remember(run_id, "thread.run", target, parent, run.get("model"), run)
+        model = public(target, run.get("model"))
+        await remember(run_id, "thread.run", target, parent, model, run)
         if isinstance(run_id, str):
-            await _charge(state, ctx, run_id, "thread.run", _str(run.get("model")), run)
+            await _charge(state, ctx, run_id, "thread.run", model, run)
 
     def on_event(event: str | None, data: bytes) -> bool:
         if event is not None and event.startswith("thread.run.") and "step" not in event:
@@ -196,7 +212,7 @@ def reply_for(
     if method == "POST" and (root is None or (op.kind == "video" and op.sub == ("remix",))):
 
         async def on_created(obj: dict[str, Any], target: Target) -> None:
-            await remember(obj.get("id"), op.kind, target, None, created_model(obj), obj)
+            await remember(obj.get("id"), op.kind, target, None, created_model(obj, target), obj)
 
         return Reply(on_json=on_created)
 
@@ -211,7 +227,9 @@ def reply_for(
                 return
             if obj.get("id") == root.id:
                 await objects.update(root.id, data=orjson.dumps(obj).decode())
-                model = root.model if op.kind == "batch" else _str(obj.get("model")) or root.model
+                for made in _made_files(obj):  # a batch's output, a job's result files
+                    await remember(made, "file", target, root.id, None, None)
+                model = root.model or public(target, obj.get("model"))
                 await _charge(state, ctx, root.id, op.kind, model, obj)
 
         return Reply(on_json=on_object)
@@ -225,9 +243,8 @@ def reply_for(
                     last = orjson.loads(root.data)
             if isinstance(last, dict):
                 last = {**last, "status": "completed"}  # its content was served: it is done
-                await _charge(
-                    state, ctx, root.id, "video", _str(last.get("model")) or root.model, last
-                )
+                model = root.model or public(target, last.get("model"))
+                await _charge(state, ctx, root.id, "video", model, last)
 
         return Reply(on_end=on_content)
     return Reply()  # sub-resources: passed through as they are

@@ -229,6 +229,16 @@ class Router:
             "the object cannot be reached until it is back."
         )
 
+    def public_model(self, channel_id: int, upstream: str) -> str:
+        """The public name a channel serves ``upstream`` under (its ``model_mapping``
+        read backwards): prices are kept by public name. ``upstream`` itself if none."""
+        for ch in self._catalog.all_channels():
+            if ch.id == channel_id:
+                for public in ch.models:
+                    if ch.model_mapping.get(public, public) == upstream:
+                        return public
+        return upstream
+
     def key_order(self, channel: ChannelRecord, affinity: str | None = None) -> tuple[str, ...]:
         """The channel's usable upstream keys, the one to use first at the front."""
         keys = channel.keys
