@@ -45,6 +45,7 @@ from relaygate.pacing import freeze_startup_heap, limit_malloc_arenas, lower_hel
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.chat import handle_chat
 from relaygate.relay.embeddings import handle_embeddings
+from relaygate.relay.multipart import sweep_spools
 from relaygate.relay.object_paths import parse_path as parse_object_path
 from relaygate.relay.objects import handle_object
 from relaygate.relay.surface import SURFACE_ROUTES
@@ -134,6 +135,7 @@ class RelayGateApp:
         s = self.settings
         limit_malloc_arenas()  # before the logging and database threads (pacing.py)
         setup_logging(s.log_level)
+        sweep_spools()  # uploads of workers killed mid-upload (relay/multipart.py)
         secrets = Secrets(load_or_create_secret(s.secret_key, s.data_dir))
         engine = create_engine(s.resolved_database_url())
         log_url = s.resolved_log_database_url()  # request rows elsewhere (usage-reports.md)

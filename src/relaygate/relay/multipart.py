@@ -3,8 +3,10 @@ held whole in memory, and sent on streamed.
 
 :func:`read_form` parses the client's ``multipart/form-data`` body as it arrives
 (``python-multipart``'s streaming parser): text fields are kept in memory (each at most
-``FIELD_MAX`` bytes), file parts are written to spool files in the temporary directory
-(``TMPDIR``). The whole body is capped at ``RELAYGATE_MAX_UPLOAD_BYTES`` — a declared
+``FIELD_MAX`` bytes), file parts are written to spool files in this process's directory under
+``$TMPDIR/relaygate-uploads/<pid>`` (a worker killed mid-upload leaves its directory; the
+next start removes the directories of processes that are gone: :func:`sweep_spools`).
+The whole body is capped at ``RELAYGATE_MAX_UPLOAD_BYTES`` — a declared
 ``Content-Length`` over it is refused before reading, an undeclared body when it passes
 the cap — and each wait for the next piece of body at ``RELAYGATE_BODY_TIMEOUT``.
 
@@ -31,13 +33,53 @@ from python_multipart.multipart import MultipartParser, parse_options_header
 from relaygate.asgi import Request
 from relaygate.errors import BodyTooLarge, InvalidRequest
 
-__all__ = ["FIELD_MAX", "MAX_PARTS", "Form", "Part", "read_form"]
+__all__ = ["FIELD_MAX", "MAX_PARTS", "Form", "Part", "read_form", "spool_dir", "sweep_spools"]
 
 #: largest text field (a prompt, a JSON string) kept in memory
 FIELD_MAX = 1024 * 1024
 #: most parts one form may have
 MAX_PARTS = 64
 _CHUNK = 256 * 1024
+_SPOOLS = "relaygate-uploads"
+
+
+def spool_dir() -> str:
+    """This process's upload spool directory (made on first use)."""
+    path = os.path.join(tempfile.gettempdir(), _SPOOLS, str(os.getpid()))
+    os.makedirs(path, mode=0o700, exist_ok=True)
+    return path
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_spools() -> int:
+    """Remove the upload spools of processes that no longer run (killed mid-upload);
+    returns how many files were removed. Called at startup."""
+    root = os.path.join(tempfile.gettempdir(), _SPOOLS)
+    removed = 0
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return 0
+    for name in entries:
+        if not name.isdigit() or _alive(int(name)):
+            continue
+        path = os.path.join(root, name)
+        for leftover in os.listdir(path):
+            with contextlib.suppress(OSError):
+                os.unlink(os.path.join(path, leftover))
+                removed += 1
+        with contextlib.suppress(OSError):
+            os.rmdir(path)
+    return removed
 
 
 @dataclass(slots=True)
@@ -176,7 +218,7 @@ class _Reader:
             ctype,
         )
         if part.filename is not None:
-            fd, path = tempfile.mkstemp(prefix="relaygate-upload-")
+            fd, path = tempfile.mkstemp(prefix="relaygate-upload-", dir=spool_dir())
             part.path = path
             self.file = os.fdopen(fd, "wb")
         self.form.parts.append(part)
