@@ -13,8 +13,8 @@ Through a proxy (``transport/proxy.py``), https targets get a CONNECT tunnel
 absolute form (``POST http://host/path``). The total deadline costs one float
 comparison per received segment plus the read timer that exists anyway. Per-request
 timeouts (``UpstreamRequest.timeouts``) are read once per exchange: the idle timeout and the
-first-byte timeout ride on the connection as two floats set with the exchange.
-"""
+first-byte timeout ride on the connection as two floats set with the exchange. Streamed request
+bodies (uploads) go through ``transport/streamed.py``."""
 
 from __future__ import annotations
 
@@ -22,8 +22,7 @@ import asyncio
 import math
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager
 from typing import cast
 
 import httptools
@@ -31,7 +30,6 @@ import httptools
 from relaygate.errors import RelayError, UpstreamTimeout
 from relaygate.providers.base import UpstreamRequest
 from relaygate.settings import Settings
-from relaygate.transport.aiohttp_client import AiohttpTransport
 from relaygate.transport.base import (
     UpstreamResponse,
     connect_timed_out,
@@ -47,6 +45,7 @@ from relaygate.transport.base import (
 from relaygate.transport.encode import Key as _Key
 from relaygate.transport.encode import RequestEncoder
 from relaygate.transport.proxy import ProxyResolver
+from relaygate.transport.streamed import StreamedBodies
 from relaygate.transport.tunnel import connect_through
 from relaygate.transport.websocket import WebSocketTransport
 
@@ -400,10 +399,7 @@ class FastTransport:
         proxies = proxies if proxies is not None else ProxyResolver()
         self._encode = RequestEncoder(proxies).encode
         self._ws = WebSocketTransport(settings, proxies)  # ws:// and wss:// URLs
-        self._settings = settings
-        self._proxies = proxies
-        #: streamed request bodies (uploads) go through aiohttp, made on first use
-        self._streaming: AiohttpTransport | None = None
+        self._streamed = StreamedBodies(settings, proxies)  # uploads (transport/streamed.py)
         self._pool: dict[_Key, list[_Conn]] = {}
         self._conns: set[_Conn] = set()
         self._ssl = make_ssl_context(settings)
@@ -422,8 +418,7 @@ class FastTransport:
             conn.abort()
         self._pool.clear()
         await self._ws.close()
-        if self._streaming is not None:
-            await self._streaming.close()
+        await self._streamed.close()
 
     def request(
         self, req: UpstreamRequest, *, stream: bool
@@ -431,21 +426,8 @@ class FastTransport:
         if req.url.startswith("ws"):  # ws:// or wss:// (transport/websocket.py)
             return self._ws.request(req, stream=stream)
         if req.stream_body is not None:
-            return self._streamed(req, stream)
+            return self._streamed.request(req, stream)
         return _Exchange(self, req)
-
-    @asynccontextmanager
-    async def _streamed(
-        self, req: UpstreamRequest, stream: bool
-    ) -> AsyncIterator[UpstreamResponse]:
-        """A request whose body is streamed (a multipart upload): sent by aiohttp, whose
-        client writes a body from an async iterator with flow control; this backend
-        writes whole bodies only (uploads are rare, and not the hot path)."""
-        if self._streaming is None:
-            self._streaming = AiohttpTransport(self._settings, self._proxies)
-            await self._streaming.start()
-        async with self._streaming.request(req, stream=stream) as resp:
-            yield resp
 
     # -- pool -------------------------------------------------------------
 
