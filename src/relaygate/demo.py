@@ -1,7 +1,10 @@
 """The demo installation (``relaygate serve --demo``): built-in emulators behind channels
-marked as emulators, a demo user with a key, a starting credit and priced demo models, so
-a newcomer sees the whole gateway work — balance endpoints included — without an
-upstream account. Idempotent: running it again reuses what is there.
+marked as emulators, a demo user with a key, a starting credit and priced demo models — one
+or more for each kind of request (chat, embeddings, completions, moderations, images,
+audio, rerank, videos, fine-tuning, assistants; ``demo_models.py``) — so a newcomer sees
+the whole gateway work, balance endpoints included, without an upstream account.
+Idempotent: running it again reuses the user and key, updates the channels' models,
+mapping and surfaces, and prices demo models that have no price yet.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import os
 from pathlib import Path
 from typing import Any
 
+from relaygate.demo_models import DEMO_KINDS, DEMO_MODELS, DemoModel, demo_price_row
 from relaygate.emulator import EmulatorServer
+from relaygate.providers.surfaces import SURFACES
 from relaygate.services.admin import AdminService
 from relaygate.settings import Settings
 from relaygate.storage.base import Conflict
@@ -19,31 +24,30 @@ from relaygate.storage.base import Conflict
 __all__ = [
     "DEMO_CREDIT",
     "DEMO_MODELS",
-    "DEMO_PRICES",
     "banner",
+    "demo_channels",
     "park_emulator_channels",
     "seed",
     "start_emulators",
 ]
 
-# emulator provider -> the demo models its channel serves
-DEMO_MODELS = {
-    "openai": ("emulator-gpt", "emulator-embedding"),
-    "anthropic": ("emulator-claude",),
-}
 DEMO_CREDIT = 100_000_000  # units: 100.00 in the operator currency
-#: demo model -> (input, output) price in CNY per 1K tokens
-DEMO_PRICES = {
-    "emulator-gpt": ("0.005", "0.015"),
-    "emulator-claude": ("0.02", "0.1"),
-    "emulator-embedding": ("0.0005", "0"),
-}
+#: emulator providers, in the order their channels are made
+PROVIDERS = ("openai", "anthropic")
+
+
+def demo_channels() -> dict[str, list[DemoModel]]:
+    """Emulator provider -> the demo models its channel serves."""
+    out: dict[str, list[DemoModel]] = {p: [] for p in PROVIDERS}
+    for model in DEMO_MODELS:
+        out[model.provider].append(model)
+    return out
 
 
 def start_emulators() -> dict[str, EmulatorServer]:
     """One emulator per demo provider, in this process, on free loopback ports."""
     servers = {}
-    for provider in DEMO_MODELS:
+    for provider in PROVIDERS:
         srv = EmulatorServer(provider, host="127.0.0.1", port=0)
         srv.start()
         servers[provider] = srv
@@ -61,21 +65,9 @@ async def seed(svc: AdminService, s: Settings, base_urls: dict[str, str]) -> str
         await svc.repo.ledger.post(
             demo.id, DEMO_CREDIT, kind="grant", reason="demo starting credit", ref="demo:credit"
         )
-    for model, (inp, out) in DEMO_PRICES.items():
-        if await svc.repo.prices.get(model) is None:
-            await svc.repo.prices.upsert(
-                {
-                    "model": model,
-                    "provider": "relaygate-emulator",
-                    "currency": "CNY",
-                    "per": "1k",
-                    "input": inp,
-                    "output": out,
-                    "context_window": 128000,
-                    "description": "Built-in emulator (canned answers), priced for the demo.",
-                    "source": "relaygate demo",
-                }
-            )
+    for model in DEMO_MODELS:
+        if await svc.repo.prices.get(model.name) is None:  # an operator's edit stays
+            await svc.repo.prices.upsert(demo_price_row(model))
     key_file = Path(s.data_dir) / "demo-key.txt"
     plain = key_file.read_text().strip() if key_file.exists() else ""
     usable = {k.key_hash for k in await svc.list_keys(demo.id) if k.status == "active"}
@@ -85,15 +77,19 @@ async def seed(svc: AdminService, s: Settings, base_urls: dict[str, str]) -> str
         key_file.write_text(plain)
         os.chmod(key_file, 0o600)
     existing = {c.name: c for c in await svc.list_channels()}
-    for provider, models in DEMO_MODELS.items():
+    for provider, models in demo_channels().items():
         name = f"EMULATOR {provider} (not a real model)"
+        old = existing.get(name)
         fields: dict[str, Any] = {
             "base_url": base_urls[provider],
             "status": "enabled",
-            "models": list(models),
+            "models": [m.name for m in models],
+            "model_mapping": {m.name: m.upstream for m in models if m.upstream},
         }
-        if name in existing:
-            await svc.update_channel(existing[name].id, fields)
+        if provider == "openai":  # every surface, rerank too (not in OpenAI's profile)
+            fields["config"] = {**(old.config if old else {}), "surfaces": list(SURFACES)}
+        if old is not None:
+            await svc.update_channel(old.id, fields)
         else:
             adaptor = "anthropic" if provider == "anthropic" else "openai_compat"
             await svc.create_channel(
@@ -111,17 +107,31 @@ async def park_emulator_channels(svc: AdminService, s: Settings) -> None:
 
 
 def banner(host: str, port: int, plain: str) -> str:
-    """What ``serve --demo`` prints: the key, the base URL and a curl to try."""
+    """What ``serve --demo`` prints: the key, the base URL, the demo model of each kind of
+    request with its endpoint, and two curls to try."""
     url = f"http://{host}:{port}/v1"
-    names = ", ".join(m for models in DEMO_MODELS.values() for m in models)
+    width = max(len(kind) for kind, _, _ in DEMO_KINDS)
+    mwidth = max(len(models) for _, models, _ in DEMO_KINDS)
+    kinds = "\n".join(
+        f"    {kind:<{width}}  {models:<{mwidth}}  {endpoint}"
+        for kind, models, endpoint in DEMO_KINDS
+    )
+    auth = f'-H "Authorization: Bearer {plain}"'
     return f"""
-relaygate demo is seeded. Models {names} are served by the
+relaygate demo is seeded. Every demo model is served by a
 BUILT-IN EMULATOR (canned answers, not a real model).
 
   API key : {plain}
   base_url: {url}
 
-  curl {url}/chat/completions -H "Authorization: Bearer {plain}" \\
+  A model for each kind of request (the priced ones lower the demo balance):
+{kinds}
+
+  curl {url}/chat/completions {auth} \\
        -H "Content-Type: application/json" \\
        -d '{{"model":"emulator-gpt","stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
+
+  curl {url}/images/generations {auth} \\
+       -H "Content-Type: application/json" \\
+       -d '{{"model":"emulator-image","prompt":"a lighthouse","size":"1792x1024"}}'
 """

@@ -2,19 +2,51 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import wave
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import openai
 import pytest
 from gateway import free_port, run_cli
+
+from relaygate import demo as demo_setup
+from relaygate.cli.base import run_service
+from relaygate.providers.surfaces import SURFACES
+from relaygate.services.admin import AdminService
+from relaygate.settings import Settings
+
+DEMO_NAMES = {
+    "emulator-gpt",
+    "emulator-claude",
+    "emulator-embedding",
+    "emulator-instruct",
+    "emulator-moderation",
+    "emulator-image",
+    "emulator-whisper",
+    "emulator-tts",
+    "emulator-rerank",
+    "emulator-video",
+    "emulator-ft",
+}
+DEMO_MAPPING = {
+    "emulator-instruct": "gpt-3.5-turbo-instruct",
+    "emulator-moderation": "omni-moderation-latest",
+    "emulator-image": "dall-e-3",
+    "emulator-whisper": "whisper-1",
+    "emulator-tts": "tts-1",
+    "emulator-video": "sora-2",
+    "emulator-ft": "gpt-4o-mini-2024-07-18",
+}
 
 
 @pytest.fixture(scope="module")
@@ -41,6 +73,8 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, P
         text = (data / "serve.log").read_text()
         m = re.search(r"API key : (\S+)", text)
         assert m, text
+        for name in DEMO_NAMES:  # the banner names every demo model
+            assert name in text, name
         yield base, m.group(1), data
     finally:
         proc.terminate()
@@ -80,11 +114,7 @@ def test_demo_openai_sdk_both_models(demo: tuple[str, str, Path]) -> None:
     base, key, _ = demo
     c = openai.OpenAI(api_key=key, base_url=base + "/v1", _strict_response_validation=True)
     models = {m.id: m.owned_by for m in c.models.list()}
-    assert models == {
-        "emulator-gpt": "relaygate-emulator",
-        "emulator-claude": "relaygate-emulator",
-        "emulator-embedding": "relaygate-emulator",
-    }
+    assert models == dict.fromkeys(DEMO_NAMES, "relaygate-emulator")
     for model in ("emulator-gpt", "emulator-claude"):
         text = "".join(
             ch.choices[0].delta.content or ""
@@ -123,6 +153,9 @@ def test_demo_seed_is_idempotent(demo: tuple[str, str, Path]) -> None:
         "EMULATOR openai (not a real model)",
     ]
     assert all(c["is_emulator"] for c in channels)
+    emu = next(c for c in channels if c["name"].startswith("EMULATOR openai"))
+    assert emu["model_mapping"] == DEMO_MAPPING
+    assert sorted(emu["config"]["surfaces"]) == sorted(SURFACES)
     assert (data / "demo-key.txt").read_text().strip() == key
 
 
@@ -141,6 +174,167 @@ def test_demo_balance_goes_down_after_a_request(demo: tuple[str, str, Path]) -> 
     assert float(after["grants"]["available_amount"]) < amount
     prices = httpx.get(base + "/v1/pricing").json()
     assert any(row["model"] == "emulator-gpt" for row in prices["data"])
+
+
+def wav(seconds: float, rate: int = 8000) -> bytes:
+    """A silent mono 16-bit WAV file of ``seconds``."""
+    buf = io.BytesIO()
+    with wave.open(buf, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\0\0" * int(seconds * rate))
+    return buf.getvalue()
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # the SDK marks Sora, assistants…
+def test_demo_every_kind_with_openai_sdk(demo: tuple[str, str, Path]) -> None:
+    """Each kind of request the banner lists answers 200 through the demo, and the priced
+    ones lower the demo balance by their demo price (units: 10^-6 CNY)."""
+    base, key, _ = demo
+    h = {"Authorization": f"Bearer {key}"}
+    c = openai.OpenAI(api_key=key, base_url=base + "/v1", max_retries=0)
+    raw = c.with_raw_response
+
+    def balance() -> int:
+        units = httpx.get(base + "/v1/account", headers=h).json()["balance_units"]
+        assert isinstance(units, int)
+        return units
+
+    def charged(call: Callable[[], Any], *, free: bool = False) -> tuple[Any, int]:
+        """(what ``call`` returned, the units it took from the balance)."""
+        before = balance()
+        out = call()
+        deadline = time.monotonic() + 5
+        after = balance()
+        while not free and after == before and time.monotonic() < deadline:
+            time.sleep(0.05)  # a deferred charge is booked after the answer
+            after = balance()
+        return out, before - after
+
+    r, cost = charged(lambda: raw.completions.create(model="emulator-instruct", prompt="Say hi"))
+    assert r.status_code == 200 and r.parse().choices[0].text
+    assert cost > 0
+
+    r, cost = charged(
+        lambda: raw.moderations.create(model="emulator-moderation", input="hello"), free=True
+    )
+    assert r.status_code == 200 and r.parse().results[0].flagged is False
+    assert cost == 0  # free, as OpenAI's
+
+    r, cost = charged(
+        lambda: raw.images.generate(model="emulator-image", prompt="a lighthouse", size="1792x1024")
+    )
+    assert r.status_code == 200 and r.parse().data[0].url
+    assert cost == 580_000  # 0.58 per 1792x1024 standard image
+
+    audio = ("hello.wav", wav(2.0))
+    r, cost = charged(lambda: raw.audio.transcriptions.create(model="emulator-whisper", file=audio))
+    assert r.status_code == 200 and r.parse().text
+    assert cost == 2 * 720  # 0.00072 per second
+
+    speech = "Hello from relaygate."
+    r, cost = charged(
+        lambda: raw.audio.speech.create(model="emulator-tts", voice="alloy", input=speech)
+    )
+    assert r.status_code == 200 and len(r.content) > 0
+    assert cost == len(speech) * 108  # 0.000108 per character
+
+    body = {"model": "emulator-rerank", "query": "red fox", "documents": ["a red fox", "a whale"]}
+    res, cost = charged(lambda: httpx.post(base + "/v1/rerank", headers=h, json=body))
+    assert res.status_code == 200 and res.json()["results"][0]["index"] == 0
+    assert cost > 0
+
+    line = {
+        "messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "hello"}]
+    }
+    r = raw.files.create(
+        file=("train.jsonl", json.dumps(line).encode() + b"\n"), purpose="fine-tune"
+    )
+    assert r.status_code == 200
+    r = raw.fine_tuning.jobs.create(model="emulator-ft", training_file=r.parse().id)
+    assert r.status_code == 200
+
+    def finished(get: Callable[[], Any], done: tuple[str, ...]) -> Any:
+        deadline = time.monotonic() + 15
+        while True:
+            obj = get()
+            if obj.status in done or time.monotonic() > deadline:
+                return obj
+            time.sleep(0.1)
+
+    job_id = r.parse().id
+    job, cost = charged(
+        lambda: finished(lambda: c.fine_tuning.jobs.retrieve(job_id), ("succeeded", "failed"))
+    )
+    assert job.status == "succeeded" and job.trained_tokens
+    assert cost > 0  # the training tokens
+
+    r = raw.videos.create(model="emulator-video", prompt="a lighthouse", seconds="4")
+    assert r.status_code == 200
+    video_id = r.parse().id
+    video, cost = charged(
+        lambda: finished(lambda: c.videos.retrieve(video_id), ("completed", "failed"))
+    )
+    assert video.status == "completed"
+    assert cost == 4 * 720_000  # 0.72 per second of video
+
+    assistant = c.beta.assistants.create(model="emulator-gpt", name="demo")
+    thread = {"messages": [{"role": "user", "content": "hi"}]}
+    run, cost = charged(
+        lambda: c.beta.threads.create_and_run_poll(
+            assistant_id=assistant.id, thread=thread, poll_interval_ms=100
+        )
+    )
+    assert run.status == "completed"
+    assert cost > 0  # the run's tokens at emulator-gpt's price
+
+
+def test_demo_seed_updates_an_older_demo_channel(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A data directory from an older demo (fewer models, no mapping) gets every demo model,
+    the mapping and all surfaces on the next ``serve --demo``; the operator's own channel
+    config and an edited demo price are kept, and seeding twice changes nothing more."""
+    monkeypatch.setenv("RELAYGATE_DATA_DIR", str(tmp_path))
+    urls = {"openai": "http://127.0.0.1:9/v1", "anthropic": "http://127.0.0.1:9"}
+
+    async def older(svc: AdminService, s: Settings) -> None:
+        await svc.create_channel(
+            {
+                "name": "EMULATOR openai (not a real model)",
+                "provider": "openai_compat",
+                "base_url": "http://127.0.0.1:8/v1",
+                "keys": ["emulator-key"],
+                "models": ["emulator-gpt", "emulator-embedding"],
+                "config": {"max_concurrency": 8},
+            },
+            is_emulator=True,
+        )
+        await svc.repo.prices.upsert({"model": "emulator-gpt", "input": "1", "output": "2"})
+
+    async def seed(svc: AdminService, s: Settings) -> str:
+        return await demo_setup.seed(svc, s, urls)
+
+    async def state(svc: AdminService, s: Settings) -> list[tuple[Any, ...]]:
+        gpt = await svc.repo.prices.get("emulator-gpt")
+        video = await svc.repo.prices.get("emulator-video")
+        assert gpt is not None and video is not None
+        rows: list[tuple[Any, ...]] = [(gpt["input"], video["per_second"])]
+        for ch in sorted(await svc.list_channels(), key=lambda ch: ch.name):
+            rows.append((ch.name, ch.base_url, set(ch.models), ch.model_mapping, ch.config))
+        return rows
+
+    run_service(older, create_database=True)
+    key = run_service(seed)
+    first = run_service(state)
+    assert first[0] == ("1", "0.72")  # the edited price stays; new models get theirs
+    name, base_url, models, mapping, config = first[2]
+    assert name == "EMULATOR openai (not a real model)" and base_url == urls["openai"]
+    assert models == DEMO_NAMES - {"emulator-claude"} and mapping == DEMO_MAPPING
+    assert config == {"max_concurrency": 8, "surfaces": sorted(SURFACES)}
+    assert first[1][2] == {"emulator-claude"}
+    assert run_service(seed) == key and run_service(state) == first
 
 
 def test_cli_user_key_channel(tmp_path: Path) -> None:
