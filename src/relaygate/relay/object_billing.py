@@ -35,7 +35,7 @@ from relaygate.relay.passthrough import Reply
 from relaygate.state import AppState
 from relaygate.storage.objects import ObjectRecord
 
-__all__ = ["reply_for"]
+__all__ = ["Unrecorded", "reply_for", "undo_path"]
 
 log = logging.getLogger("relaygate")
 
@@ -71,6 +71,25 @@ def batch_input_model(form: Form | None) -> str | None:
         body = obj.get("body") if isinstance(obj, dict) else None
         return _str(body.get("model")) if isinstance(body, dict) else None
     return None
+
+
+class Unrecorded(Exception):
+    """An object the upstream created could not be recorded (the database failed): the
+    relay undoes it upstream (:func:`undo_path`) and answers 503, so nothing is left that
+    its owner could not reach."""
+
+    def __init__(self, obj_id: str) -> None:
+        super().__init__(obj_id)
+        self.obj_id = obj_id
+
+
+def undo_path(op: ObjectPath, obj_id: str) -> tuple[str, str]:
+    """(method, upstream path) that undoes the creation of ``obj_id``: a delete, or a
+    cancel for jobs and batches (they cannot be deleted)."""
+    base = "/" + op.collection
+    if op.kind in ("fine_tuning.job", "batch"):
+        return "POST", f"{base}/{obj_id}/cancel"
+    return "DELETE", f"{base}/{obj_id}"
 
 
 def _made_files(obj: dict[str, Any]) -> list[str]:
@@ -212,7 +231,13 @@ def reply_for(
     if method == "POST" and (root is None or (op.kind == "video" and op.sub == ("remix",))):
 
         async def on_created(obj: dict[str, Any], target: Target) -> None:
-            await remember(obj.get("id"), op.kind, target, None, created_model(obj, target), obj)
+            obj_id = obj.get("id")
+            try:
+                await remember(obj_id, op.kind, target, None, created_model(obj, target), obj)
+            except Exception as exc:
+                if isinstance(obj_id, str) and obj_id:
+                    raise Unrecorded(obj_id) from exc
+                raise
 
         return Reply(on_json=on_created)
 

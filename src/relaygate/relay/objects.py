@@ -20,7 +20,8 @@ serves them, with every object kept to its owner and its channel.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+import logging
+from typing import Any, cast
 
 import orjson
 
@@ -40,11 +41,12 @@ from relaygate.errors import (
     ModelNotFound,
     NotFound,
     RelayError,
+    ServiceUnavailable,
 )
-from relaygate.providers.base import Adaptor, Target
+from relaygate.providers.base import Adaptor, SurfaceAdaptor, Target
 from relaygate.providers.surfaces import SurfaceCall
 from relaygate.relay import object_billing as charges
-from relaygate.relay.attempt import Call, run_attempts
+from relaygate.relay.attempt import Call, build_request, fetch, run_attempts
 from relaygate.relay.multipart import Form, read_form
 from relaygate.relay.object_paths import ObjectPath, parse_path, references
 from relaygate.relay.passthrough import Reply, exchange
@@ -62,6 +64,8 @@ from relaygate.state import AppState
 from relaygate.storage.objects import ObjectRecord
 
 __all__ = ["handle_object", "parse_path"]
+
+log = logging.getLogger("relaygate")
 
 _LIST_MAX = 100
 _PASSED_HEADERS = (b"openai-beta",)
@@ -274,6 +278,35 @@ def _make_call(
         else:
             sc = SurfaceCall(method, op.upstream, query)
         sc.headers = passed
-        await exchange(state, req, ctx, adaptor, target, sc, reply)
+        try:
+            await exchange(state, req, ctx, adaptor, target, sc, reply)
+        except charges.Unrecorded as lost:
+            await _undo(state, adaptor, target, op, lost.obj_id, passed)
+            raise ServiceUnavailable(
+                "The gateway could not record the new object (its database did not answer), "
+                "so it was removed upstream; retry shortly."
+            ) from None
 
     return call
+
+
+async def _undo(
+    state: AppState,
+    adaptor: Adaptor,
+    target: Target,
+    op: ObjectPath,
+    obj_id: str,
+    headers: tuple[tuple[str, str], ...],
+) -> None:
+    """Remove (or cancel) an object created upstream that could not be recorded."""
+    method, path = charges.undo_path(op, obj_id)
+    call = SurfaceCall(method, path, headers=headers)
+    try:
+        surface = cast("SurfaceAdaptor", adaptor)
+        ureq = build_request(target, lambda: surface.surface_request(target, call))
+        await fetch(state, adaptor, target, ureq)
+    except Exception:
+        log.exception(
+            "an upstream object could not be recorded nor removed",
+            extra={"object_id": obj_id, "channel_id": target.channel_id},
+        )
