@@ -271,8 +271,9 @@ def reply_for(
                 model = root.model or public(target, last.get("model"))
                 await _charge(state, ctx, root.id, "video", model, last)
 
-        return Reply(on_end=on_content)
-    return Reply()  # sub-resources: passed through as they are
+        return Reply(on_end=on_content, content=True)
+    # sub-resources: passed through as they are (a file's content as bytes, whatever its type)
+    return Reply(content=op.sub == ("content",))
 
 
 def _spawn(work: Any) -> None:

@@ -52,6 +52,8 @@ class Reply:
     on_end: OnEnd | None = None
     #: the JSON answer's status is passed on (201 for some creations); else 200
     keep_status: bool = False
+    #: the answer is content (a file's, a video's): passed on as bytes whatever its type
+    content: bool = False
 
 
 def _surface(adaptor: Adaptor) -> SurfaceAdaptor:
@@ -78,10 +80,10 @@ async def exchange(
             raw = await resp.read()
             raise upstream_failure(adaptor, target, status, raw, resp)
         ctype = (resp.header("content-type") or "").lower()
-        if ctype.startswith("text/event-stream"):
+        if ctype.startswith("text/event-stream") and not reply.content:
             await _relay_events(state, req, ctx, target, resp.chunks(), reply)
             return
-        if "json" in ctype:
+        if "json" in ctype and not reply.content:
             raw = await resp.read()
             try:
                 obj = orjson.loads(raw)
