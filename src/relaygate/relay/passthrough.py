@@ -109,8 +109,16 @@ async def exchange(
         ctx.claim(target)
         await req.send({"type": "http.response.start", "status": status, "headers": headers})
         ctx.first_byte_at = time.perf_counter()
-        async for chunk in resp.chunks():
-            await req.send({"type": "http.response.body", "body": chunk, "more_body": True})
+        try:
+            async for chunk in resp.chunks():
+                await req.send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except RelayError as err:
+            # cut after the first byte: the row says so (and charges nothing), and the
+            # client's connection is cut rather than ended cleanly (the server closes it
+            # when the application returns without finishing the body)
+            ctx.status = err.http_status(state.settings.openai_status_codes)
+            ctx.error_code = err.code
+            raise
         if reply.on_end is not None:
             await reply.on_end(target)
         ctx.finished = True
