@@ -158,6 +158,10 @@ class BillingStage(Protocol):
         """Charge work an upstream job reported done only now (``billing/stage.py``)."""
         ...
 
+    async def require_funds(self, ctx: RelayContext) -> None:
+        """Refuse to start work charged later when the balance is used up."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class PlanLimits:
@@ -194,6 +198,9 @@ class NoBilling:
     async def charge_deferred(
         self, ctx: RelayContext, model: str, usage: Any, measure: Any
     ) -> None:
+        return None
+
+    async def require_funds(self, ctx: RelayContext) -> None:
         return None
 
 

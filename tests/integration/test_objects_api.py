@@ -411,3 +411,22 @@ def test_unknown_ids_and_paths(world: World) -> None:
     assert r.status_code == 405
     r = httpx.get(world.gw.base_url + "/files")
     assert r.status_code == 401
+
+
+def test_work_charged_later_needs_a_balance_to_start(world: World) -> None:
+    uid = world.gw.create_user("broke", balance=None)
+    broke = openai.OpenAI(api_key=world.gw.create_key(uid), base_url=world.gw.base_url,
+                          max_retries=0)  # fmt: skip
+    f = broke.files.create(file=("t.jsonl", training(2), "application/jsonl"), purpose="fine-tune")
+    asst = broke.beta.assistants.create(model="house-gpt")  # free: allowed
+    thread = broke.beta.threads.create()
+    world.emus[0].stats.reset()
+    for call in (
+        lambda: broke.fine_tuning.jobs.create(model="ft-base", training_file=f.id),
+        lambda: broke.videos.create(model="house-video", prompt="x", seconds="4"),
+        lambda: broke.beta.threads.runs.create(thread_id=thread.id, assistant_id=asst.id),
+    ):
+        with pytest.raises(openai.APIStatusError) as exc:
+            call()
+        assert exc.value.body["code"] == "insufficient_quota"  # type: ignore[index]
+    assert world.paths(0) == [] and world.paths(1) == []

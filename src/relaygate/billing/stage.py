@@ -161,7 +161,9 @@ class Billing:
                     break
         mult = self.prices.multiplier(ctx.user.group_name)
         endpoint = ctx.endpoint
-        prompt = count_value(body.get("prompt")) if endpoint == "completions" else count_prompt(body)
+        prompt = (
+            count_value(body.get("prompt")) if endpoint == "completions" else count_prompt(body)
+        )
         if endpoint in _GENERATING:
             n = body.get("n")
             choices = n if isinstance(n, int) and not isinstance(n, bool) and n > 1 else 1
@@ -288,6 +290,24 @@ class Billing:
             self.book.settle(("p", res.package_id or 0), res.amount, cost)
 
     # ---- deferred charges -------------------------------------------------------------------
+    async def require_funds(self, ctx: RelayContext) -> None:
+        """Before starting work that is charged when it is done (a run, a fine-tuning job, a
+        batch, a video): the balance, and the key's spending cap if it has one, must still
+        cover something. 403 ``insufficient_quota`` otherwise, and nothing is started."""
+        assert ctx.user is not None and ctx.key is not None
+        budgets = [("u", ctx.user.id)]
+        if ctx.key.spend_limit is not None:
+            budgets.append(("k", ctx.key.id))
+        for budget in budgets:
+            if not await self.book.reserve(budget, 1, self._lease_units):
+                raise QuotaExceeded(
+                    "Your balance is used up; this work is charged from the balance when it "
+                    "is done. Top up or redeem a code."
+                    if budget[0] == "u"
+                    else "This key has reached its spending cap; raise the cap or use another key."
+                )
+            self.book.settle(budget, 1, 0)
+
     async def charge_deferred(
         self, ctx: RelayContext, model: str, usage: Usage | None, measure: Measure | None
     ) -> None:

@@ -205,6 +205,15 @@ async def _candidates(
     return router.surface_channels(op.surface, ctx.user.group_name), refs
 
 
+def _charged_later(op: ObjectPath) -> bool:
+    """A POST here starts work charged when it is done (``relay/object_billing.py``)."""
+    if op.creates_run or op.run_id is not None:  # a run, tool outputs that resume one
+        return True
+    if op.root is None:
+        return op.kind in ("fine_tuning.job", "batch", "video")
+    return op.kind == "video" and op.sub == ("remix",)
+
+
 async def handle_object(state: AppState, req: Request, op: ObjectPath) -> None:
     endpoint = op.collection.replace("/", ".")[:32]
     ctx = RelayContext(req.request_id, endpoint, client_ip=req.client_ip)
@@ -224,6 +233,8 @@ async def handle_object(state: AppState, req: Request, op: ObjectPath) -> None:
         root = await owned(state, op.root, ctx.user.id) if op.root is not None else None
         body, form = await _read(state, req, method)
         candidates, refs = await _candidates(state, ctx, op, body, root)
+        if method == "POST" and _charged_later(op):
+            await state.billing.require_funds(ctx)
         await chain.before(ctx, body)
         reply = charges.reply_for(state, ctx, op, method, body, root, refs, form)
         call = _make_call(state, req, ctx, op, body, form, reply)
