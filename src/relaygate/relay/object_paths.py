@@ -46,6 +46,14 @@ _REF_KEYS = frozenset(
 )
 _ID = re.compile(r"[A-Za-z0-9_\-:.]{1,160}")
 _MAX_REFS = 200
+#: keys whose values are the caller's own strings, never object ids (OpenAI's ``metadata``)
+_FREE_FORM = frozenset({"metadata"})
+
+
+def _is_id(seg: str) -> bool:
+    # ``.`` and ``..`` are dot segments: sent upstream in a path they would climb out of
+    # the object (``/files/f/../../chat/completions``) once the URL is normalized
+    return _ID.fullmatch(seg) is not None and seg.strip(".") != ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,7 +107,7 @@ def parse_path(path: str) -> ObjectPath | None:
     if not rest:
         return ObjectPath(coll, kind, surface, None, (), upstream)
     for seg in rest:
-        if not _ID.fullmatch(seg):
+        if not _is_id(seg):
             raise NotFound(f"No such object: `{seg[:80]}`.", code="object_not_found")
     return ObjectPath(coll, kind, surface, rest[0], tuple(rest[1:]), upstream)
 
@@ -116,7 +124,7 @@ def references(body: Any) -> set[str]:
             for key, value in node.items():
                 if key in _REF_KEYS:
                     add(key, value)
-                else:
+                elif key not in _FREE_FORM:
                     walk(value, depth + 1)
         elif isinstance(node, list):
             for item in node:
@@ -127,7 +135,7 @@ def references(body: Any) -> set[str]:
         for v in values:
             if v is None:
                 continue
-            if not isinstance(v, str) or not _ID.fullmatch(v):
+            if not isinstance(v, str) or not _is_id(v):
                 raise InvalidRequest(f"`{key}` must name an object by its id.", param=key)
             found.add(v)
         if len(found) > _MAX_REFS:
