@@ -146,17 +146,12 @@ class ObjectStore:
         ascending: bool = False,
     ) -> tuple[list[ObjectRecord], bool]:
         """The user's live objects of ``kind``, newest first (or oldest first), paged by
-        cursor ids like OpenAI's lists; (page, has_more). An unknown cursor is ignored."""
+        cursor ids like OpenAI's lists; (page, has_more). ``after`` gives the page that
+        follows the cursor, ``before`` the page just before it (has_more: more before
+        that); both give the objects between them. An unknown cursor is ignored."""
         t = upstream_objects
-        order = (
-            (t.c.created_at.asc(), t.c.id.asc())
-            if ascending
-            else (
-                t.c.created_at.desc(),
-                t.c.id.desc(),
-            )
-        )
         cond = and_(t.c.user_id == user_id, t.c.kind == kind, t.c.deleted.is_(False))
+        found: set[str] = set()
         async with self.engine.connect() as conn:
             for cursor, forward in ((after, True), (before, False)):
                 if cursor is None:
@@ -172,6 +167,7 @@ class ObjectStore:
                 )
                 if row is None:
                     continue
+                found.add("after" if forward else "before")
                 later = forward != ascending  # "after" in a newest-first list is older
                 key = (row["created_at"], row["id"])
                 if later:
@@ -186,10 +182,20 @@ class ObjectStore:
                         (t.c.created_at > key[0])
                         | ((t.c.created_at == key[0]) & (t.c.id > key[1])),
                     )
+            # only ``before``: read from the cursor backwards, then turn the page round
+            backward = found == {"before"}
+            up = ascending != backward
+            order = (
+                (t.c.created_at.asc(), t.c.id.asc())
+                if up
+                else (t.c.created_at.desc(), t.c.id.desc())
+            )
             rows = (
                 (await conn.execute(select(t).where(cond).order_by(*order).limit(limit + 1)))
                 .mappings()
                 .all()
             )
         page = [_record(r) for r in rows[:limit]]
+        if backward:
+            page.reverse()
         return page, len(rows) > limit
