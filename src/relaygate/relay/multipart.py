@@ -96,8 +96,11 @@ class Part:
 
 
 def _quote(value: str) -> str:
-    # the escaping browsers use in form-data names and file names (WHATWG HTML)
-    return value.replace('"', "%22").replace("\r", "%0D").replace("\n", "%0A")
+    # the escaping browsers use in form-data names and file names (WHATWG HTML), and the
+    # backslash too: server parsers read it as an escape in quoted strings, so a name
+    # ending in ``\`` would swallow its closing quote (the upstream would read another form)
+    value = value.replace("\\", "%5C").replace('"', "%22")
+    return value.replace("\r", "%0D").replace("\n", "%0A")
 
 
 @dataclass(slots=True)
