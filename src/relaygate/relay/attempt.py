@@ -47,7 +47,7 @@ from relaygate.routing.tokens import TOKEN_EXPIRED
 from relaygate.state import AppState
 from relaygate.transport.base import UpstreamResponse
 
-__all__ = ["AttemptLoop", "build_request", "fetch", "run_attempts", "upstream_failure"]
+__all__ = ["AttemptLoop", "build_request", "fetch", "run_attempts", "spawn", "upstream_failure"]
 
 Call = Callable[[Adaptor, Target], Awaitable[None]]
 
@@ -248,7 +248,7 @@ class AttemptLoop:
         ch, model = cand
         breakers = state.breakers
         if is_key_rejection(err):
-            _spawn(state.health.key_rejected(ch, target.api_key, status=err.upstream_status or 0))
+            spawn(state.health.key_rejected(ch, target.api_key, status=err.upstream_status or 0))
             if probe:
                 breakers.abandon(ch.id, model)
         elif isinstance(err, UpstreamRejected):
@@ -286,7 +286,7 @@ class AttemptLoop:
 _background: set[asyncio.Task[None]] = set()
 
 
-def _spawn(work: Coroutine[Any, Any, None]) -> None:
+def spawn(work: Coroutine[Any, Any, None]) -> None:
     """Run ``work`` beside the request (it may write to the database)."""
     task = asyncio.get_running_loop().create_task(work)
     _background.add(task)

@@ -30,6 +30,7 @@ from relaygate.relay.pipeline import (
     relay_request,
     require_model,
     shutdown_cut,
+    take_stream_flags,
 )
 from relaygate.relay.sse import SSEDecoder
 from relaygate.relay.stream import SSEWriter, error_payload
@@ -51,27 +52,12 @@ def _validate(body: dict[str, Any]) -> str:
             raise InvalidRequest(
                 "Each message must be an object with a string `role`.", param="messages"
             )
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest("`stream` must be true or false.", param="stream")
-    opts = body.get("stream_options")
-    if opts is not None:
-        if not isinstance(opts, dict):
-            raise InvalidRequest("`stream_options` must be an object.", param="stream_options")
-        usage = opts.get("include_usage")
-        if usage is not None and not isinstance(usage, bool):
-            raise InvalidRequest(
-                "`stream_options.include_usage` must be true or false.",
-                param="stream_options.include_usage",
-            )
     return model
 
 
 def _take_body(ctx: RelayContext, body: dict[str, Any]) -> None:
     ctx.model = _validate(body)
-    ctx.stream = body.get("stream") is True
-    opts = body.get("stream_options")
-    ctx.include_usage = ctx.stream and isinstance(opts, dict) and opts.get("include_usage") is True
+    take_stream_flags(ctx, body)
 
 
 def _has_token(payload: bytes) -> bool:

@@ -19,7 +19,6 @@ video               ``status: completed``, or its content       seconds (``per_s
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 from typing import Any
@@ -29,6 +28,7 @@ import orjson
 from relaygate.billing.media import Measure
 from relaygate.context import RelayContext
 from relaygate.providers.base import Target, Usage
+from relaygate.relay.attempt import spawn
 from relaygate.relay.multipart import Form
 from relaygate.relay.object_paths import ObjectPath
 from relaygate.relay.passthrough import Reply
@@ -40,7 +40,6 @@ __all__ = ["Unrecorded", "reply_for", "undo_path"]
 log = logging.getLogger("relaygate")
 
 _SNIFF = 64 * 1024
-_background: set[asyncio.Task[None]] = set()
 
 
 def _int(value: Any) -> int:
@@ -210,7 +209,7 @@ def reply_for(
                 if isinstance(run, dict) and isinstance(run.get("id"), str):
                     seen_runs[run["id"]] = run
                     if event == "thread.run.created" and ctx.target is not None:
-                        _spawn(run_answer(run, ctx.target))  # recorded even if the client leaves
+                        spawn(run_answer(run, ctx.target))  # recorded even if the client leaves
         return True
 
     async def on_stream_end(target: Target) -> None:
@@ -274,9 +273,3 @@ def reply_for(
         return Reply(on_end=on_content, content=True)
     # sub-resources: passed through as they are (a file's content as bytes, whatever its type)
     return Reply(content=op.sub == ("content",))
-
-
-def _spawn(work: Any) -> None:
-    task = asyncio.get_running_loop().create_task(work)
-    _background.add(task)
-    task.add_done_callback(_background.discard)

@@ -25,18 +25,9 @@ from typing import Any, cast
 
 import orjson
 
-from relaygate.asgi import (
-    BodyLimitExceeded,
-    BodyReadTimeout,
-    Request,
-    UnsupportedContentEncoding,
-    ok_body,
-    read_body,
-    send_json,
-)
+from relaygate.asgi import Request, ok_body, send_json
 from relaygate.context import RelayContext
 from relaygate.errors import (
-    BodyTooLarge,
     InvalidRequest,
     ModelNotFound,
     NotFound,
@@ -55,6 +46,8 @@ from relaygate.relay.pipeline import (
     fail,
     finish,
     internal_error,
+    json_object,
+    read_request_body,
     record,
     run_watched,
     shutdown_cut,
@@ -94,31 +87,10 @@ async def _read(state: AppState, req: Request, method: str) -> tuple[dict[str, A
         form = await read_form(req, s.max_upload_bytes, s.body_timeout)
         fields = {p.name: p.text() for p in form.parts if p.filename is None}
         return fields, form
-    try:
-        raw = await read_body(req, s.max_body_bytes, s.body_timeout)
-    except BodyLimitExceeded as exc:
-        raise BodyTooLarge(
-            f"The request body is larger than the {exc.limit // 1024} KiB this gateway accepts."
-        ) from None
-    except BodyReadTimeout as exc:
-        raise InvalidRequest(
-            f"The request body did not arrive: {exc}.", code="request_timeout", status=408
-        ) from None
-    except UnsupportedContentEncoding as exc:
-        raise InvalidRequest(
-            f"The request body's {exc}.", code="unsupported_content_encoding", status=415
-        ) from None
-    except Exception as exc:  # a gzip body that does not decompress
-        raise InvalidRequest(f"The request body could not be read: {exc}.") from None
+    raw = await read_request_body(state, req)
     if not raw.strip():
         return {}, None
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return body, None
+    return json_object(raw), None
 
 
 async def _list(state: AppState, req: Request, ctx: RelayContext, op: ObjectPath) -> None:

@@ -39,12 +39,15 @@ __all__ = [
     "fail",
     "finish",
     "internal_error",
+    "json_object",
     "parse_json_body",
+    "read_request_body",
     "record",
     "relay_request",
     "require_model",
     "run_watched",
     "shutdown_cut",
+    "take_stream_flags",
 ]
 
 log = logging.getLogger("relaygate")
@@ -83,6 +86,26 @@ def authenticate(state: AppState, req: Request, ctx: RelayContext) -> None:
 
 
 async def parse_json_body(state: AppState, req: Request) -> dict[str, Any]:
+    raw = await read_request_body(state, req)
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; send a JSON object.")
+    return json_object(raw)
+
+
+def json_object(raw: bytes) -> dict[str, Any]:
+    """A request body parsed as a JSON object, or the client's error."""
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("The request body is not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return body
+
+
+async def read_request_body(state: AppState, req: Request) -> bytes:
+    """The request body within the gateway's limits; each way it can fail is the
+    client's error with its own status (413 size, 408 stall, 415 encoding, 400 gzip)."""
     s = state.settings
     try:
         raw = await read_body(req, s.max_body_bytes, s.body_timeout)
@@ -100,15 +123,7 @@ async def parse_json_body(state: AppState, req: Request) -> dict[str, Any]:
         ) from None
     except BodyEncodingError as exc:
         raise InvalidRequest(f"The request body could not be decompressed: {exc}.") from None
-    if not raw.strip():
-        raise InvalidRequest("The request body is empty; send a JSON object.")
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        raise InvalidRequest("The request body is not valid JSON.") from None
-    if not isinstance(body, dict):
-        raise InvalidRequest("The request body must be a JSON object.")
-    return body
+    return raw
 
 
 def require_model(body: dict[str, Any]) -> str:
@@ -116,6 +131,26 @@ def require_model(body: dict[str, Any]) -> str:
     if not isinstance(model, str) or not model.strip():
         raise InvalidRequest("`model` is required and must be a string.", param="model")
     return model
+
+
+def take_stream_flags(ctx: RelayContext, body: dict[str, Any]) -> None:
+    """Check ``stream`` and ``stream_options.include_usage`` (chat, completions) and set
+    ``ctx.stream`` / ``ctx.include_usage`` from them."""
+    stream = body.get("stream")
+    if stream is not None and not isinstance(stream, bool):
+        raise InvalidRequest("`stream` must be true or false.", param="stream")
+    opts = body.get("stream_options")
+    if opts is not None:
+        if not isinstance(opts, dict):
+            raise InvalidRequest("`stream_options` must be an object.", param="stream_options")
+        usage = opts.get("include_usage")
+        if usage is not None and not isinstance(usage, bool):
+            raise InvalidRequest(
+                "`stream_options.include_usage` must be true or false.",
+                param="stream_options.include_usage",
+            )
+    ctx.stream = stream is True
+    ctx.include_usage = ctx.stream and isinstance(opts, dict) and opts.get("include_usage") is True
 
 
 def internal_error(ctx: RelayContext, exc: BaseException) -> RelayError:

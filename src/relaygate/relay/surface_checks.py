@@ -19,7 +19,7 @@ from relaygate.billing.tokens import count_value
 from relaygate.context import RelayContext
 from relaygate.errors import InvalidRequest
 from relaygate.relay.multipart import Form, Part
-from relaygate.relay.pipeline import require_model
+from relaygate.relay.pipeline import require_model, take_stream_flags
 
 __all__ = [
     "completions",
@@ -67,24 +67,6 @@ def _text(body: dict[str, Any], name: str, *, required: bool, limit: int = 1_000
     return value
 
 
-def _stream(ctx: RelayContext, body: dict[str, Any]) -> None:
-    stream = body.get("stream")
-    if stream is not None and not isinstance(stream, bool):
-        raise InvalidRequest("`stream` must be true or false.", param="stream")
-    opts = body.get("stream_options")
-    if opts is not None:
-        if not isinstance(opts, dict):
-            raise InvalidRequest("`stream_options` must be an object.", param="stream_options")
-        usage = opts.get("include_usage")
-        if usage is not None and not isinstance(usage, bool):
-            raise InvalidRequest(
-                "`stream_options.include_usage` must be true or false.",
-                param="stream_options.include_usage",
-            )
-    ctx.stream = stream is True
-    ctx.include_usage = ctx.stream and isinstance(opts, dict) and opts.get("include_usage") is True
-
-
 def _prompt_ok(prompt: Any) -> bool:
     if isinstance(prompt, str):
         return True
@@ -109,7 +91,7 @@ def completions(ctx: RelayContext, body: dict[str, Any]) -> None:
     _int(body, "max_tokens", 0, 10_000_000)
     _int(body, "n", 1, 128)
     _int(body, "best_of", 1, 128)
-    _stream(ctx, body)
+    take_stream_flags(ctx, body)
 
 
 def moderations(ctx: RelayContext, body: dict[str, Any]) -> None:
