@@ -12,6 +12,7 @@ variations, transcriptions, translations) are read as streamed multipart forms
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -109,8 +110,14 @@ async def _relay(
             f.close()
 
 
-def _json_reply(ctx: RelayContext, measure: Callable[[dict[str, Any]], Measure | None]) -> Reply:
-    """A JSON answer: its usage (or the local count) and its measure are what is charged."""
+def _json_reply(
+    ctx: RelayContext,
+    measure: Callable[[dict[str, Any]], Measure | None],
+    on_usage: Callable[[], None] | None = None,
+) -> Reply:
+    """A JSON answer: its usage (or the local count) and its measure are what is charged.
+    A streamed answer (GPT image and transcription streams): the usage an event reports
+    (its last one), then ``on_usage``; the measure stays the one made before the call."""
 
     async def on_json(obj: dict[str, Any], target: Target) -> None:
         ctx.usage = _usage_of(obj)
@@ -118,7 +125,18 @@ def _json_reply(ctx: RelayContext, measure: Callable[[dict[str, Any]], Measure |
         if m is not None:
             ctx.put(MEASURE, m)
 
-    return Reply(on_json=on_json)
+    def on_event(event: str | None, data: bytes) -> bool:
+        if b'"usage"' in data and data.startswith(b"{"):
+            with contextlib.suppress(orjson.JSONDecodeError):
+                obj = orjson.loads(data)
+                usage = _usage_of(obj) if isinstance(obj, dict) else None
+                if usage is not None:
+                    ctx.usage = usage
+                    if on_usage is not None:
+                        on_usage()
+        return True
+
+    return Reply(on_json=on_json, on_event=on_event)
 
 
 # ---- completions --------------------------------------------------------------------------
@@ -202,7 +220,11 @@ def _images_reply(ctx: RelayContext, body: dict[str, Any]) -> Reply:
             made = 0  # gpt-image-1 style: the reported tokens are the bill
         return Measure(images=made, size=estimate.size, quality=estimate.quality)
 
-    return _json_reply(ctx, measure)
+    def streamed_tokens() -> None:
+        if checks.token_priced(ctx):  # as above: the streamed tokens are the bill
+            ctx.put(MEASURE, Measure(size=estimate.size, quality=estimate.quality))
+
+    return _json_reply(ctx, measure, streamed_tokens)
 
 
 async def handle_image_generations(state: AppState, req: Request) -> None:

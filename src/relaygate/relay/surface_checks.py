@@ -9,6 +9,7 @@ upstream. Limits follow OpenAI's API reference (``docs/api-surface.md``).
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import mutagen
@@ -43,14 +44,16 @@ FILES = "__files__"
 
 SPEECH_MAX_CHARS = 4096
 RERANK_MAX_DOCUMENTS = 1000
+#: an integer form field: ASCII digits only (``int`` takes "²" for a digit, then fails)
+_DIGITS = re.compile(r"[0-9]{1,18}")
 
 
 def _int(body: dict[str, Any], name: str, low: int, high: int) -> int | None:
     value = body.get(name)
     if value is None:
         return None
-    if isinstance(value, str) and value.isdigit():  # multipart fields arrive as text
-        value = int(value)
+    if FILES in body and isinstance(value, str) and _DIGITS.fullmatch(value):
+        value = int(value)  # a multipart field arrives as text; a JSON number must be one
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise InvalidRequest(f"`{name}` must be an integer from {low} to {high}.", param=name)
     return value
