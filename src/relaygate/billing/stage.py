@@ -124,6 +124,17 @@ class Billing:
         self._packages[user_id] = (now + PACKAGES_TTL, found)
         return found
 
+    def price_of(self, model: str) -> ModelPrice | None:
+        """The model's price; an alias without one of its own is charged at the first
+        priced model it stands for."""
+        price = self.prices.get(model)
+        if price is None and self.chain is not None:
+            for served in self.chain(model)[1:]:
+                price = self.prices.get(served)
+                if price is not None:
+                    break
+        return price
+
     # ---- reserve -----------------------------------------------------------------------
     def _max_output(self, body: dict[str, Any], price: ModelPrice | None) -> int:
         for field in ("max_completion_tokens", "max_tokens"):
@@ -153,12 +164,7 @@ class Billing:
     async def _reserve(self, ctx: RelayContext, body: dict[str, Any]) -> None:
         assert ctx.user is not None and ctx.key is not None and ctx.model is not None
         model = ctx.model
-        price = self.prices.get(model)
-        if price is None and self.chain is not None:
-            for served in self.chain(model)[1:]:
-                price = self.prices.get(served)
-                if price is not None:
-                    break
+        price = self.price_of(model)
         mult = self.prices.multiplier(ctx.user.group_name)
         endpoint = ctx.endpoint
         prompt = (
@@ -317,12 +323,7 @@ class Billing:
         when the job was created (the balance may go below zero by it). The caller has
         claimed the object's charge (``storage/objects.py``) so it is made once."""
         assert ctx.user is not None
-        price = self.prices.get(model)
-        if price is None and self.chain is not None:
-            for served in self.chain(model)[1:]:
-                price = self.prices.get(served)
-                if price is not None:
-                    break
+        price = self.price_of(model)
         mult = self.prices.multiplier(ctx.user.group_name)
         await self.book.reserve(("u", ctx.user.id), 0, self._lease_units)
         res = Reservation("balance" if price is not None else "unpriced", price, mult, 0)

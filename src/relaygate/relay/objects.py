@@ -31,7 +31,6 @@ from relaygate.errors import (
     InvalidRequest,
     ModelNotFound,
     NotFound,
-    RelayError,
     ServiceUnavailable,
 )
 from relaygate.providers.base import Adaptor, SurfaceAdaptor, Target
@@ -42,15 +41,13 @@ from relaygate.relay.multipart import Form, read_form
 from relaygate.relay.object_paths import ObjectPath, parse_path, references
 from relaygate.relay.passthrough import Reply, exchange
 from relaygate.relay.pipeline import (
+    answer_failure,
     authenticate,
-    fail,
-    finish,
-    internal_error,
+    end_request,
     json_object,
     read_request_body,
     record,
     run_watched,
-    shutdown_cut,
 )
 from relaygate.routing.router import Candidate
 from relaygate.state import AppState
@@ -211,23 +208,12 @@ async def handle_object(state: AppState, req: Request, op: ObjectPath) -> None:
         reply = charges.reply_for(state, ctx, op, method, body, root, refs, form)
         call = _make_call(state, req, ctx, op, body, form, reply)
         await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call))
-    except RelayError as err:
-        if not ctx.started_response:
-            await fail(state, req, ctx, err)
-    except asyncio.CancelledError:
-        if not ctx.started_response and not ctx.client_disconnected:
-            await fail(state, req, ctx, shutdown_cut())
-        raise
-    except Exception as exc:
-        crash = internal_error(ctx, exc)
-        if not ctx.started_response:
-            await fail(state, req, ctx, crash)
+    except (Exception, asyncio.CancelledError) as exc:
+        await answer_failure(state, req, ctx, exc)
     finally:
         if form is not None:
             form.close()
-        record(state, ctx)
-        await chain.after(ctx)
-        finish(state, req, ctx)
+        await end_request(state, req, ctx)
 
 
 def _make_call(

@@ -132,6 +132,13 @@ def _frame(event: str | None, data: bytes) -> bytes:
     return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
 
 
+async def _start_events(req: Request, ctx: RelayContext, target: Target) -> None:
+    ctx.claim(target)
+    headers = [*SSE_HEADERS, (b"x-request-id", req.request_id.encode())]
+    await req.send({"type": "http.response.start", "status": 200, "headers": headers})
+    ctx.first_byte_at = time.perf_counter()
+
+
 async def _relay_events(
     state: AppState,
     req: Request,
@@ -150,10 +157,7 @@ async def _relay_events(
             if not events:
                 continue
             if not started:
-                ctx.claim(target)
-                headers = [*SSE_HEADERS, (b"x-request-id", req.request_id.encode())]
-                await req.send({"type": "http.response.start", "status": 200, "headers": headers})
-                ctx.first_byte_at = time.perf_counter()
+                await _start_events(req, ctx, target)
                 started = True
             if observe is not None:
                 events = [(e, d) for e, d in events if observe(e, d)]
@@ -171,10 +175,7 @@ async def _relay_events(
         await req.send({"type": "http.response.body", "body": payload, "more_body": False})
         return
     if not started:
-        ctx.claim(target)
-        headers = [*SSE_HEADERS, (b"x-request-id", req.request_id.encode())]
-        await req.send({"type": "http.response.start", "status": 200, "headers": headers})
-        ctx.first_byte_at = time.perf_counter()
+        await _start_events(req, ctx, target)
     if observe is not None:
         rest = [(e, d) for e, d in rest if observe(e, d)]
     if reply.on_end is not None:

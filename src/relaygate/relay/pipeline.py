@@ -34,7 +34,9 @@ from relaygate.routing.order import affinity_key
 from relaygate.state import AppState
 
 __all__ = [
+    "answer_failure",
     "authenticate",
+    "end_request",
     "extract_key",
     "fail",
     "finish",
@@ -307,18 +309,31 @@ async def relay_request(
         await chain.before(ctx, body)
         call = make_call(body)
         await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call, affinity))
-    except RelayError as err:
-        if not ctx.started_response:  # a started stream has ended with its own error event
-            await fail(state, req, ctx, err)
-    except asyncio.CancelledError:
+    except (Exception, asyncio.CancelledError) as exc:
+        await answer_failure(state, req, ctx, exc)
+    finally:
+        await end_request(state, req, ctx)
+
+
+async def answer_failure(
+    state: AppState, req: Request, ctx: RelayContext, exc: BaseException
+) -> None:
+    """A relayed request failed: a ``RelayError`` is answered as itself, anything else as a
+    logged 500 ``internal_error``, a cancellation (the server stops) as 503 ``stream_cut``
+    and then raised again. A response already started has ended with its own error event
+    (or a cut connection): nothing more is sent."""
+    if isinstance(exc, asyncio.CancelledError):
         if not ctx.started_response and not ctx.client_disconnected:
             await fail(state, req, ctx, shutdown_cut())  # the server stops: say so
-        raise
-    except Exception as exc:
-        crash = internal_error(ctx, exc)
-        if not ctx.started_response:
-            await fail(state, req, ctx, crash)
-    finally:
-        record(state, ctx)  # settles the charge (locally counted usage too) with the row
-        await chain.after(ctx)  # so the limits' token windows see the final usage
-        finish(state, req, ctx)
+        raise exc
+    err = exc if isinstance(exc, RelayError) else internal_error(ctx, exc)
+    if not ctx.started_response:
+        await fail(state, req, ctx, err)
+
+
+async def end_request(state: AppState, req: Request, ctx: RelayContext) -> None:
+    """Whatever happened: record the row (which settles the charge, locally counted usage
+    too), let the after-filters see the final usage, write the access-log line."""
+    record(state, ctx)
+    await state.filters.after(ctx)
+    finish(state, req, ctx)
