@@ -441,7 +441,15 @@ class RelayGateApp:
         await self._reject(req, err2)
 
     async def _preflight(self, req: Request, path: str, allow: bytes) -> None:
-        methods = _allowed(path) or ("POST",)  # a route not built yet: answer its 501 later
+        methods = _allowed(path)
+        if methods is None:
+            try:
+                is_object = parse_object_path(path if path.startswith("/v1/") else "/v1" + path)
+            except RelayError:
+                is_object = None
+            # object endpoints (relay/objects.py) take GET, POST and DELETE; a route not
+            # built yet takes POST (its 501 comes with the request itself)
+            methods = ("GET", "POST", "DELETE") if is_object is not None else ("POST",)
         headers = self.cors.preflight_headers(
             allow, (*methods, "OPTIONS"), req.headers.get(b"access-control-request-headers")
         )

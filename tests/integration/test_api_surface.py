@@ -335,3 +335,29 @@ def test_model_whose_channels_lack_the_endpoint_is_refused(world: World) -> None
         assert exc.value.body["code"] == "unsupported_endpoint"  # type: ignore[index]
     finally:
         gw.admin("DELETE", f"/channels/{cid}")
+
+
+def test_completion_without_upstream_usage_is_counted_here(world: World) -> None:
+    world.emus[0].configure(usage="never")
+    r = world.client.completions.with_raw_response.create(
+        model="house-instruct", prompt="Say hi to everyone", max_tokens=30
+    )
+    c = r.parse()
+    assert c.usage is None and c.choices[0].text
+    row = log_row(world.gw, r.headers["x-request-id"])
+    assert row["prompt_tokens"] > 0 and row["completion_tokens"] > 0
+    assert units(row) == 2 * row["prompt_tokens"] + 8 * row["completion_tokens"]
+
+
+def test_transcription_formats_include_diarized_json(world: World) -> None:
+    r = _post(world, "/audio/transcriptions",
+              data={"model": "house-whisper", "response_format": "diarized_json"},
+              files={"file": ("a.wav", wav(0.5), "audio/wav")})  # fmt: skip
+    # passed on (whisper-1 itself may refuse the format: the upstream decides, not the gateway)
+    assert world.emus[0].stats.snapshot()["recorded"][-1]["path"] == "/v1/audio/transcriptions"
+    world.emus[0].stats.reset()
+    r = _post(world, "/audio/transcriptions",
+              data={"model": "house-whisper", "response_format": "yaml"},
+              files={"file": ("a.wav", wav(0.5), "audio/wav")})  # fmt: skip
+    assert r.status_code == 403 and r.json()["error"]["param"] == "response_format"
+    assert world.emus[0].stats.snapshot()["recorded"] == []

@@ -430,3 +430,33 @@ def test_work_charged_later_needs_a_balance_to_start(world: World) -> None:
             call()
         assert exc.value.body["code"] == "insufficient_quota"  # type: ignore[index]
     assert world.paths(0) == [] and world.paths(1) == []
+
+
+def test_a_run_may_name_only_models_its_channel_serves(world: World) -> None:
+    asst = world.a.beta.assistants.create(model="house-gpt")
+    thread = world.a.beta.threads.create()
+    with pytest.raises(openai.APIStatusError) as exc:
+        world.a.beta.threads.runs.create(thread_id=thread.id, assistant_id=asst.id,
+                                         model="gpt-4.5-preview")  # fmt: skip
+    assert exc.value.body["code"] == "model_not_found"  # type: ignore[index]
+
+
+def test_cancelling_a_run_needs_no_balance(world: World) -> None:
+    world.emus[0].configure(job_seconds=30)
+    try:
+        uid = world.gw.create_user("spent", balance="0.01")
+        spent = openai.OpenAI(api_key=world.gw.create_key(uid), base_url=world.gw.base_url,
+                              max_retries=0)  # fmt: skip
+        asst = spent.beta.assistants.create(model="house-gpt")
+        thread = spent.beta.threads.create(messages=[{"role": "user", "content": "hi"}])
+        run = spent.beta.threads.runs.create(thread_id=thread.id, assistant_id=asst.id)
+        time.sleep(2.5)  # the worker gives its idle budget lease back
+        world.gw.admin("POST", f"/users/{uid}/balance", {"amount": "-0.01", "reason": "spent"})
+        assert world.gw.balance(uid)["balance_units"] == 0
+        with pytest.raises(openai.APIStatusError) as exc:  # no new work ...
+            spent.beta.threads.runs.create(thread_id=thread.id, assistant_id=asst.id)
+        assert exc.value.body["code"] == "insufficient_quota"  # type: ignore[index]
+        cancelled = spent.beta.threads.runs.cancel(run.id, thread_id=thread.id)  # ... but this
+        assert cancelled.status in ("cancelling", "cancelled")
+    finally:
+        world.emus[0].configure(job_seconds=0.3)

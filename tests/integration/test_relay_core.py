@@ -231,6 +231,14 @@ def test_cors_preflight_and_response_headers(core: Core) -> None:
     # an origin not in the list gets no CORS headers
     r = post(core, {"model": "gpt-4o-mini", "messages": MSG}, Origin="https://evil.example")
     assert "access-control-allow-origin" not in r.headers
+    # object endpoints take GET, POST and DELETE (a browser deleting a file)
+    for path in ("/files/file-abc", "/threads/thread_1/messages"):
+        r = httpx.options(
+            core.gw.base_url + path,
+            headers={"Origin": "https://chat.example", "Access-Control-Request-Method": "DELETE"},
+        )
+        assert r.status_code == 204
+        assert "DELETE" in r.headers["access-control-allow-methods"]
 
 
 def test_bad_stream_options_and_deep_nesting_are_clear_errors(core: Core) -> None:

@@ -75,6 +75,16 @@ RESERVATION: Slot[Reservation] = Slot("billing.reservation")
 ProvisionalLine = Callable[[RelayContext, Usage], bytes | None]
 
 
+def _charges_anything(price: ModelPrice) -> bool:
+    return any(
+        getattr(price, name)
+        for name in (
+            "input", "output", "per_request", "per_image", "per_second", "per_character",
+            "training",
+        )
+    ) or bool(price.image_prices)  # fmt: skip
+
+
 class Billing:
     """The billing stage of one worker."""
 
@@ -219,9 +229,16 @@ class Billing:
             ):
                 res.how, res.package_id, res.amount = "credit", pkg.id, worst
                 return
-        if price is None or worst == 0:
-            res.how = "free" if price is not None else "unpriced"
+        if price is None:
+            res.how = "unpriced"
             return
+        if worst == 0:
+            if not _charges_anything(price):
+                res.how = "free"
+                return
+            # priced, but its size is only known from the answer (a transcription whose
+            # length could not be read here): promise a unit, charge what is reported
+            worst = 1
         key = ctx.key
         if key.spend_limit is not None:
             if not await self.book.reserve(("k", key.id), worst, self._lease_units):

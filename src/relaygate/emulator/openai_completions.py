@@ -141,8 +141,9 @@ async def completions(
             {"text": c.text, "index": i, "logprobs": None, "finish_reason": c.finish}
             for i, c in enumerate(choices)
         ],
-        "usage": usage,
     }
+    if knobs.usage != "never":  # "never": an upstream that reports no usage at all
+        payload["usage"] = usage
     return await host.send_json(request, knobs, payload)
 
 

@@ -40,6 +40,8 @@ __all__ = ["Unrecorded", "reply_for", "undo_path"]
 log = logging.getLogger("relaygate")
 
 _SNIFF = 64 * 1024
+#: final statuses of runs and batches (their usage is final)
+_ENDED = frozenset({"completed", "failed", "cancelled", "expired", "incomplete"})
 
 
 def _int(value: Any) -> int:
@@ -110,7 +112,8 @@ def _due(kind: str, obj: dict[str, Any]) -> tuple[Usage | None, Measure | None] 
             return None, Measure(training_tokens=tokens)
     elif kind in ("thread.run", "batch"):
         usage = obj.get("usage")
-        if status == "completed" and isinstance(usage, dict):
+        if status in _ENDED and isinstance(usage, dict):  # tokens used are billed, however
+            # the run or batch ended (OpenAI bills a failed or cancelled run's usage too)
             prompt = _int(usage.get("prompt_tokens")) or _int(usage.get("input_tokens"))
             completion = _int(usage.get("completion_tokens")) or _int(usage.get("output_tokens"))
             if prompt or completion:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from typing import Any, cast
 
 import orjson
@@ -58,6 +59,10 @@ __all__ = ["handle_object", "parse_path"]
 log = logging.getLogger("relaygate")
 
 _LIST_MAX = 100
+#: ``limit`` of a list: ASCII digits (``int`` takes "²" for a digit, then fails)
+_LIMIT = re.compile(r"[0-9]{1,3}")
+#: the methods of OpenAI's object API (no PUT or PATCH anywhere): others are not relayed
+_METHODS = ("GET", "POST", "DELETE")
 _PASSED_HEADERS = (b"openai-beta",)
 
 
@@ -94,7 +99,7 @@ async def _list(state: AppState, req: Request, ctx: RelayContext, op: ObjectPath
     """A top-level list, from the record: the caller's objects only."""
     query = _query(req)
     limit_text = query.get("limit", "20")
-    if not limit_text.isdigit() or not 1 <= int(limit_text) <= _LIST_MAX:
+    if not _LIMIT.fullmatch(limit_text) or not 1 <= int(limit_text) <= _LIST_MAX:
         raise InvalidRequest(f"`limit` must be an integer from 1 to {_LIST_MAX}.", param="limit")
     order = query.get("order", "desc")
     if order not in ("asc", "desc"):
@@ -169,15 +174,21 @@ async def _candidates(
     router = state.router
     if channel is not None:
         return router.channel_candidate(channel, model), refs
+    # a user's new objects stay together inside a priority tier (sticky per user), so a
+    # thread and the assistant it runs with are not put on two channels by the weights
+    sticky = f"objects:{ctx.user.id}"
     if model is not None:
-        return router.surface_candidates(op.surface, model, key, ctx.user.group_name), refs
-    return router.surface_channels(op.surface, ctx.user.group_name), refs
+        group = ctx.user.group_name
+        return router.surface_candidates(op.surface, model, key, group, sticky), refs
+    return router.surface_channels(op.surface, ctx.user.group_name, sticky), refs
 
 
 def _charged_later(op: ObjectPath) -> bool:
     """A POST here starts work charged when it is done (``relay/object_billing.py``)."""
-    if op.creates_run or op.run_id is not None:  # a run, tool outputs that resume one
+    if op.creates_run:
         return True
+    if op.run_id is not None:  # tool outputs resume a run; cancelling one costs nothing
+        return op.sub[-1] == "submit_tool_outputs"
     if op.root is None:
         return op.kind in ("fine_tuning.job", "batch", "video")
     return op.kind == "video" and op.sub == ("remix",)
@@ -195,7 +206,7 @@ async def handle_object(state: AppState, req: Request, op: ObjectPath) -> None:
         if op.root is None and method == "GET" and op.collection != "threads/runs":
             await _list(state, req, ctx, op)
             return
-        if op.root is None and method != "POST":
+        if method not in _METHODS or (op.root is None and method != "POST"):
             raise InvalidRequest(
                 f"{method} is not allowed on {req.path}.", code="method_not_allowed", status=405
             )

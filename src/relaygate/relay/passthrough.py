@@ -50,8 +50,6 @@ class Reply:
     on_event: OnEvent | None = None
     #: a stream or a byte answer was delivered whole (before the log row is recorded)
     on_end: OnEnd | None = None
-    #: the JSON answer's status is passed on (201 for some creations); else 200
-    keep_status: bool = False
     #: the answer is content (a file's, a video's): passed on as bytes whatever its type
     content: bool = False
 
@@ -97,9 +95,8 @@ async def exchange(
             ctx.first_byte_at = time.perf_counter()
             ctx.finished = True
             record(state, ctx)
-            code = status if reply.keep_status else 200
             body = ok_body(obj, state.settings.envelope)
-            await send_json(req.send, code, body, req.request_id)
+            await send_json(req.send, 200, body, req.request_id)
             return
         headers = [(b"x-request-id", req.request_id.encode())]
         for name in _PASSED:

@@ -21,7 +21,7 @@ import orjson
 
 from relaygate.asgi import Request
 from relaygate.billing.media import Measure
-from relaygate.billing.stage import MEASURE, METER
+from relaygate.billing.stage import MEASURE, METER, RESERVATION
 from relaygate.billing.tokens import count_text
 from relaygate.context import RelayContext
 from relaygate.providers.base import Adaptor, Target, Usage
@@ -142,7 +142,21 @@ def _json_reply(
 # ---- completions --------------------------------------------------------------------------
 def _completions_reply(ctx: RelayContext, body: dict[str, Any]) -> Reply:
     if not ctx.stream:
-        return _json_reply(ctx, lambda obj: None)
+
+        async def on_json(obj: dict[str, Any], target: Target) -> None:
+            usage = _usage_of(obj)
+            if usage is None:  # an upstream that reports none: counted here
+                res = ctx.get(RESERVATION)
+                prompt = res.prompt_tokens if res is not None else 0
+                completion = sum(
+                    count_text(c["text"])
+                    for c in obj.get("choices") or ()
+                    if isinstance(c, dict) and isinstance(c.get("text"), str)
+                )
+                usage = Usage(prompt, completion, prompt + completion)
+            ctx.usage = usage
+
+        return Reply(on_json=on_json)
     wants_usage = ctx.include_usage
     meter = ctx.get(METER)
 

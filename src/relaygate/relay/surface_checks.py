@@ -199,15 +199,19 @@ def audio_milliseconds(path: str) -> int | None:
     return None
 
 
+#: OpenAI's transcript formats (diarized_json: gpt-4o-transcribe-diarize)
+_TRANSCRIPT_FORMATS = ("json", "text", "srt", "verbose_json", "vtt", "diarized_json")
+
+
 def transcription(ctx: RelayContext, body: dict[str, Any]) -> None:
     uploads = _files(body, "file")
     if len(uploads) != 1:
         raise InvalidRequest("`file` is required: upload one audio file.", param="file")
     ctx.model = require_model(body)
     fmt = body.get("response_format")
-    if fmt is not None and fmt not in ("json", "text", "srt", "verbose_json", "vtt"):
+    if fmt is not None and fmt not in _TRANSCRIPT_FORMATS:
         raise InvalidRequest(
-            "`response_format` must be json, text, srt, verbose_json or vtt.",
+            f"`response_format` must be one of {', '.join(_TRANSCRIPT_FORMATS)}.",
             param="response_format",
         )
     path = uploads[0].path

@@ -223,6 +223,12 @@ class Router:
         there and nowhere else; 503 when that channel is gone or disabled."""
         for ch in self._catalog.all_channels():
             if ch.id == channel_id and ch.status == "enabled":
+                if model and model not in ch.models:
+                    raise ModelNotFound(
+                        f"The model `{model}` is not served by the channel that holds this "
+                        "object.",
+                        param="model",
+                    )
                 return [(ch, model or "")]
         raise ServiceUnavailable(
             "The channel that holds this object is disabled or was removed; "
