@@ -29,6 +29,7 @@ from relaygate.providers.surfaces import SURFACES
 
 __all__ = [
     "BETA",
+    "PNG",
     "UPLOAD_CAP",
     "World",
     "assert_error",
@@ -40,6 +41,12 @@ __all__ = [
 ]
 
 UPLOAD_CAP = 3 * 1024 * 1024
+#: a 1x1 PNG (image edits and variations)
+PNG = (
+    b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    b"\x1f\x15\xc4\x89\x00\x00\x00\rIDATx\x9cc\xf8\x0f\x00\x00\x01\x01\x00\x05\x18\xd8N\x00"
+    b"\x00\x00\x00IEND\xaeB`\x82"
+)
 BETA = {"OpenAI-Beta": "assistants=v2"}
 
 MAPPING = {
@@ -78,6 +85,7 @@ class World:
     limited: str  # alice's key that may use house-tts only
     uid: int = 0
     cids: list[int] = field(default_factory=list)
+    client: httpx.Client = field(default_factory=httpx.Client)  # kept-alive connections
 
     def url(self, path: str) -> str:
         return self.gw.base_url + path
@@ -86,14 +94,12 @@ class World:
         return {"Authorization": f"Bearer {key or self.key}", **extra}
 
     def post(self, path: str, key: str | None = None, **kw: Any) -> httpx.Response:
-        headers = self.headers(key, **kw.pop("headers", {}))
-        return httpx.post(self.url(path), headers=headers, timeout=kw.pop("timeout", 20), **kw)
+        return self.request("POST", path, key, **kw)
 
     def request(self, method: str, path: str, key: str | None = None, **kw: Any) -> httpx.Response:
         headers = self.headers(key, **kw.pop("headers", {}))
-        return httpx.request(
-            method, self.url(path), headers=headers, timeout=kw.pop("timeout", 20), **kw
-        )
+        timeout = kw.pop("timeout", 20)
+        return self.client.request(method, self.url(path), headers=headers, timeout=timeout, **kw)
 
     def paths(self) -> list[str]:
         """Every path the two upstreams were sent since the last reset."""
@@ -180,7 +186,9 @@ def start_world(root: Path, **env: str) -> Iterator[World]:
         uid2 = gw.create_user("bob", balance="100")
         key2 = gw.create_key(uid2, name="bob")
         time.sleep(1.2)  # the worker loads the configuration
-        yield World(gw, emus, tmp, key, key2, limited, uid, cids)
+        world = World(gw, emus, tmp, key, key2, limited, uid, cids)
+        with world.client:
+            yield world
     finally:
         gw.stop()
         for emu in emus:

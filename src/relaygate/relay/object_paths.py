@@ -131,7 +131,13 @@ def references(body: Any) -> set[str]:
                 walk(item, depth + 1)
 
     def add(key: str, value: Any) -> None:
-        values = value if isinstance(value, list) else [value]
+        if value is None:
+            return
+        many = key.endswith("_ids")  # file_ids, vector_store_ids: arrays; the rest: one id
+        if many != isinstance(value, list):
+            what = "an array of object ids" if many else "one object id (a string)"
+            raise InvalidRequest(f"`{key}` must be {what}.", param=key)
+        values = value if many else [value]
         for v in values:
             if v is None:
                 continue
