@@ -159,24 +159,31 @@ def test_reference_of_the_wrong_type_is_refused(
     assert_error(world.post(path, json=body, headers=BETA), 403, param=param)
 
 
-@pytest.mark.parametrize(
-    "body",
-    [{"file_ids": [None]}, {"file_ids": ["{file}", None]},
-     {"name": "x", "file_ids": None, "metadata": {"file_id": "not an id at all"}}],
-)  # fmt: skip
+NULLS: list[tuple[str, str, dict[str, Any]]] = [
+    ("/vector_stores", "vector_stores", {"file_ids": [None]}),
+    ("/vector_stores", "vector_stores", {"file_ids": ["{file}", None]}),
+    ("/vector_stores", "vector_stores", {"name": "x", "file_ids": None,
+                                         "metadata": {"file_id": "not an id at all"}}),
+    ("/assistants", "assistants", {"model": "house-gpt",
+                                   "tool_resources": {"file_search": {"vector_store_ids": [None]}}}),
+    ("/fine_tuning/jobs", "fine_tuning/jobs", {"model": "ft-base", "training_file": None}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("path", "collection", "body"), NULLS)
 def test_null_references_are_no_references(
-    world: World, objs: Objects, body: dict[str, Any]
+    world: World, objs: Objects, path: str, collection: str, body: dict[str, Any]
 ) -> None:
     """A null (or a null in an array) names nothing: the upstream decides; nothing is left
     half made either way."""
-    before = world.ids("vector_stores")
+    before = world.ids(collection)
     sent = orjson.loads(orjson.dumps(body).replace(b"{file}", objs.file.encode()))
-    r = world.post("/vector_stores", json=sent, headers=BETA)
+    r = world.post(path, json=sent, headers=BETA)
     if r.status_code == 200:
-        assert world.ids("vector_stores") == [r.json()["id"], *before]
+        assert world.ids(collection) == [r.json()["id"], *before]
     else:
         assert_error(r, 400)
-        assert world.ids("vector_stores") == before
+        assert world.ids(collection) == before
 
 
 def _foreign_refs(o: Objects) -> list[tuple[str, dict[str, Any]]]:
