@@ -225,8 +225,7 @@ class Router:
             if ch.id == channel_id and ch.status == "enabled":
                 if model and model not in ch.models:
                     raise ModelNotFound(
-                        f"The model `{model}` is not served by the channel that holds this "
-                        "object.",
+                        f"The model `{model}` is not served by the channel that holds this object.",
                         param="model",
                     )
                 return [(ch, model or "")]
