@@ -10,24 +10,29 @@ from __future__ import annotations
 import contextlib
 import logging
 import signal
-from collections.abc import Awaitable, Callable
 from types import FrameType
 from typing import Any
-from urllib.parse import unquote
 
 from relaygate.access_log import AccessLog
 from relaygate.api.account_routes import ACCOUNT_PATHS, handle_account
 from relaygate.api.admin_routes import build_admin_app
 from relaygate.api.cors import Cors
-from relaygate.api.health import handle_live, handle_ready
-from relaygate.api.openai_routes import handle_model, handle_models
-from relaygate.api.pricing import handle_pricing
+from relaygate.api.openai_routes import handle_model
 from relaygate.asgi import Receive, Request, Scope, Send, send_json
 from relaygate.billing.book import Book
 from relaygate.billing.prices import PriceTable
 from relaygate.billing.stage import Billing
 from relaygate.billing.tokens import use_encoding
 from relaygate.catalog import Catalog
+from relaygate.dispatch import (
+    HEALTH,
+    NOT_YET,
+    REALTIME_PATHS,
+    RELAY_ROUTES,
+    allowed_methods,
+    extra_call,
+    model_id,
+)
 from relaygate.edge.gzip import gzip_send
 from relaygate.errors import (
     NotFound,
@@ -43,12 +48,9 @@ from relaygate.filters.limits import LimitsFilter
 from relaygate.logs import setup_logging
 from relaygate.pacing import freeze_startup_heap, limit_malloc_arenas, lower_helper_threads
 from relaygate.providers.registry import AdaptorRegistry
-from relaygate.relay.chat import handle_chat
-from relaygate.relay.embeddings import handle_embeddings
 from relaygate.relay.multipart import sweep_spools
 from relaygate.relay.object_paths import parse_path as parse_object_path
-from relaygate.relay.objects import handle_object
-from relaygate.relay.surface import SURFACE_ROUTES
+from relaygate.relay.realtime import handle_realtime
 from relaygate.requestlog.retention import UsageRollup
 from relaygate.requestlog.writer import UsageLogWriter
 from relaygate.routing.breakers import Breakers
@@ -69,53 +71,6 @@ from relaygate.transport.factory import create_transport
 __all__ = ["RelayGateApp", "create_app"]
 
 log = logging.getLogger("relaygate")
-
-Handler = Callable[[AppState, Request], Awaitable[None]]
-
-RELAY_ROUTES: dict[tuple[str, str], Handler] = {}
-#: methods served per known path (a wrong method is 405 with ``Allow``)
-ALLOWED: dict[str, tuple[str, ...]] = {}
-for _prefix in ("/v1", ""):
-    RELAY_ROUTES[("POST", f"{_prefix}/chat/completions")] = handle_chat
-    RELAY_ROUTES[("POST", f"{_prefix}/embeddings")] = handle_embeddings
-    RELAY_ROUTES[("GET", f"{_prefix}/models")] = handle_models
-# the public price catalogue (no key needed)
-RELAY_ROUTES[("GET", "/v1/pricing")] = handle_pricing
-RELAY_ROUTES[("GET", "/api/pricing")] = handle_pricing
-#: the rest of the model endpoints (relay/surface.py): byte answers, so no gzip wrapper
-SURFACE: dict[str, Handler] = {}
-for _path, _handler in SURFACE_ROUTES.items():
-    SURFACE[_path] = SURFACE[_path[3:]] = _handler
-    ALLOWED[_path] = ALLOWED[_path[3:]] = ("POST",)
-for _method, _path in RELAY_ROUTES:
-    ALLOWED[_path] = (*ALLOWED.get(_path, ()), _method)
-for _path, _methods in ACCOUNT_PATHS.items():  # balance, packages, usage (account_routes.py)
-    ALLOWED[_path] = _methods
-
-HEALTH: dict[str, Handler] = {
-    "/healthz": handle_live,
-    "/livez": handle_live,
-    "/readyz": handle_ready,
-}
-for _path in HEALTH:
-    ALLOWED[_path] = ("GET",)
-
-# In the product surface but not built yet: say so plainly.
-NOT_YET = ("/v1/responses", "/v1/uploads", "/v1/realtime")
-
-_MODEL_PREFIXES = ("/v1/models/", "/models/")
-
-
-def _allowed(path: str) -> tuple[str, ...] | None:
-    """The methods served at a known path (None: not a path this gateway serves)."""
-    return ALLOWED.get(path) or (("GET",) if _model_id(path) is not None else None)
-
-
-def _model_id(path: str) -> str | None:
-    for prefix in _MODEL_PREFIXES:
-        if path.startswith(prefix) and len(path) > len(prefix):
-            return unquote(path[len(prefix) :])
-    return None
 
 
 class RelayGateApp:
@@ -307,6 +262,13 @@ class RelayGateApp:
                 await self._crashed(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
+        elif kind == "websocket":
+            st = self.state
+            if st is None or scope["path"] not in REALTIME_PATHS:
+                await receive()  # websocket.connect
+                await send({"type": "websocket.close", "code": 1008 if st else 1013})
+                return
+            await handle_realtime(st, scope, receive, send)
 
     async def _crashed(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Last resort for an exception no handler caught: log it and answer with the
@@ -368,7 +330,7 @@ class RelayGateApp:
             finally:
                 st.inflight -= 1
             return
-        if await self._surface(st, req, path, method):
+        if await self._extra(st, req, path, method):
             return
         if path in ACCOUNT_PATHS and await handle_account(st, req):
             return
@@ -377,25 +339,22 @@ class RelayGateApp:
             if health is not None:
                 await health(st, req)
                 return
-            model_id = _model_id(path)
-            if model_id is not None:
-                await handle_model(st, req, model_id)
+            detail = model_id(path)
+            if detail is not None:
+                await handle_model(st, req, detail)
                 return
         await self._unmatched(req, path, method)
 
-    async def _surface(self, st: AppState, req: Request, path: str, method: str) -> bool:
-        """The rest of the API surface: model endpoints (``relay/surface.py``) and the
-        object endpoints (``relay/objects.py``). False when ``path`` is neither."""
-        handler = SURFACE.get(path) if method == "POST" else None
-        op = None
-        if handler is None:
-            try:
-                op = parse_object_path(path if path.startswith("/v1/") else "/v1" + path)
-            except RelayError as err:
-                await self._reject(req, err)
-                return True
-            if op is None:
-                return False
+    async def _extra(self, st: AppState, req: Request, path: str, method: str) -> bool:
+        """The other client formats and the rest of the API surface (``dispatch.py``
+        ``extra_call``), within the in-flight bound. False when ``path`` is none of them."""
+        try:
+            call = extra_call(st, req, path, method)
+        except RelayError as err:  # an object path with a malformed id
+            await self._reject(req, err)
+            return True
+        if call is None:
+            return False
         if st.inflight >= self.settings.max_inflight:
             st.shed += 1
             await self._reject(
@@ -404,17 +363,13 @@ class RelayGateApp:
             return True
         st.inflight += 1
         try:
-            if handler is not None:
-                await handler(st, req)
-            else:
-                assert op is not None
-                await handle_object(st, req, op)
+            await call()
         finally:
             st.inflight -= 1
         return True
 
     async def _unmatched(self, req: Request, path: str, method: str) -> None:
-        allowed = _allowed(path)
+        allowed = allowed_methods(path)
         if allowed is not None and method not in allowed:
             if method == "OPTIONS":  # a plain OPTIONS (no CORS preflight): say what is served
                 await send_json(
@@ -441,7 +396,7 @@ class RelayGateApp:
         await self._reject(req, err2)
 
     async def _preflight(self, req: Request, path: str, allow: bytes) -> None:
-        methods = _allowed(path)
+        methods = allowed_methods(path)
         if methods is None:
             try:
                 is_object = parse_object_path(path if path.startswith("/v1/") else "/v1" + path)

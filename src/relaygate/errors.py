@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, ClassVar
@@ -231,18 +231,27 @@ def sanitize(text: str, secrets: Iterable[str] = ()) -> str:
 
 
 async def send_error(
-    send: Send, err: RelayError, request_id: str, *, envelope: bool, openai_statuses: bool
+    send: Send,
+    err: RelayError,
+    request_id: str,
+    *,
+    envelope: bool,
+    openai_statuses: bool,
+    render: Callable[[RelayError, int], bytes] | None = None,
 ) -> int:
-    """Answer with ``err`` as a JSON error; returns the HTTP status sent."""
+    """Answer with ``err`` as a JSON error (``render``: in another format's shape, given
+    the error and the status); returns the HTTP status sent."""
     status = err.http_status(openai_statuses)
     extra = None
     if err.retry_after is not None:
         extra = [(b"retry-after", str(max(1, math.ceil(err.retry_after))).encode())]
     elif status in (429, 503):
         extra = [(b"retry-after", b"1")]
-    await send_json(
-        send, status, error_body(err, envelope=envelope, status=status), request_id, extra
-    )
+    if render is not None:
+        body = render(err, status)
+    else:
+        body = error_body(err, envelope=envelope, status=status)
+    await send_json(send, status, body, request_id, extra)
     return status
 
 

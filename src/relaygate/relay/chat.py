@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -25,19 +26,22 @@ from relaygate.errors import InvalidRequest, RelayError, UpstreamError
 from relaygate.providers.base import Adaptor, Target, Usage
 from relaygate.relay.attempt import Call, build_request, fetch, upstream_failure
 from relaygate.relay.pipeline import (
+    Parse,
     internal_error,
+    parse_json_body,
     record,
     relay_request,
     require_model,
     shutdown_cut,
     take_stream_flags,
 )
+from relaygate.relay.present import PRESENTER
 from relaygate.relay.sse import SSEDecoder
 from relaygate.relay.stream import SSEWriter, error_payload
 from relaygate.stages import StopStream
 from relaygate.state import AppState
 
-__all__ = ["handle_chat"]
+__all__ = ["chat_attempt", "handle_chat", "take_chat_body"]
 
 
 def _validate(body: dict[str, Any]) -> str:
@@ -79,8 +83,19 @@ def _has_token(payload: bytes) -> bool:
     return False
 
 
-async def handle_chat(state: AppState, req: Request) -> None:
+async def handle_chat(
+    state: AppState,
+    req: Request,
+    *,
+    parse: Parse = parse_json_body,
+    prepare: Callable[[RelayContext], None] | None = None,
+) -> None:
+    """``POST /v1/chat/completions``. The other inbound formats (``relay/present.py``) come
+    through here too: ``parse`` reads their body as a chat-completions one, ``prepare``
+    puts their presenter and error renderer in the request's context."""
     ctx = RelayContext(req.request_id, "chat", client_ip=req.client_ip)
+    if prepare is not None:
+        prepare(ctx)
 
     def make_call(body: dict[str, Any]) -> Call:
         async def call(adaptor: Adaptor, target: Target) -> None:
@@ -91,7 +106,29 @@ async def handle_chat(state: AppState, req: Request) -> None:
 
         return call
 
-    await relay_request(state, req, ctx, _take_body, make_call)
+    await relay_request(state, req, ctx, _take_body, make_call, parse=parse)
+
+
+async def chat_attempt(
+    state: AppState,
+    req: Request,
+    ctx: RelayContext,
+    adaptor: Adaptor,
+    target: Target,
+    body: dict[str, Any],
+) -> None:
+    """One chat-completions attempt (stream or not, after ``ctx.stream``) for the other
+    inbound formats that build their own call (``relay/messages.py``: an Anthropic channel
+    takes the request natively, any other gets it as chat completions)."""
+    if ctx.stream:
+        await _stream(state, req, ctx, adaptor, target, body)
+    else:
+        await _unary(state, req, ctx, adaptor, target, body)
+
+
+def take_chat_body(ctx: RelayContext, body: dict[str, Any]) -> None:
+    """The chat body's checks (model, messages, stream flags), setting ``ctx``."""
+    _take_body(ctx, body)
 
 
 async def _unary(
@@ -116,7 +153,9 @@ async def _unary(
     ctx.first_byte_at = time.perf_counter()
     ctx.finished = True
     record(state, ctx)
-    await send_json(req.send, 200, ok_body(obj, state.settings.envelope), req.request_id)
+    present = ctx.get(PRESENTER)  # another inbound format (relay/present.py)
+    out = ok_body(obj, state.settings.envelope) if present is None else present.unary(ctx, obj)
+    await send_json(req.send, 200, out, req.request_id)
 
 
 async def _stream(
@@ -130,7 +169,11 @@ async def _stream(
     chain = state.filters
     filtering = bool(chain.chunk_filters)
     ureq = build_request(target, lambda: adaptor.chat_request(target, body, True))
-    out = SSEWriter(req.send, ctx, req.request_id, state.settings.sse_keepalive)
+    present = ctx.get(PRESENTER)  # another inbound format (relay/present.py)
+    if present is None:
+        out = SSEWriter(req.send, ctx, req.request_id, state.settings.sse_keepalive)
+    else:
+        out = present.writer(req.send, ctx, req.request_id, state.settings.sse_keepalive)
 
     waiting: list[bytes] = []  # chunks held while hedged attempts race
 

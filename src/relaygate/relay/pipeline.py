@@ -30,6 +30,7 @@ from relaygate.errors import (
     send_error,
 )
 from relaygate.relay.attempt import Call, run_attempts
+from relaygate.relay.present import ERROR_RENDER
 from relaygate.routing.order import affinity_key
 from relaygate.state import AppState
 
@@ -220,7 +221,12 @@ async def fail(state: AppState, req: Request, ctx: RelayContext, err: RelayError
     ctx.finished = True
     record(state, ctx)
     await send_error(
-        req.send, err, req.request_id, envelope=s.envelope, openai_statuses=s.openai_status_codes
+        req.send,
+        err,
+        req.request_id,
+        envelope=s.envelope,
+        openai_statuses=s.openai_status_codes,
+        render=ctx.get(ERROR_RENDER),  # another inbound format's error shape (relay/present.py)
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 
 import orjson
 
@@ -21,7 +22,7 @@ from relaygate.context import RelayContext
 from relaygate.errors import RelayError
 from relaygate.relay.sse import DONE_FRAME, frame
 
-__all__ = ["KEEPALIVE_FRAME", "SSEWriter", "error_payload"]
+__all__ = ["KEEPALIVE_FRAME", "SSEWriter", "TranslatingWriter", "error_payload"]
 
 KEEPALIVE_FRAME = b": keep-alive\n\n"
 
@@ -73,16 +74,25 @@ class SSEWriter:
         if not payloads:
             return
         body = frame(payloads[0]) if len(payloads) == 1 else b"".join(map(frame, payloads))
+        if self._handle is not None:  # write() inlined: this runs for every chunk batch
+            self._last = self._loop.time()
+        await self._send({"type": "http.response.body", "body": body, "more_body": True})
+
+    async def write(self, body: bytes) -> None:
+        """Send bytes already framed (the response has started)."""
         if self._handle is not None:
             self._last = self._loop.time()
         await self._send({"type": "http.response.body", "body": body, "more_body": True})
 
     async def close(self, payloads: list[bytes]) -> None:
         """Send the last payloads and ``[DONE]``, and end the response."""
+        await self.end(b"".join(map(frame, payloads)) + DONE_FRAME)
+
+    async def end(self, body: bytes) -> None:
+        """Send the last bytes (already framed) and end the response."""
         self.stop_keepalive()
         if not self.started:
             await self._start()
-        body = b"".join(map(frame, payloads)) + DONE_FRAME
         self.closed = True
         await self._send({"type": "http.response.body", "body": body, "more_body": False})
 
@@ -110,3 +120,35 @@ class SSEWriter:
             self.stop_keepalive()
         finally:
             self._sending = None
+
+
+class TranslatingWriter(SSEWriter):
+    """The stream writer for a client that speaks another format (``relay/present.py``):
+    each batch of OpenAI chunk payloads becomes that format's frames through ``translate``,
+    and ``finish`` gives the frames that end it (instead of ``[DONE]``)."""
+
+    __slots__ = ("_finish", "_translate")
+
+    def __init__(
+        self,
+        send: Send,
+        ctx: RelayContext,
+        request_id: str,
+        keepalive: float,
+        translate: Callable[[list[bytes]], bytes],
+        finish: Callable[[], bytes],
+    ) -> None:
+        super().__init__(send, ctx, request_id, keepalive)
+        self._translate = translate
+        self._finish = finish
+
+    async def emit(self, payloads: list[bytes]) -> None:
+        if not self.started:
+            await self._start()
+        body = self._translate(payloads) if payloads else b""
+        if body:
+            await self.write(body)
+
+    async def close(self, payloads: list[bytes]) -> None:
+        body = self._translate(payloads) if payloads else b""
+        await self.end(body + self._finish())
