@@ -22,6 +22,7 @@ from relaygate.emulator.base import (
 from relaygate.emulator.knobs import Knobs
 from relaygate.emulator.openai_endpoints import add_model_routes
 from relaygate.emulator.openai_objects import add_object_routes
+from relaygate.emulator.openai_realtime import add_realtime_routes
 
 __all__ = ["OpenAIEmulator"]
 
@@ -106,6 +107,7 @@ class OpenAIEmulator(Provider):
             app.router.add_get(f"{prefix}/models", self.api(self.models))
             add_model_routes(self, app, prefix)
         add_object_routes(self, app, self.prefixes)  # files, jobs, assistants... (openai only)
+        add_realtime_routes(self, app, self.prefixes)  # /realtime over WebSocket
 
     # -- errors ---------------------------------------------------------------------------
     _ERRORS: ClassVar[dict[int, tuple[str, str, str | None]]] = {

@@ -34,7 +34,8 @@ __all__ = [
 ]
 
 #: surfaces whose requests name a model (routed like chat: by model)
-MODEL_SURFACES = ("completions", "moderations", "images", "audio", "rerank")
+#: ("realtime": ``/v1/realtime`` over WebSocket, relay/realtime.py)
+MODEL_SURFACES = ("completions", "moderations", "images", "audio", "rerank", "realtime")
 #: surfaces of stateful objects (routed to the channel that holds the object)
 OBJECT_SURFACES = ("files", "fine_tuning", "assistants", "vector_stores", "batches", "videos")
 SURFACES = MODEL_SURFACES + OBJECT_SURFACES

@@ -1,0 +1,229 @@
+"""The OpenAI Realtime API over WebSocket (``GET {prefix}/realtime?model=...``), emulated.
+
+Text only, deterministic: the server sends ``session.created`` on connect; answers
+``session.update`` with ``session.updated``, ``conversation.item.create`` with
+``conversation.item.created`` (the item kept in the conversation), ``response.create`` with
+``response.created``, the knobs' ``reply`` in ``chunks`` deltas, ``response.output_text.done``
+and ``response.done`` whose ``usage`` counts the conversation's text (input) and the reply
+(output). Event names follow the GA API; a client that sent ``OpenAI-Beta: realtime=v1``
+gets the beta names (``response.text.delta``/``.done``). A binary frame is echoed back
+(not an API feature: it lets tests see binary frames pass). An unknown event type is answered
+with an ``error`` event and the session stays open.
+
+Failures: the upgrade goes through ``Provider.api`` checks (the key) and ``Provider.gate``
+(``error-NNN`` models and the ``fail_*`` knobs refuse it with that HTTP status); a model whose
+name contains ``close-after-N`` closes the socket (1011) after N responses, ``close-now``
+right after ``session.created``. :func:`realtime_counts` says how many sessions are open and
+how many ended, and how (for tests: a client leaving must close the upstream session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from aiohttp import WSMsgType, web
+
+from relaygate.emulator.base import EarlyResponse, Provider, count_tokens, split_text
+from relaygate.emulator.knobs import Knobs, RecordedRequest
+
+__all__ = ["RealtimeCounts", "add_realtime_routes", "realtime_counts"]
+
+_CLOSE_AFTER = re.compile(r"close-after-(\d+)")
+
+
+@dataclass(slots=True)
+class RealtimeCounts:
+    open: int = 0
+    ended: int = 0
+    #: close codes of the ended sessions, as the emulator saw them (client's or its own)
+    closes: list[int] = field(default_factory=list)
+
+
+_COUNTS: weakref.WeakKeyDictionary[Provider, RealtimeCounts] = weakref.WeakKeyDictionary()
+
+
+def realtime_counts(provider: Provider) -> RealtimeCounts:
+    """The realtime sessions of one emulator (``EmulatorServer.impl``)."""
+    counts = _COUNTS.get(provider)
+    if counts is None:
+        counts = _COUNTS[provider] = RealtimeCounts()
+    return counts
+
+
+class _Session:
+    """One emulated session's conversation and event numbering."""
+
+    def __init__(self, provider: Provider, model: str, beta: bool) -> None:
+        self.provider = provider
+        self.model = model
+        self.beta = beta
+        self.items: list[str] = []  # text of the conversation items
+        self.instructions = ""
+        self.responses = 0
+        self._n = 0
+
+    def event(self, kind: str, **fields: Any) -> str:
+        self._n += 1
+        return orjson.dumps({"type": kind, "event_id": f"event_{self._n:06d}", **fields}).decode()
+
+    def session_object(self) -> dict[str, Any]:
+        return {
+            "type": "realtime",
+            "object": "realtime.session",
+            "id": "sess_emulated",
+            "model": self.model,
+            "output_modalities": ["text"],
+            "instructions": self.instructions,
+        }
+
+    def answer(self, knobs: Knobs, request: dict[str, Any]) -> list[str]:
+        """The events of one response."""
+        self.responses += 1
+        rid = f"resp_{self.responses:04d}"
+        item = f"item_r{self.responses:04d}"
+        reply = knobs.reply
+        base = {"object": "realtime.response", "id": rid, "output_modalities": ["text"]}
+        out = [self.event("response.created", response={**base, "status": "in_progress"})]
+        delta = "response.text.delta" if self.beta else "response.output_text.delta"
+        done = "response.text.done" if self.beta else "response.output_text.done"
+        where = {"response_id": rid, "item_id": item, "output_index": 0, "content_index": 0}
+        for piece in split_text(reply, knobs.chunks):
+            out.append(self.event(delta, **where, delta=piece))
+        out.append(self.event(done, **where, text=reply))
+        extra = request.get("instructions") if isinstance(request, dict) else None
+        prompt_text = " ".join([self.instructions, *self.items, str(extra or "")])
+        input_tokens = max(1, count_tokens(prompt_text))
+        output_tokens = max(1, count_tokens(reply))
+        usage = {
+            "total_tokens": input_tokens + output_tokens,
+            "input_tokens": input_tokens,
+            "output_tokens": output_tokens,
+            "input_token_details": {
+                "text_tokens": input_tokens,
+                "audio_tokens": 0,
+                "cached_tokens": 0,
+            },
+            "output_token_details": {"text_tokens": output_tokens, "audio_tokens": 0},
+        }
+        message = {
+            "id": item,
+            "type": "message",
+            "role": "assistant",
+            "status": "completed",
+            "content": [{"type": "output_text", "text": reply}],
+        }
+        self.items.append(reply)
+        response = {**base, "status": "completed", "output": [message], "usage": usage}
+        out.append(self.event("response.done", response=response))
+        return out
+
+
+def _item_text(item: Any) -> str:
+    if not isinstance(item, dict):
+        return ""
+    parts = item.get("content")
+    if not isinstance(parts, list):
+        return ""
+    return " ".join(
+        str(p.get("text") or p.get("transcript") or "") for p in parts if isinstance(p, dict)
+    )
+
+
+async def _handle(
+    session: _Session, ws: web.WebSocketResponse, knobs: Knobs, event: Any
+) -> list[str]:
+    kind = event.get("type") if isinstance(event, dict) else None
+    if kind == "session.update":
+        update = event.get("session")
+        if isinstance(update, dict) and isinstance(update.get("instructions"), str):
+            session.instructions = update["instructions"]
+        return [session.event("session.updated", session=session.session_object())]
+    if kind == "conversation.item.create":
+        item = event.get("item")
+        session.items.append(_item_text(item))
+        stored = {
+            "id": f"item_{len(session.items):04d}",
+            **(item if isinstance(item, dict) else {}),
+        }
+        name = "conversation.item.created" if session.beta else "conversation.item.added"
+        return [session.event(name, previous_item_id=None, item=stored)]
+    if kind == "response.create":
+        if knobs.chunk_interval_ms:
+            await asyncio.sleep(knobs.chunk_interval_ms / 1000)
+        request = event.get("response")
+        return session.answer(knobs, request if isinstance(request, dict) else {})
+    error = {
+        "type": "invalid_request_error",
+        "code": "invalid_event" if kind is None else "unknown_event",
+        "message": f"Unsupported event type {kind!r} (emulated).",
+        "param": None,
+        "event_id": event.get("event_id") if isinstance(event, dict) else None,
+    }
+    return [session.event("error", error=error)]
+
+
+def _close_after(model: str) -> int | None:
+    if "close-now" in model:
+        return 0
+    m = _CLOSE_AFTER.search(model)
+    return int(m.group(1)) if m else None
+
+
+def add_realtime_routes(
+    provider: Provider, app: web.Application, prefixes: tuple[str, ...]
+) -> None:
+    """Register ``GET {prefix}/realtime`` for each prefix."""
+    counts = realtime_counts(provider)
+    core = provider.core
+
+    async def realtime(request: web.Request) -> web.StreamResponse:
+        knobs = core.knobs
+        provider.stats._record(
+            RecordedRequest(request.method, request.path, request.query, request.headers, None)
+        )
+        model = request.query.get("model", "")
+        try:
+            provider.check_request(request, knobs)
+            if not model:
+                raise EarlyResponse(provider.error(400, "Missing required parameter: 'model'."))
+            await provider.gate(knobs, model)
+        except EarlyResponse as early:
+            return early.response
+        ws = web.WebSocketResponse(protocols=("realtime",), heartbeat=None)
+        await ws.prepare(request)
+        beta = "realtime=v1" in request.headers.get("OpenAI-Beta", "")
+        session = _Session(provider, model, beta)
+        limit = _close_after(model)
+        counts.open += 1
+        try:
+            await ws.send_str(session.event("session.created", session=session.session_object()))
+            if limit == 0:
+                await ws.close(code=1011, message=b"emulated close")
+            async for msg in ws:
+                if msg.type is WSMsgType.BINARY:
+                    await ws.send_bytes(msg.data)
+                    continue
+                if msg.type is not WSMsgType.TEXT:
+                    break
+                try:
+                    event = orjson.loads(msg.data)
+                except orjson.JSONDecodeError:
+                    event = None
+                for frame in await _handle(session, ws, core.knobs, event):
+                    await ws.send_str(frame)
+                if limit is not None and session.responses >= limit:
+                    await ws.close(code=1011, message=b"emulated close")
+                    break
+        finally:
+            counts.open -= 1
+            counts.ended += 1
+            counts.closes.append(ws.close_code if ws.close_code is not None else 1006)
+        return ws
+
+    for prefix in prefixes:
+        app.router.add_get(f"{prefix}/realtime", realtime)
