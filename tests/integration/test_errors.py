@@ -168,7 +168,7 @@ def test_501_not_implemented(env: Env) -> None:
         "not_implemented",
         env,
     )
-    check(post(env, "/responses", json={"model": "x", "input": "cat"}), 501, "not_implemented", env)
+    check(post(env, "/uploads", json={"purpose": "batch"}), 501, "not_implemented", env)
 
 
 @pytest.mark.parametrize("status", [500, 503, 401])

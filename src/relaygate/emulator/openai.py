@@ -23,6 +23,7 @@ from relaygate.emulator.knobs import Knobs
 from relaygate.emulator.openai_endpoints import add_model_routes
 from relaygate.emulator.openai_objects import add_object_routes
 from relaygate.emulator.openai_realtime import add_realtime_routes
+from relaygate.emulator.openai_responses import add_responses_routes
 
 __all__ = ["OpenAIEmulator"]
 
@@ -108,6 +109,7 @@ class OpenAIEmulator(Provider):
             add_model_routes(self, app, prefix)
         add_object_routes(self, app, self.prefixes)  # files, jobs, assistants... (openai only)
         add_realtime_routes(self, app, self.prefixes)  # /realtime over WebSocket
+        add_responses_routes(self, app, self.prefixes, self.name)  # /responses (openai only)
 
     # -- errors ---------------------------------------------------------------------------
     _ERRORS: ClassVar[dict[int, tuple[str, str, str | None]]] = {

@@ -35,7 +35,9 @@ __all__ = [
 
 #: surfaces whose requests name a model (routed like chat: by model)
 #: ("realtime": ``/v1/realtime`` over WebSocket, relay/realtime.py)
-MODEL_SURFACES = ("completions", "moderations", "images", "audio", "rerank", "realtime")
+MODEL_SURFACES = (
+    "completions", "moderations", "images", "audio", "rerank", "realtime", "responses",
+)  # fmt: skip
 #: surfaces of stateful objects (routed to the channel that holds the object)
 OBJECT_SURFACES = ("files", "fine_tuning", "assistants", "vector_stores", "batches", "videos")
 SURFACES = MODEL_SURFACES + OBJECT_SURFACES
@@ -49,7 +51,7 @@ PROFILE_SURFACES: dict[str, frozenset[str]] = {
     "openai": _OPENAI,
     "azure_v1": frozenset(
         {"completions", "images", "audio", "files", "fine_tuning", "assistants"}
-        | {"vector_stores", "batches"}
+        | {"vector_stores", "batches", "responses"}
     ),
     "azure": frozenset({"completions", "images", "audio"}),
     "generic": frozenset(SURFACES),
