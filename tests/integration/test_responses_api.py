@@ -44,6 +44,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     emus = {
         "openai": EmulatorServer("openai", knobs=Knobs(api_key="sk-up-o")).start(),
         "deepseek": EmulatorServer("deepseek", knobs=Knobs(api_key="sk-up-d")).start(),
+        "anthropic": EmulatorServer("anthropic", knobs=Knobs(api_key="sk-ant-up")).start(),
     }
     gw = Gateway(Path(tmp_path_factory.mktemp("responses")), {})
     try:
@@ -58,7 +59,12 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             base_url=emus["deepseek"].base_url, keys=["sk-up-d"], models=["resp-chat"],
             model_mapping={"resp-chat": "deepseek-chat"},
         )  # fmt: skip
-        for model in ("resp-native", "resp-chat"):
+        gw.create_channel(
+            name="anthropic", provider="anthropic", base_url=emus["anthropic"].base_url,
+            keys=["sk-ant-up"], models=["resp-claude"],
+            model_mapping={"resp-claude": "claude-sonnet-4-20250514"},
+        )  # fmt: skip
+        for model in ("resp-native", "resp-chat", "resp-claude"):
             gw.admin("POST", "/prices", {"currency": "CNY", "per": "1m", "model": model,
                                          "input": "2", "output": "8"})  # fmt: skip
         keys = []
@@ -101,7 +107,7 @@ def upstream_paths(emu: EmulatorServer) -> list[str]:
     return [r["path"] for r in recorded(emu)]
 
 
-@pytest.mark.parametrize("model", ["resp-native", "resp-chat"])
+@pytest.mark.parametrize("model", ["resp-native", "resp-chat", "resp-claude"])
 def test_whole_response_is_billed_by_its_usage(world: World, model: str) -> None:
     raw = world.client.responses.with_raw_response.create(
         model=model, input="Say hi in Portuguese", instructions="Be brief."
@@ -117,10 +123,13 @@ def test_whole_response_is_billed_by_its_usage(world: World, model: str) -> None
     assert units(row) == resp.usage.input_tokens * 2 + resp.usage.output_tokens * 8
     native = model == "resp-native"
     assert ("/v1/responses" in upstream_paths(world.emus["openai"])) is native
-    assert ("/v1/chat/completions" in upstream_paths(world.emus["deepseek"])) is not native
+    if model == "resp-chat":
+        assert upstream_paths(world.emus["deepseek"]) == ["/v1/chat/completions"]
+    if model == "resp-claude":
+        assert upstream_paths(world.emus["anthropic"]) == ["/v1/messages"]
 
 
-@pytest.mark.parametrize("model", ["resp-native", "resp-chat"])
+@pytest.mark.parametrize("model", ["resp-native", "resp-chat", "resp-claude"])
 def test_stream_events_and_usage(world: World, model: str) -> None:
     with world.client.responses.stream(model=model, input="Say hi") as stream:
         events = list(stream)
@@ -134,7 +143,7 @@ def test_stream_events_and_usage(world: World, model: str) -> None:
     assert final.usage is not None and final.usage.output_tokens > 0
 
 
-@pytest.mark.parametrize("model", ["resp-native", "resp-chat"])
+@pytest.mark.parametrize("model", ["resp-native", "resp-chat", "resp-claude"])
 def test_function_call_then_output_next_turn(world: World, model: str) -> None:
     first = world.client.responses.create(model=model, input="Weather in Florence?", tools=[TOOL])
     calls = [o for o in first.output if o.type == "function_call"]
@@ -218,7 +227,7 @@ def test_translated_stream_tool_call_events(world: World) -> None:
     assert call.type == "function_call" and call.name == "weather"
 
 
-@pytest.mark.parametrize("model", ["resp-native", "resp-chat"])
+@pytest.mark.parametrize("model", ["resp-native", "resp-chat", "resp-claude"])
 def test_stream_is_billed_by_the_completed_events_usage(world: World, model: str) -> None:
     with world.client.responses.with_streaming_response.create(
         model=model, input="Say hi", stream=True
