@@ -13,6 +13,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from relaygate.errors import AuthError, ModelNotFound, PolicyError
 from relaygate.storage.records import ChannelRecord, KeyRecord, ModelRouteRecord, UserRecord
@@ -59,6 +60,7 @@ class Catalog:
         self._known_models: set[str] = set()
         self._chains: dict[str, tuple[str, ...]] = {}  # model route -> models to try, in order
         self._hedges: dict[str, float] = {}  # model -> hedging threshold (seconds)
+        self._shaping: dict[str, dict[str, Any]] = {}  # model -> shaping rules (routes)
         self._task: asyncio.Task[None] | None = None
         #: called after every (re)load: caches built from the same revision (prices)
         self.listeners: list[Callable[[int], Awaitable[None]]] = []
@@ -85,7 +87,10 @@ class Catalog:
             chans.sort(key=lambda c: (-c.priority, c.id))
         chains: dict[str, tuple[str, ...]] = {}
         hedges: dict[str, float] = {}
+        shaping: dict[str, dict[str, Any]] = {}
         for name, route in snap.routes.items():
+            if route.shaping:
+                shaping[name] = route.shaping
             chain = chains[name] = _expand(name, snap.routes)
             if route.hedge_after_ms:
                 hedges[name] = route.hedge_after_ms / 1000
@@ -94,7 +99,7 @@ class Catalog:
             if name not in models and served is not None:  # an alias: listed like a model
                 models[name] = ModelEntry(name, served.owned_by, int(route.created_at.timestamp()))
         self._snap, self._by_model, self._models, self._known_models = snap, by_model, models, known
-        self._chains, self._hedges = chains, hedges
+        self._chains, self._hedges, self._shaping = chains, hedges, shaping
         for listener in self.listeners:
             try:
                 await listener(snap.revision)
@@ -166,6 +171,11 @@ class Catalog:
     def hedge_after(self, model: str) -> float | None:
         """Seconds without a first byte after which a request for ``model`` is hedged."""
         return self._hedges.get(model)
+
+    def shaping(self, model: str) -> dict[str, Any] | None:
+        """The request-shaping rules of requests for ``model`` (its route's ``shaping``;
+        ``services/shaping.py``), None when it has none."""
+        return self._shaping.get(model) if self._shaping else None
 
     def all_channels(self) -> tuple[ChannelRecord, ...]:
         """Every channel of the snapshot, whatever its status (health checks, admin)."""

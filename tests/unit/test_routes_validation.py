@@ -44,6 +44,7 @@ def test_route_create_defaults_and_force() -> None:
             "fallbacks": ["a", "b"],
             "hedge_after_ms": None,
             "description": "",
+            "shaping": None,
         },
         False,
     )

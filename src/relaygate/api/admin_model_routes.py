@@ -1,8 +1,8 @@
-"""The admin API of model routes (aliases, fallback chains, per-model hedging; the rules are
-in ``relaygate.services.routes``):
+"""The admin API of model routes (aliases, fallback chains, per-model hedging and
+request-shaping rules; the rules are in ``relaygate.services.routes``):
 
 * ``GET /admin/api/model-routes`` - every route, by name; ``POST`` - create one
-  (``{"name", "fallbacks", "hedge_after_ms", "description", "force"}``);
+  (``{"name", "fallbacks", "hedge_after_ms", "description", "shaping", "force"}``);
 * ``GET``/``PATCH``/``DELETE /admin/api/model-routes/{name}`` - one route (a name may hold
   ``/``, e.g. ``Qwen/Qwen3-8B``: the rest of the path is the name).
 

@@ -36,6 +36,7 @@ from relaygate.relay.pipeline import (
     take_stream_flags,
 )
 from relaygate.relay.present import PRESENTER
+from relaygate.relay.shaping import shaped_chat
 from relaygate.relay.sse import SSEDecoder
 from relaygate.relay.stream import SSEWriter, error_payload
 from relaygate.stages import StopStream
@@ -139,6 +140,7 @@ async def _unary(
     target: Target,
     body: dict[str, Any],
 ) -> None:
+    body = shaped_chat(state, ctx, target, body)  # the model's and channel's rules, if any
     ureq = build_request(target, lambda: adaptor.chat_request(target, body, False))
     raw = await fetch(state, adaptor, target, ureq)
     obj, usage = adaptor.chat_response(target, raw, legacy_functions=ureq.legacy_functions)
@@ -168,6 +170,7 @@ async def _stream(
 ) -> None:
     chain = state.filters
     filtering = bool(chain.chunk_filters)
+    body = shaped_chat(state, ctx, target, body)  # the model's and channel's rules, if any
     ureq = build_request(target, lambda: adaptor.chat_request(target, body, True))
     present = ctx.get(PRESENTER)  # another inbound format (relay/present.py)
     if present is None:

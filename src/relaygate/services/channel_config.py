@@ -21,6 +21,7 @@ from relaygate.services.fields import (
     string_list,
     string_map,
 )
+from relaygate.services.shaping_rules import shaping_rules
 
 __all__ = [
     "CHANNEL_GROUPS_MAX",
@@ -232,6 +233,8 @@ _CONFIG_KEYS: dict[str, Any] = {  # known provider extras, checked when present
     ),
     "fixed_temperature": _mapping(string(1, 128), _number(0, 2)),
     "token_ttl": _seconds(0, TOKEN_TTL_MAX_S, low_exclusive=True),
+    # request shaping, any provider (services/shaping*.py; docs/request-shaping.md)
+    "shaping": shaping_rules,
 }
 
 

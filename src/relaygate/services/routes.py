@@ -11,7 +11,11 @@ for the public model ``n`` is served:
 An *alias* is a route whose name no channel serves: its requests are served by its fallbacks
 only. ``hedge_after_ms`` (50..60000, or null for none) is the hedging threshold for requests
 of this model: when the first byte has not arrived after that many milliseconds, the same
-request starts on the next candidate and the first to answer is kept.
+request starts on the next candidate and the first to answer is kept. ``shaping`` (an object,
+or null for none) holds the request-shaping rules of requests for ``n``
+(``services/shaping_rules.py`` checks them; docs/request-shaping.md). A route may hold only
+shaping rules: ``{"name": "gpt-4o", "shaping": {…}}`` for a model some channel serves, with
+no fallbacks, changes nothing about how it is served.
 
 What a save refuses, each with a :class:`ValidationError` naming the field and saying why:
 
@@ -22,7 +26,8 @@ What a save refuses, each with a :class:`ValidationError` naming the field and s
 * a fallback that no channel serves (in any status) and no route defines: probably a typo,
   refused unless the body says ``"force": true`` (not stored);
 * a route whose name no channel serves and that has no fallbacks (it would serve nothing);
-* ``hedge_after_ms`` out of range; unknown fields.
+* ``hedge_after_ms`` out of range; ``shaping`` rules ``shaping_rules`` refuses; unknown
+  fields.
 
 A patch is checked as a whole: the stored route with the change applied, against the other
 stored routes. Deleting a route that another route names as a fallback is refused when no
@@ -49,6 +54,7 @@ from relaygate.services.fields import (
     string,
     string_list,
 )
+from relaygate.services.shaping_rules import shaping_rules
 from relaygate.storage.base import Conflict
 from relaygate.storage.records import ModelRouteRecord
 from relaygate.storage.repo import Repository
@@ -71,6 +77,12 @@ HEDGE_MAX_MS = 60_000
 
 _model_name = string(1, 128, no_space=True)
 
+
+def _shaping(name: str, value: Any) -> dict[str, Any] | None:
+    """The rules, or None when they do nothing (``{}``)."""
+    return shaping_rules(name, value) or None
+
+
 ROUTE = Schema(
     "model route",
     {
@@ -78,6 +90,7 @@ ROUTE = Schema(
         "fallbacks": Field(string_list(0, _model_name, max_items=FALLBACKS_MAX), default=[]),
         "hedge_after_ms": Field(nullable(integer(HEDGE_MIN_MS, HEDGE_MAX_MS)), default=None),
         "description": Field(string(0, 512), default=""),
+        "shaping": Field(nullable(_shaping), default=None),
     },
 )
 

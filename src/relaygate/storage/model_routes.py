@@ -1,4 +1,5 @@
-"""The ``model_routes`` table: model aliases, fallback chains and per-model hedging.
+"""The ``model_routes`` table: model aliases, fallback chains, per-model hedging and
+request-shaping rules.
 
 Stores what it is given: names, fallbacks and thresholds are validated by
 ``relaygate.services.routes`` (which also refuses cycles and unknown fallbacks). Every write
@@ -23,7 +24,7 @@ from relaygate.storage.tables import model_routes
 
 __all__ = ["ModelRouteStore", "route_from_row"]
 
-WRITABLE = ("fallbacks", "hedge_after_ms", "description")
+WRITABLE = ("fallbacks", "hedge_after_ms", "description", "shaping")
 
 
 def route_from_row(r: Any) -> ModelRouteRecord:
@@ -35,6 +36,7 @@ def route_from_row(r: Any) -> ModelRouteRecord:
         description=r["description"] or "",
         created_at=created,
         updated_at=aware(r["updated_at"]) or created,
+        shaping=r.get("shaping") or None,
     )
 
 
@@ -49,6 +51,7 @@ class ModelRouteStore:
         fallbacks: Sequence[str] = (),
         hedge_after_ms: int | None = None,
         description: str = "",
+        shaping: Mapping[str, Any] | None = None,
     ) -> ModelRouteRecord:
         """Raises :class:`Conflict` when a route of that name exists."""
         stamp = now()
@@ -57,6 +60,7 @@ class ModelRouteStore:
             "fallbacks": list(fallbacks),
             "hedge_after_ms": hedge_after_ms,
             "description": description,
+            "shaping": dict(shaping) if shaping else None,
             "created_at": stamp,
             "updated_at": stamp,
         }
@@ -85,6 +89,8 @@ class ModelRouteStore:
         values = columns(fields, WRITABLE)
         if "fallbacks" in values:
             values["fallbacks"] = list(values["fallbacks"])
+        if "shaping" in values:  # {} and null: no rules
+            values["shaping"] = dict(values["shaping"]) if values["shaping"] else None
         values["updated_at"] = now()
         async with self.engine.begin() as conn:
             res = await conn.execute(

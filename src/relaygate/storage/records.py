@@ -194,7 +194,8 @@ class ModelRouteRecord:
     by name's own channels first (if any), then by each of ``fallbacks`` in order (a
     fallback that has a route itself expands to its channels, then its fallbacks). A route
     whose name no channel serves is an *alias*. ``hedge_after_ms``: the hedging threshold
-    for requests of this model (None: no hedging)."""
+    for requests of this model (None: no hedging). ``shaping``: the request-shaping rules of
+    requests for this model (``services/shaping.py``; None: none)."""
 
     name: str
     fallbacks: tuple[str, ...]
@@ -202,6 +203,7 @@ class ModelRouteRecord:
     description: str
     created_at: datetime
     updated_at: datetime
+    shaping: dict[str, Any] | None = None
 
     def to_public(self) -> dict[str, Any]:
         return {
@@ -209,6 +211,7 @@ class ModelRouteRecord:
             "fallbacks": list(self.fallbacks),
             "hedge_after_ms": self.hedge_after_ms,
             "description": self.description,
+            "shaping": self.shaping,
             "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
         }

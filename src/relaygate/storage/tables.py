@@ -296,6 +296,8 @@ model_routes = Table(
     Column("description", String(512), nullable=False, default="", server_default=""),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # request-shaping rules of requests for this model (services/shaping.py); null = none
+    Column("shaping", JSON, nullable=True),
 )
 
 # an object created upstream through a channel (a file, a fine-tuning job, an assistant, a
