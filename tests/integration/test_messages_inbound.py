@@ -85,6 +85,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
             model_mapping={"claude-model": MODELS["claude-model"], "both-model": "claude-shared"},
             priority=10,
         )
+        gw.create_channel(
+            name="an-shaped",
+            provider="anthropic",
+            profile="anthropic",
+            base_url=emus["anthropic"].origin,
+            keys=["sk-up-an"],
+            models=["claude-shaped"],
+            model_mapping={"claude-shaped": MODELS["claude-model"]},
+            config={"shaping": {"defaults": {"temperature": 0}, "system_prefix": "Prefix."}},
+        )
+        gw.admin(
+            "POST",
+            "/model-routes",
+            {"name": "oa-model", "shaping": {"defaults": {"top_p": 0.5}}},
+        )
         for model in MODELS:
             gw.admin(
                 "POST",
@@ -451,3 +466,18 @@ def test_anthropic_only_blocks(world: World) -> None:
     assert info.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
     assert "server_tool_use" in info.value.body["error"]["message"]  # type: ignore[index]
     assert world.emus["openai"].stats.requests == 0
+
+
+def test_shaping_applies_in_both_paths(world: World) -> None:
+    world.client.messages.create(
+        model="claude-shaped",
+        max_tokens=20,
+        system="Be brief.",
+        messages=[{"role": "user", "content": "Hi"}],
+    )
+    sent = world.emus["anthropic"].stats.last_body
+    assert sent["temperature"] == 0 and sent["system"] == "Prefix.\n\nBe brief."
+    world.client.messages.create(
+        model="oa-model", max_tokens=20, messages=[{"role": "user", "content": "Hi"}]
+    )
+    assert world.emus["openai"].stats.last_body["top_p"] == 0.5

@@ -1,6 +1,9 @@
 """One attempt of ``POST /v1/messages`` on an Anthropic channel: the client's request sent
 as is (``inbound/anthropic_native.py``) and the answer passed back as is, stream or not.
 
+The model's and the channel's shaping rules apply to the Messages body under Anthropic's
+names (``services/shaping.py`` ``shape_anthropic``), per attempt like chat's.
+
 Billing reads the answer's own usage (``input_tokens``, ``output_tokens``, cache reads
 and writes: ``providers/anthropic_stream.py`` ``usage_from_anthropic``). A stream is also
 read through the Anthropic adaptor's translator, as a shadow: its OpenAI chunks feed the
@@ -27,8 +30,10 @@ from relaygate.providers.anthropic_stream import anthropic_error, usage_from_ant
 from relaygate.providers.base import Adaptor, Target, UpstreamRequest, Usage, parse_json_object
 from relaygate.relay.attempt import build_request, fetch, upstream_failure
 from relaygate.relay.pipeline import internal_error, record, shutdown_cut
+from relaygate.relay.shaping import attempt_rules
 from relaygate.relay.sse import SSEDecoder
 from relaygate.relay.stream import SSEWriter
+from relaygate.services.shaping import shape_anthropic
 from relaygate.state import AppState
 
 __all__ = ["native_attempt"]
@@ -63,6 +68,8 @@ async def native_attempt(
 ) -> None:
     """``sent``: the client's Messages body; ``chat_body``: its chat translation (for a
     local count when the upstream reports no usage)."""
+    for rules in attempt_rules(state, ctx, target):  # the model's and channel's shaping
+        sent = shape_anthropic(sent, rules)
     version = _header(req, b"anthropic-version")
     beta = _header(req, b"anthropic-beta")
     ureq = build_request(
