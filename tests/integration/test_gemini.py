@@ -310,11 +310,13 @@ def test_image_json_mode_and_thinking_usage(genv: GEnv) -> None:
     assert cfg["responseMimeType"] == "application/json"
     assert "additionalProperties" not in cfg["responseSchema"]
 
-    r = c.chat.completions.create(
+    raw = c.chat.completions.with_raw_response.create(
         model="gemini-2.5-flash",
         messages=[{"role": "user", "content": "Think"}],
         reasoning_effort="medium",
     )
+    r = raw.parse()
+    rid = raw.headers["x-request-id"]
     assert (r.choices[0].message.model_extra or {}).get("reasoning_content")
     assert r.usage is not None and r.usage.completion_tokens_details is not None
     reasoning = r.usage.completion_tokens_details.reasoning_tokens
@@ -326,9 +328,10 @@ def test_image_json_mode_and_thinking_usage(genv: GEnv) -> None:
     # the request log (what billing charges) counts the thinking tokens
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        rows = genv.gw.admin("GET", f"/logs?user_id={genv.user_id}&limit=50")["data"]
-        row = next((x for x in rows if x.get("reasoning_tokens") == reasoning), None)
+        rows = genv.gw.admin("GET", f"/logs?request_id={rid}")["data"]
+        row = rows[0] if rows else None  # this request's row, not any with as many tokens
         if row is not None:
+            assert row["reasoning_tokens"] == reasoning
             assert row["completion_tokens"] == r.usage.completion_tokens
             break
         time.sleep(0.2)

@@ -102,7 +102,7 @@ async def exchange(
         for name in _PASSED:
             value = resp.header(name)
             if value is not None:
-                headers.append((name.encode(), value.encode("latin-1")))
+                headers.append((name.encode(), _header_bytes(value)))
         ctx.claim(target)
         await req.send({"type": "http.response.start", "status": status, "headers": headers})
         ctx.first_byte_at = time.perf_counter()
@@ -121,6 +121,15 @@ async def exchange(
         ctx.finished = True
         record(state, ctx)
         await req.send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _header_bytes(value: str) -> bytes:
+    """A header value as the upstream sent it: the fast client decodes header bytes as
+    latin-1, aiohttp as UTF-8 (a file name like ``ü😀.txt`` in Content-Disposition)."""
+    try:
+        return value.encode("latin-1")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "surrogateescape")
 
 
 def _frame(event: str | None, data: bytes) -> bytes:
