@@ -272,3 +272,11 @@ async def test_migration_0007_down_and_up(repo: Repository) -> None:
     async with repo.engine.begin() as conn:
         assert "shaping" in await conn.run_sync(_cols)
     assert (await repo.model_routes.get("m")) is not None
+
+
+def test_native_responses_are_shaped(world: World) -> None:
+    r = world.client.responses.create(model="sh-model", input="Say hi", top_p=0.9)
+    assert r.output_text
+    sent = world.a.stats.last_body
+    assert sent["instructions"].startswith("Model prefix.")  # the system prefix
+    assert sent["temperature"] == 0 and sent["top_p"] == 0.5

@@ -38,6 +38,9 @@ def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
         workers=workers,
         loop="uvloop",
         http="relaygate.edge.protocol:EdgeProtocol",  # httptools + limits (edge/protocol.py)
+        # /v1/realtime (relay/realtime.py): named, so a missing websockets fails the start
+        # instead of upgrades being served as plain GETs
+        ws="websockets-sansio",
         lifespan="on",
         access_log=False,
         log_level="warning",

@@ -49,9 +49,11 @@ from relaygate.relay.pipeline import (
 )
 from relaygate.relay.present import PRESENTER
 from relaygate.relay.responses_state import Stored, keep, owned_response
+from relaygate.relay.shaping import attempt_rules
 from relaygate.relay.stream import SSEWriter, TranslatingWriter
 from relaygate.routing.order import affinity_key
 from relaygate.routing.router import Candidate, serves
+from relaygate.services.shaping import apply_all, shape_responses
 from relaygate.state import AppState
 
 __all__ = ["handle_responses"]
@@ -273,7 +275,9 @@ def _native_call(state: AppState, req: Request, ctx: RelayContext, body: dict[st
     reply = _native_reply(state, ctx, body)
 
     async def call(adaptor: Adaptor, target: Target) -> None:
-        sc = SurfaceCall("POST", "/responses", json=body)
+        # the model's and the channel's shaping rules, per attempt (docs/request-shaping.md)
+        shaped = apply_all(shape_responses, body, attempt_rules(state, ctx, target))
+        sc = SurfaceCall("POST", "/responses", json=shaped)
         await exchange(state, req, ctx, adaptor, target, sc, reply)
 
     return call
