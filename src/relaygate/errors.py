@@ -240,8 +240,11 @@ async def send_error(
     render: Callable[[RelayError, int], bytes] | None = None,
 ) -> int:
     """Answer with ``err`` as a JSON error (``render``: in another format's shape, given
-    the error and the status); returns the HTTP status sent."""
-    status = err.http_status(openai_statuses)
+    the error and the status); returns the HTTP status sent. Another format's client (the
+    Anthropic or Google SDK) gets the usual HTTP statuses (OpenAI's column of the table):
+    its SDK maps them to its own error types, and the seed's 403-for-everything would read as
+    a permission error there."""
+    status = err.http_status(openai_statuses or render is not None)
     extra = None
     if err.retry_after is not None:
         extra = [(b"retry-after", str(max(1, math.ceil(err.retry_after))).encode())]

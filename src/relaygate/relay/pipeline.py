@@ -216,8 +216,9 @@ async def run_watched(req: Request, ctx: RelayContext, work: Callable[[], Awaita
 async def fail(state: AppState, req: Request, ctx: RelayContext, err: RelayError) -> None:
     """Answer with ``err`` (the response has not started); the row is recorded first."""
     s = state.settings
+    render = ctx.get(ERROR_RENDER)  # another inbound format's error shape (relay/present.py)
     ctx.error_code = err.code
-    ctx.status = err.http_status(s.openai_status_codes)
+    ctx.status = err.http_status(s.openai_status_codes or render is not None)
     ctx.finished = True
     record(state, ctx)
     await send_error(
@@ -226,7 +227,7 @@ async def fail(state: AppState, req: Request, ctx: RelayContext, err: RelayError
         req.request_id,
         envelope=s.envelope,
         openai_statuses=s.openai_status_codes,
-        render=ctx.get(ERROR_RENDER),  # another inbound format's error shape (relay/present.py)
+        render=render,
     )
 
 
