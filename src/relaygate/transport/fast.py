@@ -13,8 +13,7 @@ Through a proxy (``transport/proxy.py``), https targets get a CONNECT tunnel
 absolute form (``POST http://host/path``). The total deadline costs one float
 comparison per received segment plus the read timer that exists anyway. Per-request
 timeouts (``UpstreamRequest.timeouts``) are read once per exchange: the idle timeout and the
-first-byte timeout ride on the connection as two floats set with the exchange. Streamed request
-bodies (uploads) go through ``transport/streamed.py``."""
+first-byte timeout ride on the connection as two floats set with the exchange."""
 
 from __future__ import annotations
 
