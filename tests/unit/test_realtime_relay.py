@@ -44,8 +44,27 @@ DONE = {
 
 def test_usage_of_response_done() -> None:
     assert realtime_usage(DONE) == Usage(
-        prompt_tokens=132, completion_tokens=121, total_tokens=253, cached_tokens=64
+        prompt_tokens=132,
+        completion_tokens=121,
+        total_tokens=253,
+        cached_tokens=64,
+        audio_prompt_tokens=13,
+        audio_completion_tokens=91,
     )
+
+
+def test_audio_usage_leaves_out_cached_audio_and_stays_within_the_counts() -> None:
+    usage = {"input_tokens": 100, "output_tokens": 10,
+             "input_token_details": {"audio_tokens": 80, "cached_tokens": 50,
+                                     "cached_tokens_details": {"audio_tokens": 20}},
+             "output_token_details": {"audio_tokens": 99}}  # fmt: skip
+    got = realtime_usage({"response": {"usage": usage}})
+    # 80 audio of which 20 cached: 60 fresh audio, but only 50 input tokens are not cached
+    assert (got.audio_prompt_tokens, got.audio_completion_tokens) == (50, 10)
+    bad = {"input_tokens": 5, "input_token_details": {"audio_tokens": "5"},
+           "output_token_details": [1]}  # fmt: skip
+    got = realtime_usage({"response": {"usage": bad}})
+    assert (got.audio_prompt_tokens, got.audio_completion_tokens) == (0, 0)
 
 
 def test_usage_missing_or_malformed_is_zero() -> None:

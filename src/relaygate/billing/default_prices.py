@@ -99,6 +99,8 @@ def _row(
     per_second: str | None = None,
     per_character: str | None = None,
     training: str | None = None,
+    audio_input: str | None = None,
+    audio_output: str | None = None,
 ) -> dict[str, Any]:
     return {
         "model": model,
@@ -115,6 +117,8 @@ def _row(
         "per_second": per_second,
         "per_character": per_character,
         "training": training,
+        "audio_input": audio_input,
+        "audio_output": audio_output,
         "image_prices": image_prices,
         "context_window": context,
         "max_output": max_output,
@@ -233,6 +237,15 @@ DEFAULT_PRICES: tuple[dict[str, Any], ...] = (
          "character when no usage is reported.", per_character="0.000016",
          source=_OPENAI_MODEL + "gpt-4o-mini-tts (per character: about $16 per 1M, from "
          "OpenAI's estimate of $0.015 per minute" + _UNCHECKED + ")"),
+    # ---- OpenAI realtime (text and audio tokens) ------------------------------------------
+    _row("gpt-realtime", "openai", "USD", "4", "16", "0.4", audio_input="32",
+         audio_output="64", context=32_000, max_output=4_096,
+         description="OpenAI GPT Realtime (/v1/realtime): text and audio tokens.",
+         source=_OPENAI_MODEL + "gpt-realtime" + _UNCHECKED),
+    _row("gpt-realtime-mini", "openai", "USD", "0.6", "2.4", "0.06", audio_input="10",
+         audio_output="20", context=32_000, max_output=4_096,
+         description="OpenAI GPT Realtime mini (/v1/realtime): text and audio tokens.",
+         source=_OPENAI_MODEL + "gpt-realtime-mini" + _UNCHECKED),
     # ---- OpenAI video (USD per second) -----------------------------------------------------
     _media("sora-2", "OpenAI Sora 2 video, per second.", _OPENAI_MODEL + "sora-2" + _SHUT_DOWN,
            per_second="0.1"),

@@ -2,13 +2,14 @@
 turns a stored or shipped price row (decimal strings as entered) into it.
 
 Token prices (``input``, ``output``, ``cached_input``, ``cache_write_5m``,
-``cache_write_1h``, ``training``) are entered per ``1k`` or ``1m`` tokens and compiled to
-units per 1M tokens; ``per_request``, ``per_image`` and ``per_second`` to units per
-request, image and second; ``per_character`` (the price of one character) to units per 1M
-characters; ``image_prices`` to units per image under normalised keys
-(``billing/media.py``). A price in the other currency is converted at
-``RELAYGATE_USD_RATE``; every value is rounded half-up to the unit once, here, never at
-charge time. ``billing/prices.py`` re-exports these names and holds the cost arithmetic.
+``cache_write_1h``, ``training``, and ``audio_input`` / ``audio_output``: realtime audio
+tokens) are entered per ``1k`` or ``1m`` tokens and compiled to units per 1M tokens;
+``per_request``, ``per_image`` and ``per_second`` to units per request, image and second;
+``per_character`` (the price of one character) to units per 1M characters;
+``image_prices`` to units per image under normalised keys (``billing/media.py``). A price
+in the other currency is converted at ``RELAYGATE_USD_RATE``; every value is rounded
+half-up to the unit once, here, never at charge time. ``billing/prices.py`` re-exports
+these names and holds the cost arithmetic.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ TOKEN_PRICE_FIELDS = (
     "cache_write_5m",
     "cache_write_1h",
     "training",
+    "audio_input",
+    "audio_output",
 )
 UNIT_PRICE_FIELDS = ("per_request", "per_image", "per_second", "per_character")
 PRICE_FIELDS = TOKEN_PRICE_FIELDS + UNIT_PRICE_FIELDS
@@ -115,6 +118,9 @@ class ModelPrice:
     per_second: int = 0
     per_character: int = 0  # units per 1M characters
     training: int = 0  # units per 1M training tokens
+    #: units per 1M audio input/output tokens; None (a price built by hand): ``input``/``output``
+    audio_input: int | None = None
+    audio_output: int | None = None
     image_prices: tuple[tuple[str, int], ...] = ()  # (key, units per image)
     context_window: int | None = None
     max_output: int | None = None
@@ -178,8 +184,9 @@ def compile_price(
     (per 1M characters for ``per_character``), each rounded half-up to the unit.
     ``cached_input`` defaults to ``input``; ``cache_write_5m`` to ``input`` and
     ``cache_write_1h`` to the 5-minute price (so an operator who sets only the 5-minute
-    write price is not billed the cheaper input price for 1-hour writes). ``ValueError``
-    names the field of a row that cannot be compiled."""
+    write price is not billed the cheaper input price for 1-hour writes); ``audio_input``
+    and ``audio_output`` default to ``input`` and ``output`` (audio tokens billed as
+    text). ``ValueError`` names the field of a row that cannot be compiled."""
     model = str(row["model"])
     entered = str(row.get("currency") or "CNY").upper()
     per = str(row.get("per") or "1m").lower()
@@ -221,6 +228,8 @@ def compile_price(
         per_second=units["per_second"] or 0,
         per_character=units["per_character"] or 0,
         training=units["training"] or 0,
+        audio_input=inp if units["audio_input"] is None else units["audio_input"],
+        audio_output=out if units["audio_output"] is None else units["audio_output"],
         image_prices=_image_prices(model, row.get("image_prices"), factor),
         context_window=_opt_int(row.get("context_window")),
         max_output=_opt_int(row.get("max_output")),

@@ -18,9 +18,11 @@ The result is rounded half-up to the unit, so the resolution of a token price is
 down to nothing::
 
     fresh = prompt - cached - cache_write_5m - cache_write_1h        (never below 0)
-    numerator = fresh * input + cached * cached_input
+    audio_in = min(audio_prompt, fresh); audio_out = min(audio_completion, completion)
+    numerator = (fresh - audio_in) * input + audio_in * audio_input
+              + cached * cached_input
               + cache_write_5m * cache_write_5m_price + cache_write_1h * cache_write_1h_price
-              + completion * output
+              + (completion - audio_out) * output + audio_out * audio_output
     cost = ceil(numerator * m / (1_000_000 * d)) + ceil(per_request * m / d)
 
 where ``m/d`` is the user's group multiplier. What images, seconds, characters and training
@@ -29,7 +31,11 @@ tokens cost is :func:`relaygate.billing.media.media_cost` (same arithmetic; it l
 (:class:`~relaygate.providers.base.Usage`): ``prompt_tokens`` includes cache reads and
 writes, which is why they are subtracted from it, and ``completion_tokens`` includes
 reasoning tokens, which are therefore billed at the output price once and never added
-again.
+again. Audio tokens (realtime: ``input_token_details.audio_tokens`` and
+``output_token_details.audio_tokens``) are likewise inside the prompt and completion counts:
+the fresh (uncached) audio input tokens are billed at ``audio_input`` instead of ``input``,
+the audio output tokens at ``audio_output`` instead of ``output``; both prices default to
+the text prices. Cached audio tokens are cache reads like any other (``cached_input``).
 
 :class:`PriceTable` is the in-memory view the hot path reads: the shipped defaults
 (``billing/default_prices.py``) overlaid by the rows in the database (a stored row for a
@@ -97,13 +103,23 @@ def token_cost(price: ModelPrice, usage: Usage, mult: tuple[int, int] = _ONE) ->
     write_5m = write_5m if write_5m > 0 else 0
     write_1h = write_1h if write_1h > 0 else 0
     fresh = prompt - cached - write_5m - write_1h
+    fresh = fresh if fresh > 0 else 0
+    completion = completion if completion > 0 else 0
     numerator = (
-        (fresh if fresh > 0 else 0) * price.input
+        fresh * price.input
         + cached * price.cached_input
         + write_5m * price.cache_write_5m
         + write_1h * price.cache_write_1h
-        + (completion if completion > 0 else 0) * price.output
+        + completion * price.output
     )
+    audio_in = min(usage.audio_prompt_tokens, fresh)
+    if audio_in > 0:
+        rate = price.audio_input
+        numerator += audio_in * ((price.input if rate is None else rate) - price.input)
+    audio_out = min(usage.audio_completion_tokens, completion)
+    if audio_out > 0:
+        rate = price.audio_output
+        numerator += audio_out * ((price.output if rate is None else rate) - price.output)
     num, den = mult
     cost = -(-numerator * num // (_PER_1M * den))
     if price.per_request:
@@ -140,6 +156,8 @@ def format_character_price(units_per_1m_chars: int) -> str:
 
 def media_prices(p: ModelPrice, per: str = "1k") -> dict[str, Any]:
     """The media prices ``p`` has (only those set): ``training_price`` per ``per`` tokens,
+    ``audio_input_price`` and ``audio_output_price`` per ``per`` tokens (when they differ
+    from the text prices),
     ``request_price``, ``image_price``, ``image_prices`` (per image), ``second_price`` and
     ``character_price`` in currency per request, image, second and character."""
     out: dict[str, Any] = {}
@@ -156,6 +174,13 @@ def media_prices(p: ModelPrice, per: str = "1k") -> dict[str, Any]:
         out["image_prices"] = {key: format_price(u, "1m") for key, u in p.image_prices}
     if p.per_character:
         out["character_price"] = format_character_price(p.per_character)
+    audio: tuple[tuple[str, int | None, int], ...] = (
+        ("audio_input_price", p.audio_input, p.input),
+        ("audio_output_price", p.audio_output, p.output),
+    )
+    for name, rate, text in audio:
+        if rate is not None and rate != text:
+            out[name] = format_price(rate, per)
     return out
 
 

@@ -1,25 +1,37 @@
 """The OpenAI Realtime API over WebSocket (``GET {prefix}/realtime?model=...``), emulated.
 
-Text only, deterministic: the server sends ``session.created`` on connect; answers
-``session.update`` with ``session.updated``, ``conversation.item.create`` with
+Deterministic: the server sends ``session.created`` on connect; answers ``session.update``
+with ``session.updated`` carrying the whole session (the fields of every update received so
+far merged, as OpenAI does: tests see shaped values there), ``conversation.item.create`` with
 ``conversation.item.created`` (the item kept in the conversation), ``response.create`` with
 ``response.created``, the knobs' ``reply`` in ``chunks`` deltas, ``response.output_text.done``
 and ``response.done`` whose ``usage`` counts the conversation's text (input) and the reply
-(output). Event names follow the GA API; a client that sent ``OpenAI-Beta: realtime=v1``
-gets the beta names (``response.text.delta``/``.done``). A binary frame is echoed back
-(not an API feature: it lets tests see binary frames pass). An unknown event type is answered
-with an ``error`` event and the session stays open.
+(output). Audio, emulated: ``input_audio_buffer.append`` collects base64 audio and
+``input_audio_buffer.commit`` turns it into a conversation item of one audio token per
+:data:`AUDIO_BYTES_PER_TOKEN` bytes (``conversation.item.created``); a session whose
+``modalities`` / ``output_modalities`` include ``"audio"`` answers with
+:data:`AUDIO_TOKENS_PER_TEXT_TOKEN` audio tokens per reply token. ``response.done``
+reports them in ``input_token_details`` / ``output_token_details`` ``audio_tokens`` (and in
+``input_tokens`` / ``output_tokens``). ``response.cancel`` is accepted silently (a response
+here is always done before the next event is read). Event names follow the GA API; a
+client that sent ``OpenAI-Beta: realtime=v1`` gets the beta names
+(``response.text.delta``/``.done``). A binary frame is echoed back (not an API feature: it
+lets tests see binary frames pass). An unknown event type is answered with an ``error``
+event and the session stays open.
 
 Failures: the upgrade goes through ``Provider.api`` checks (the key) and ``Provider.gate``
 (``error-NNN`` models and the ``fail_*`` knobs refuse it with that HTTP status); a model whose
 name contains ``close-after-N`` closes the socket (1011) after N responses, ``close-now``
 right after ``session.created``. :func:`realtime_counts` says how many sessions are open and
-how many ended, and how (for tests: a client leaving must close the upstream session).
+how many ended, and how (for tests: a client leaving must close the upstream session), and
+the client events received (``events``, parsed; None for a frame that was not JSON).
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import re
 import weakref
 from dataclasses import dataclass, field
@@ -34,6 +46,10 @@ from relaygate.emulator.knobs import Knobs, RecordedRequest
 __all__ = ["RealtimeCounts", "add_realtime_routes", "realtime_counts"]
 
 _CLOSE_AFTER = re.compile(r"close-after-(\d+)")
+#: bytes of (decoded) input audio per emulated audio token
+AUDIO_BYTES_PER_TOKEN = 4800
+#: audio tokens of a reply per text token, when the session outputs audio
+AUDIO_TOKENS_PER_TEXT_TOKEN = 3
 
 
 @dataclass(slots=True)
@@ -42,6 +58,8 @@ class RealtimeCounts:
     ended: int = 0
     #: close codes of the ended sessions, as the emulator saw them (client's or its own)
     closes: list[int] = field(default_factory=list)
+    #: the client events received, parsed (None: a text frame that was not JSON)
+    events: list[Any] = field(default_factory=list)
 
 
 _COUNTS: weakref.WeakKeyDictionary[Provider, RealtimeCounts] = weakref.WeakKeyDictionary()
@@ -65,6 +83,9 @@ class _Session:
         self.items: list[str] = []  # text of the conversation items
         self.instructions = ""
         self.responses = 0
+        self.audio_tokens = 0  # input audio tokens in the conversation
+        self.audio_buffer = 0  # bytes appended and not yet committed
+        self.settings: dict[str, Any] = {}  # what session.update events set, merged
         self._n = 0
 
     def event(self, kind: str, **fields: Any) -> str:
@@ -78,8 +99,13 @@ class _Session:
             "id": "sess_emulated",
             "model": self.model,
             "output_modalities": ["text"],
+            **self.settings,
             "instructions": self.instructions,
         }
+
+    def outputs_audio(self) -> bool:
+        modes = self.settings.get("output_modalities") or self.settings.get("modalities")
+        return isinstance(modes, list) and "audio" in modes
 
     def answer(self, knobs: Knobs, request: dict[str, Any]) -> list[str]:
         """The events of one response."""
@@ -97,18 +123,21 @@ class _Session:
         out.append(self.event(done, **where, text=reply))
         extra = request.get("instructions") if isinstance(request, dict) else None
         prompt_text = " ".join([self.instructions, *self.items, str(extra or "")])
-        input_tokens = max(1, count_tokens(prompt_text))
-        output_tokens = max(1, count_tokens(reply))
+        text_in = max(1, count_tokens(prompt_text))
+        text_out = max(1, count_tokens(reply))
+        audio_out = text_out * AUDIO_TOKENS_PER_TEXT_TOKEN if self.outputs_audio() else 0
+        input_tokens = text_in + self.audio_tokens
+        output_tokens = text_out + audio_out
         usage = {
             "total_tokens": input_tokens + output_tokens,
             "input_tokens": input_tokens,
             "output_tokens": output_tokens,
             "input_token_details": {
-                "text_tokens": input_tokens,
-                "audio_tokens": 0,
+                "text_tokens": text_in,
+                "audio_tokens": self.audio_tokens,
                 "cached_tokens": 0,
             },
-            "output_token_details": {"text_tokens": output_tokens, "audio_tokens": 0},
+            "output_token_details": {"text_tokens": text_out, "audio_tokens": audio_out},
         }
         message = {
             "id": item,
@@ -140,9 +169,32 @@ async def _handle(
     kind = event.get("type") if isinstance(event, dict) else None
     if kind == "session.update":
         update = event.get("session")
-        if isinstance(update, dict) and isinstance(update.get("instructions"), str):
-            session.instructions = update["instructions"]
+        if not isinstance(update, dict):
+            return [_error(session, event, "invalid_value", "`session` must be an object.")]
+        instructions = update.get("instructions", session.instructions)
+        if not isinstance(instructions, str):
+            return [_error(session, event, "invalid_type", "`instructions` must be a string.")]
+        session.instructions = instructions
+        session.settings.update(
+            {k: v for k, v in update.items() if k not in ("instructions", "type", "model")}
+        )
         return [session.event("session.updated", session=session.session_object())]
+    if kind == "input_audio_buffer.append":
+        try:
+            session.audio_buffer += len(base64.b64decode(str(event.get("audio")), validate=True))
+        except (binascii.Error, ValueError):
+            return [_error(session, event, "invalid_value", "`audio` must be base64.")]
+        return []
+    if kind == "input_audio_buffer.commit":
+        tokens = -(-session.audio_buffer // AUDIO_BYTES_PER_TOKEN)
+        session.audio_tokens += tokens
+        session.audio_buffer = 0
+        item = {"id": f"item_a{session.audio_tokens:04d}", "type": "message", "role": "user",
+                "content": [{"type": "input_audio", "transcript": None}]}  # fmt: skip
+        return [session.event("input_audio_buffer.committed", item_id=item["id"]),
+                session.event("conversation.item.created", item=item)]  # fmt: skip
+    if kind == "response.cancel":
+        return []
     if kind == "conversation.item.create":
         item = event.get("item")
         session.items.append(_item_text(item))
@@ -157,14 +209,19 @@ async def _handle(
             await asyncio.sleep(knobs.chunk_interval_ms / 1000)
         request = event.get("response")
         return session.answer(knobs, request if isinstance(request, dict) else {})
+    code = "invalid_event" if kind is None else "unknown_event"
+    return [_error(session, event, code, f"Unsupported event type {str(kind)[:64]!r} (emulated).")]
+
+
+def _error(session: _Session, event: Any, code: str, message: str) -> str:
     error = {
         "type": "invalid_request_error",
-        "code": "invalid_event" if kind is None else "unknown_event",
-        "message": f"Unsupported event type {kind!r} (emulated).",
+        "code": code,
+        "message": message,
         "param": None,
         "event_id": event.get("event_id") if isinstance(event, dict) else None,
     }
-    return [session.event("error", error=error)]
+    return session.event("error", error=error)
 
 
 def _close_after(model: str) -> int | None:
@@ -214,6 +271,7 @@ def add_realtime_routes(
                     event = orjson.loads(msg.data)
                 except orjson.JSONDecodeError:
                     event = None
+                counts.events.append(event)
                 for frame in await _handle(session, ws, core.knobs, event):
                     await ws.send_str(frame)
                 if limit is not None and session.responses >= limit:

@@ -143,6 +143,10 @@ class Usage:
     # prompt tokens written to the provider's cache (Anthropic), also in prompt_tokens:
     cache_write_tokens: int = 0  # 5-minute writes (and writes of unknown lifetime)
     cache_write_1h_tokens: int = 0  # 1-hour writes
+    # audio tokens (realtime), inside prompt_tokens and completion_tokens: billed at the
+    # audio prices when the model has them (billing/prices.py token_cost)
+    audio_prompt_tokens: int = 0
+    audio_completion_tokens: int = 0
 
     @classmethod
     def from_openai(cls, raw: dict[str, Any]) -> Usage:

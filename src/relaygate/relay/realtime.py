@@ -50,7 +50,9 @@ from relaygate.providers.base import Adaptor, SurfaceAdaptor, Target
 from relaygate.providers.surfaces import SurfaceCall
 from relaygate.relay.attempt import build_request, run_attempts
 from relaygate.relay.pipeline import authenticate, finish, internal_error, record
+from relaygate.relay.realtime_events import ClientFrames
 from relaygate.relay.realtime_pump import Ending, error_event, relay_frames
+from relaygate.relay.shaping import attempt_rules
 from relaygate.routing.router import Candidate
 from relaygate.state import AppState
 from relaygate.transport.ws_session import Refused, open_session
@@ -144,6 +146,10 @@ def _model(scope: Scope) -> str:
 
 
 async def handle_realtime(state: AppState, scope: Scope, receive: Receive, send: Send) -> None:
+    """One ``/v1/realtime`` WebSocket, counted as one in-flight request for its whole life
+    (``RELAYGATE_MAX_INFLIGHT``): when the worker is full it is accepted, told why in a
+    ``service_unavailable`` error event and closed with 1013 (try again later), before
+    authentication and without a request-log row, as HTTP requests are shed."""
     message = await receive()
     if message["type"] != "websocket.connect":
         return
@@ -151,6 +157,20 @@ async def handle_realtime(state: AppState, scope: Scope, receive: Receive, send:
     req = Request({**scope, "method": "GET"}, receive, send, s.trust_request_id)
     protocols = [p for p in scope.get("subprotocols") or () if isinstance(p, str)]
     client = _Client(send, protocols, req.request_id)
+    if state.inflight >= s.max_inflight:
+        state.shed += 1
+        await client.refuse(ServiceUnavailable("The gateway is at capacity; retry shortly."), 503)
+        return
+    state.inflight += 1
+    try:
+        await _serve(state, scope, req, client, protocols)
+    finally:
+        state.inflight -= 1
+
+
+async def _serve(
+    state: AppState, scope: Scope, req: Request, client: _Client, protocols: list[str]
+) -> None:
     ctx = RelayContext(req.request_id, "realtime", client_ip=req.client_ip, stream=True)
     began = False  # the before-filters ran: the after-filters must too
     try:
@@ -255,11 +275,13 @@ async def _attempt(
     ureq = build_request(target, lambda: adaptor.surface_request(target, call))
     ureq.url = upstream_url(ureq.url)
     ureq.headers.pop("Content-Type", None)
+    beta = any(name == "openai-beta" and "realtime=v1" in value for name, value in passed)
+    frames = ClientFrames(attempt_rules(state, ctx, target), beta)
     try:
         async with open_session(state.settings, ureq) as up:
             ctx.claim(target)
             ctx.first_byte_at = time.perf_counter()
-            return await relay_frames(state, ctx, req.receive, req.send, up)
+            return await relay_frames(state, ctx, req.receive, req.send, up, frames)
     except Refused as refused:
         err = adaptor.error(target, refused.status, refused.body)
         err.upstream_status = refused.status

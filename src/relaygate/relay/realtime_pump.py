@@ -1,21 +1,30 @@
 """One realtime session's frames, relayed both ways until either side goes away, and its
-``response.done`` events billed as they pass (``relay/realtime.py`` opens the session).
+``response.done`` events billed as they pass (``relay/realtime.py`` opens the session;
+``relay/realtime_events.py`` checks and shapes the client's frames).
 
-Frames pass as they are (text and binary), each in order. A server ``response.done`` event is
-charged before it is forwarded: its ``response.usage`` (``input_tokens`` with
-``input_token_details.cached_tokens``, ``output_tokens``) at the model's token prices, from the
-balance (``Billing.charge_deferred``: the size of a response is only known when it is done, as
-for runs and batches), and recorded as one request-log row (endpoint ``realtime``, the session's
-request id). After each charge the balance must still cover something, or the session ends with
-an ``insufficient_quota`` error event. A long session is so billed as it goes, and a worker that
-dies mid-session has charged every response it relayed.
+Frames pass in order, text and binary. A client text frame that is not a JSON object is
+answered with an ``invalid_event`` error event instead of being sent upstream; with shaping
+rules, the gateway's own ``session.update`` goes first and the client's ``session.update`` /
+``response.create`` are shaped. A server ``response.done`` event is charged before it is
+forwarded: its ``response.usage`` (``input_tokens`` with ``input_token_details``
+``cached_tokens`` and ``audio_tokens``, ``output_tokens`` with ``output_token_details``
+``audio_tokens``) at the model's token and audio prices, from the balance
+(``Billing.charge_deferred``: the size of a response is only known when it is done, as for
+runs and batches), and recorded as one request-log row (endpoint ``realtime``, the session's
+request id). After each charge the balance must still cover something, or the session ends
+with an ``insufficient_quota`` error event. A long session is so billed as it goes, and a
+worker that dies mid-session has charged every response it relayed.
+
+A client that leaves while responses are in progress (``response.created`` seen, no
+``response.done`` yet): the gateway sends ``response.cancel`` upstream and waits up to
+:data:`DRAIN_SECONDS` for their ``response.done`` (a cancelled response reports what it
+used), charging them, before it closes the upstream socket.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -26,14 +35,17 @@ import orjson
 from relaygate.asgi import Receive, Send
 from relaygate.context import RelayContext
 from relaygate.errors import RelayError
-from relaygate.providers.base import Usage
 from relaygate.relay.pipeline import record
+from relaygate.relay.realtime_events import ClientFrames, event_id, realtime_usage
 from relaygate.state import AppState
 
-__all__ = ["Ending", "error_event", "realtime_usage", "relay_frames"]
+__all__ = ["DRAIN_SECONDS", "Ending", "error_event", "realtime_usage", "relay_frames"]
 
 #: upstream close codes that cannot be sent on (reserved: no status, abnormal, TLS)
 _UNSENDABLE = (1005, 1006, 1015)
+#: how long a client's departure waits for the responses in progress to be reported done
+DRAIN_SECONDS = 2.0
+_CANCEL = '{"type":"response.cancel","event_id":"event_relaygate_cancel"}'
 
 
 @dataclass(slots=True)
@@ -53,7 +65,7 @@ def error_event(err: RelayError) -> str:
     return orjson.dumps(
         {
             "type": "error",
-            "event_id": "event_" + os.urandom(10).hex(),
+            "event_id": event_id(),
             "error": {
                 "type": err.type,
                 "code": err.code,
@@ -65,45 +77,31 @@ def error_event(err: RelayError) -> str:
     ).decode()
 
 
-def _int(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
-
-
-def realtime_usage(event: dict[str, Any]) -> Usage:
-    """The usage of a ``response.done`` event (zero when it reports none)."""
-    response = event.get("response")
-    raw = response.get("usage") if isinstance(response, dict) else None
-    if not isinstance(raw, dict):
-        return Usage()
-    prompt = _int(raw.get("input_tokens"))
-    completion = _int(raw.get("output_tokens"))
-    details = raw.get("input_token_details")
-    cached = _int(details.get("cached_tokens")) if isinstance(details, dict) else 0
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=prompt + completion,
-        cached_tokens=min(cached, prompt),
-    )
-
-
 class _Biller:
     """Charges and records each ``response.done`` of one session."""
 
-    __slots__ = ("count", "ctx", "since", "state")
+    __slots__ = ("count", "ctx", "idle", "pending", "since", "state")
 
     def __init__(self, state: AppState, ctx: RelayContext) -> None:
         self.state = state
         self.ctx = ctx
         self.count = 0
+        self.pending = 0  # responses created and not yet done
+        self.idle = asyncio.Event()  # set while no response is in progress
+        self.idle.set()
         self.since = time.perf_counter()  # the current response's start, for its latency
 
     def response_started(self) -> None:
         self.since = time.perf_counter()
+        self.pending += 1
+        self.idle.clear()
 
     async def charge(self, event: dict[str, Any]) -> None:
         """Charge one response and record its row; raises ``QuotaExceeded`` when the
         balance covers nothing more afterwards."""
+        self.pending = max(self.pending - 1, 0)
+        if not self.pending:
+            self.idle.set()
         s = self.ctx
         assert s.model is not None
         row = RelayContext(s.request_id, "realtime", client_ip=s.client_ip, started=self.since)
@@ -124,7 +122,33 @@ class _Biller:
         await state.billing.require_funds(s)
 
 
-async def _client_to_upstream(receive: Receive, up: aiohttp.ClientWebSocketResponse[Any]) -> Ending:
+class _Client:
+    """Sends to the client until it is gone (a failed send, or the relay stopped it)."""
+
+    __slots__ = ("gone", "send")
+
+    def __init__(self, send: Send) -> None:
+        self.send = send
+        self.gone = False
+
+    async def text(self, text: str) -> None:
+        if not self.gone:
+            await self.send({"type": "websocket.send", "text": text})
+
+    async def binary(self, data: bytes) -> None:
+        if not self.gone:
+            await self.send({"type": "websocket.send", "bytes": data})
+
+
+_LOST = "upstream connection lost"
+
+
+async def _client_to_upstream(
+    receive: Receive,
+    up: aiohttp.ClientWebSocketResponse[Any],
+    frames: ClientFrames,
+    client: _Client,
+) -> Ending:
     while True:
         message = await receive()
         kind = message["type"]
@@ -132,37 +156,46 @@ async def _client_to_upstream(receive: Receive, up: aiohttp.ClientWebSocketRespo
             text = message.get("text")
             try:
                 if text is not None:
+                    text, error = frames.check(text)
+                    if error is not None:
+                        await client.text(error_event(error))
+                        continue
                     await up.send_str(text)
                 else:
                     await up.send_bytes(message.get("bytes") or b"")
             except (aiohttp.ClientError, ConnectionError, RuntimeError):
-                return Ending("upstream", 1011, "upstream connection lost")
+                return Ending("upstream", 1011, _LOST)
         elif kind == "websocket.disconnect":
             return Ending("client", int(message.get("code") or 1000))
 
 
 async def _upstream_to_client(
-    up: aiohttp.ClientWebSocketResponse[Any], send: Send, biller: _Biller
+    up: aiohttp.ClientWebSocketResponse[Any],
+    client: _Client,
+    biller: _Biller,
+    frames: ClientFrames,
 ) -> Ending:
     while True:
         msg = await up.receive()
         kind = msg.type
         if kind is aiohttp.WSMsgType.TEXT:
             text: str = msg.data
+            if frames.initial_id is not None and frames.hides(text):
+                continue
             if '"response.' in text:
                 ending = await _observe(text, biller)
                 if ending is not None:
-                    await send({"type": "websocket.send", "text": text})
+                    await client.text(text)
                     return ending
-            await send({"type": "websocket.send", "text": text})
+            await client.text(text)
         elif kind is aiohttp.WSMsgType.BINARY:
-            await send({"type": "websocket.send", "bytes": msg.data})
+            await client.binary(msg.data)
         elif kind is aiohttp.WSMsgType.ERROR:
-            return Ending("upstream", 1011, "upstream connection lost")
+            return Ending("upstream", 1011, _LOST)
         elif kind in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSING, aiohttp.WSMsgType.CLOSED):
             code = up.close_code if up.close_code is not None else 1006
             if code in _UNSENDABLE:
-                return Ending("upstream", 1011, "upstream connection lost")
+                return Ending("upstream", 1011, _LOST)
             return Ending("upstream", code, str(msg.extra or "")[:120])
 
 
@@ -187,21 +220,48 @@ async def _observe(text: str, biller: _Biller) -> Ending | None:
     return None
 
 
+async def _drain(
+    up: aiohttp.ClientWebSocketResponse[Any], outbound: asyncio.Task[Ending], biller: _Biller
+) -> None:
+    """The client left with responses in progress: cancel them upstream and wait (a
+    while) for their ``response.done``, which the outbound task charges."""
+    with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError):
+        await up.send_str(_CANCEL)
+    idle = asyncio.ensure_future(biller.idle.wait())
+    try:
+        await asyncio.wait(
+            (outbound, idle), timeout=DRAIN_SECONDS, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        idle.cancel()
+
+
 async def relay_frames(
     state: AppState,
     ctx: RelayContext,
     receive: Receive,
     send: Send,
     up: aiohttp.ClientWebSocketResponse[Any],
+    frames: ClientFrames,
 ) -> Ending:
     """Relay frames between the client (ASGI ``receive``/``send``) and ``up`` until one
     side goes away or the balance runs out; both directions' tasks are over on return."""
     biller = _Biller(state, ctx)
+    client = _Client(send)
+    first_update = frames.initial()
+    if first_update is not None:
+        try:
+            await up.send_str(first_update)
+        except (aiohttp.ClientError, ConnectionError, RuntimeError):
+            return Ending("upstream", 1011, _LOST)
     loop = asyncio.get_running_loop()
-    inbound = loop.create_task(_client_to_upstream(receive, up))
-    outbound = loop.create_task(_upstream_to_client(up, send, biller))
+    inbound = loop.create_task(_client_to_upstream(receive, up, frames, client))
+    outbound = loop.create_task(_upstream_to_client(up, client, biller, frames))
     try:
         done, _ = await asyncio.wait((inbound, outbound), return_when=asyncio.FIRST_COMPLETED)
+        if _left(inbound, done) and biller.pending and not outbound.done():
+            client.gone = True
+            await _drain(up, outbound, biller)
     finally:
         for task in (inbound, outbound):
             task.cancel()
@@ -221,3 +281,10 @@ async def relay_frames(
             ending = first.result()
     ending.responses = biller.count
     return ending
+
+
+def _left(inbound: asyncio.Task[Ending], done: set[asyncio.Task[Ending]]) -> bool:
+    """Whether the client left (its task ended first, with a disconnect)."""
+    if inbound not in done or inbound.cancelled() or inbound.exception() is not None:
+        return False
+    return inbound.result().by == "client"

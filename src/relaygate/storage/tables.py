@@ -137,6 +137,8 @@ request_logs = Table(
     Column("billing", String(16), nullable=True),  # how it was paid (billing/charges.py)
     # JSON array of the attempts (context.Attempt.to_json) when there was more than one
     Column("attempts", Text, nullable=True),
+    # JSON object of an online request's search: {"status", "hits", "ms"} (online/stage.py)
+    Column("search", Text, nullable=True),
 )
 
 Index("ix_request_logs_user_created", request_logs.c.user_id, request_logs.c.created_at)
@@ -198,6 +200,8 @@ prices = Table(
     Column("per_second", String(32), nullable=True),
     Column("per_character", String(32), nullable=True),  # speech input, per character
     Column("training", String(32), nullable=True),  # fine-tuning, per `per` tokens
+    Column("audio_input", String(32), nullable=True),  # realtime audio, per `per` tokens
+    Column("audio_output", String(32), nullable=True),
     Column("image_prices", JSON, nullable=True),  # {"1024x1024/hd": "0.08", "1024x1024": …}
     Column("context_window", Integer, nullable=True),
     Column("max_output", Integer, nullable=True),
