@@ -302,6 +302,9 @@ async def test_loopback_refused_by_default(servers: Servers) -> None:
         "0177.0.0.1",
         "127.1",
         "0x7f000001",
+        "127.0.0.1.",
+        "１２７.０.０.１",  # fullwidth digits: IDNA makes them 127.0.0.1
+        "①②⑦.0.0.1",
         "0.0.0.0",
         "0",
         "[::]",

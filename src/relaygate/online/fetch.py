@@ -310,10 +310,10 @@ class PageFetcher:
             raise FetchRefused(f"scheme {parsed.scheme!r} is not http or https")
         if "@" in netloc or parsed.raw_user is not None or parsed.raw_password is not None:
             raise FetchRefused("credentials in the URL")
-        host = parsed.host
-        if not host:
+        host = parsed.raw_host  # what aiohttp connects to (IDNA-normalised: "１２７.０.０.１")
+        if not host or not parsed.host:
             raise FetchRefused("no host")
-        ip = parse_ip_host(host)
+        ip = parse_ip_host(host) or parse_ip_host(parsed.host)
         if ip is None:
             return parsed
         if not self._allowed(ip):
