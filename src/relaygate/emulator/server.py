@@ -18,6 +18,7 @@ from relaygate.emulator.deepseek import DeepSeekEmulator
 from relaygate.emulator.gemini import GeminiEmulator
 from relaygate.emulator.knobs import Knobs, Stats
 from relaygate.emulator.openai import OpenAIEmulator
+from relaygate.emulator.search_engines import SEARCH_EMULATORS
 from relaygate.emulator.spark_ws import SparkWSEmulator
 from relaygate.emulator.tencent import TencentEmulator
 from relaygate.emulator.vendors import VENDOR_EMULATORS
@@ -38,6 +39,7 @@ PROVIDERS: dict[str, type[Provider]] = {
     )
 }
 PROVIDERS.update({cls.name: cls for cls in VENDOR_EMULATORS})  # the OpenAI-compatible vendors
+PROVIDERS.update({cls.name: cls for cls in SEARCH_EMULATORS})  # web search APIs (online)
 
 _MAX_BODY = 64 * 1024 * 1024
 
