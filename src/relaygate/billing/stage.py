@@ -41,7 +41,7 @@ from relaygate.providers.base import Usage
 from relaygate.stages import PLAN_LIMITS, PlanLimits
 from relaygate.storage.plans import PackageRecord, PlanStore
 
-__all__ = ["MEASURE", "METER", "Billing", "Reservation"]
+__all__ = ["FEE_NAMES", "MEASURE", "METER", "SURCHARGES", "Billing", "Reservation"]
 
 log = logging.getLogger("relaygate.billing")
 
@@ -68,9 +68,19 @@ class Reservation:
     package_id: int | None = None
     counts: int = 0  # counts a request of this model uses (counts packages)
     settled: bool = False
+    fee: int = 0  # surcharges (SURCHARGES) reserved, in units
 
 
 RESERVATION: Slot[Reservation] = Slot("billing.reservation")
+#: extra fees of a request, by price-catalogue name (each row's ``per_request``, times the
+#: group multiplier), reserved with the request and charged with its answer while the slot
+#: still holds them: ``online/stage.py`` puts the web-search fee here and takes it out again
+#: when no search ran. Paid from the balance or a credit package; a counts or unlimited
+#: package covers them.
+SURCHARGES: Slot[tuple[str, ...]] = Slot("billing.surcharges")
+#: the catalogue names of the fees the gateway knows (a price may be set for them though no
+#: channel lists them): ``web-search``, one online request's search (docs/online.md)
+FEE_NAMES: tuple[str, ...] = ("web-search",)
 
 ProvisionalLine = Callable[[RelayContext, Usage], bytes | None]
 
@@ -190,12 +200,15 @@ class Billing:
         else:
             out = 0
         worst = 0
+        fee = 0
         if price is not None:
             worst = token_cost(price, Usage(prompt_tokens=prompt, completion_tokens=out), mult)
             estimate = ctx.get(MEASURE)
             if estimate is not None:
                 worst += media_cost(price, estimate, mult)
-        res = Reservation("free", price, mult, prompt)
+            fee = self._surcharge(ctx, mult)
+            worst += fee
+        res = Reservation("free", price, mult, prompt, fee=fee)
         ctx.put(RESERVATION, res)
         if ctx.stream:
             ctx.put(METER, StreamMeter())
@@ -256,6 +269,23 @@ class Billing:
             )
         res.how, res.amount = "balance", worst
 
+    def _surcharge(self, ctx: RelayContext, mult: tuple[int, int]) -> int:
+        """The request's extra fees (SURCHARGES) in units; an unpriced name costs nothing."""
+        names = ctx.get(SURCHARGES)
+        if not names:
+            return 0
+        total = 0
+        for name in names:
+            fee = self.price_of(name)
+            if fee is not None and fee.per_request:
+                total += token_cost(fee, Usage(), mult)
+        return total
+
+    def _fee(self, ctx: RelayContext, res: Reservation) -> int:
+        """The surcharges still due (the slot still holds them)."""
+        due = ctx.get(SURCHARGES)
+        return res.fee if due else 0
+
     # ---- settle --------------------------------------------------------------------------
     def _delivered(self, ctx: RelayContext, res: Reservation) -> Usage | None:
         """What to charge for: None when nothing was delivered."""
@@ -296,7 +326,7 @@ class Billing:
             usage = Usage()  # delivered, and measured in images, seconds or characters
         cost = 0
         if usage is not None and res.price is not None:
-            cost = token_cost(res.price, usage, res.mult)
+            cost = token_cost(res.price, usage, res.mult) + self._fee(ctx, res)
             if measure is not None:
                 cost += media_cost(res.price, measure, res.mult)
         assert ctx.user is not None and ctx.key is not None
@@ -367,7 +397,9 @@ class Billing:
         if res.how in ("free", "unpriced", "unlimited"):
             return None
         usage = Usage(prompt_tokens=res.prompt_tokens, completion_tokens=meter.tokens)
-        cost = token_cost(res.price, usage, res.mult) if res.price is not None else 0
+        cost = 0
+        if res.price is not None:
+            cost = token_cost(res.price, usage, res.mult) + self._fee(ctx, res)
         ctx.billing = res.how
         ctx.package_id = res.package_id
         if res.how == "balance":
