@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from relaygate.online.base import SearchFailed
 from relaygate.online.local_index import Document, LocalIndex, fts_query
 
 TODAY = datetime.now(UTC).date()
@@ -127,8 +128,11 @@ def test_fts_query_shapes() -> None:
     assert fts_query('"()*-^:') is None
     assert fts_query("routing") == '"routing"'
     assert fts_query('rout* -x "y"') == '"rout" OR "x" OR "y"'
-    assert fts_query("网关") == '"网 关"'
-    assert fts_query("大模型网关") == '"大 模" OR "模 型" OR "型 网" OR "网 关"'
+    assert fts_query("网关") == '"网 关" OR "网" OR "关"'
+    assert fts_query("大模型网关") == (
+        '"大 模" OR "模 型" OR "型 网" OR "网 关" OR "大" OR "模" OR "型" OR "网" OR "关"'
+    )
+    assert fts_query("x 网关 y") == '"x" OR "y" OR "网 关" OR "网" OR "关"'
     assert fts_query("搜") == '"搜"'
     assert fts_query("what is the router") == '"router"'  # stopwords dropped
     assert fts_query("the is") == '"the" OR "is"'  # unless nothing else is left
@@ -192,12 +196,21 @@ async def test_single_character_and_mixed_queries(index: LocalIndex) -> None:
 
 
 async def test_japanese_and_korean(index: LocalIndex) -> None:
-    assert [h.url for h in await index.search("検索", k=5)] == ["https://ja.example.jp/doc"]
+    # 索 is also in the Chinese documents' 搜索: they come after, on that one character
+    assert (await index.search("検索", k=5))[0].url == "https://ja.example.jp/doc"
     assert [h.url for h in await index.search("검색", k=5)] == ["https://ko.example.kr/doc"]
 
 
-async def test_no_false_match_across_cjk_words(index: LocalIndex) -> None:
-    assert await index.search("网计", k=5) == []  # both characters occur, never adjacent
+async def test_exact_words_rank_before_scattered_characters(index: LocalIndex) -> None:
+    await index.add([Document("https://x.example/scattered", "关于", "关于网络的说明。网络。关。")])
+    urls = [h.url for h in await index.search("网关", k=5)]
+    assert urls[-1] == "https://x.example/scattered"  # 网 and 关, never adjacent
+    assert set(urls[:2]) == {"https://zh.example.cn/gateway", "https://zh.example.cn/billing"}
+
+
+async def test_short_chinese_question_prefers_chinese_documents(index: LocalIndex) -> None:
+    hits = await index.search("relaygate 是什么", k=3)
+    assert hits[0].url == "https://zh.example.cn/gateway"
 
 
 # -- ranking, snippets, filters -----------------------------------------------------------
@@ -398,4 +411,14 @@ async def test_bad_file_in_a_directory_writes_nothing(tmp_path: Path) -> None:
     assert await ix.count() == 0
     with pytest.raises(ValueError, match="no such file"):
         await ix.load_path(tmp_path / "missing")
+    await ix.close()
+
+
+async def test_a_damaged_file_is_search_failed(tmp_path: Path) -> None:
+    path = tmp_path / "search.db"
+    path.write_bytes(b"this is not a database" * 100)
+    ix = LocalIndex(path)
+    with pytest.raises(SearchFailed) as info:
+        await ix.search("routing", k=3)
+    assert info.value.kind == "error" and str(info.value).startswith("local: ")
     await ix.close()

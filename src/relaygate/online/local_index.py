@@ -3,8 +3,11 @@ demo's notes about relaygate) in a SQLite FTS5 table, searched with bm25 ranking
 
 Text goes in with every CJK character set apart by zero-width spaces, so FTS5's
 ``unicode61`` tokenizer sees each one as a token; a query's CJK runs become bigram phrases
-(``网关`` → ``"网 关"``), other words become quoted terms, all joined with OR: documents
-matching more terms rank higher, and no user text can be read as FTS5 syntax. Snippets come
+(``网关`` → ``"网 关"``) plus their single characters (the CJK unigram+bigram scheme: a
+short question like ``是什么`` still finds the documents holding its characters, while the
+bigrams rank documents with the exact words first), other words become quoted terms, all
+joined with OR: documents matching more terms rank higher, and no user text can be read as
+FTS5 syntax. Snippets come
 from FTS5 ``snippet()`` with the zero-width spaces taken out again. The stdlib ``sqlite3``
 runs in a worker thread, one connection guarded by a lock. Files are read by
 :mod:`relaygate.online.local_docs`.
@@ -22,7 +25,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from relaygate.online.base import Hit
+from relaygate.online.base import Hit, SearchFailed
 from relaygate.online.local_docs import Document, read_path
 
 __all__ = ["Document", "LocalIndex", "fts_query"]
@@ -104,22 +107,22 @@ def fts_query(text: str) -> str | None:
     """A safe FTS5 MATCH expression for user ``text``, None when nothing is searchable.
 
     Only letters and digits survive (quotes, ``*``, ``-``, parentheses, ``AND``/``NEAR``
-    as operators cannot); each term is a quoted string, CJK runs become bigram phrases.
+    as operators cannot); each term is a quoted string, CJK runs become bigram phrases
+    and single characters (these last, so the term cap drops them first).
     """
     text = unicodedata.normalize("NFKC", text[:_MAX_QUERY_CHARS]).lower()
     words: list[str] = []
     grams: list[str] = []
+    chars: list[str] = []
     for m in _TERMS.finditer(text):
         if m.group("cjk"):
             run = m.group("cjk")
-            if len(run) == 1:
-                grams.append(f'"{run}"')
-            else:
-                grams.extend(f'"{run[i]} {run[i + 1]}"' for i in range(len(run) - 1))
+            grams.extend(f'"{run[i]} {run[i + 1]}"' for i in range(len(run) - 1))
+            chars.extend(f'"{c}"' for c in run)
         else:
             words.append(m.group("word")[:_MAX_TERM_CHARS])
     kept = [w for w in words if w not in _STOPWORDS] or words
-    terms = [f'"{w}"' for w in kept] + grams
+    terms = [f'"{w}"' for w in kept] + grams + chars
     unique = list(dict.fromkeys(terms))[:_MAX_TERMS]
     return " OR ".join(unique) if unique else None
 
@@ -192,9 +195,13 @@ class LocalIndex:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             db = sqlite3.connect(self.path, check_same_thread=False, timeout=10.0)
-            if self.path != ":memory:":
-                db.execute("PRAGMA journal_mode=WAL")
-            db.executescript(_SCHEMA)
+            try:
+                if self.path != ":memory:":
+                    db.execute("PRAGMA journal_mode=WAL")
+                db.executescript(_SCHEMA)
+            except sqlite3.Error:
+                db.close()
+                raise
             self._db = db
         return self._db
 
@@ -315,13 +322,16 @@ class LocalIndex:
         domains: tuple[str, ...] = (),
     ) -> list[Hit]:
         """Up to ``k`` documents for ``query``, best bm25 first; an empty or
-        punctuation-only query has no hits."""
+        punctuation-only query has no hits. A file SQLite cannot read is SearchFailed."""
         match = fts_query(query) if isinstance(query, str) else None
         if match is None or k <= 0:
             return []
-        hits: list[Hit] = await self._run(
-            self._search, match, min(k, 100), lang, recency_days, tuple(domains)
-        )
+        try:
+            hits: list[Hit] = await self._run(
+                self._search, match, min(k, 100), lang, recency_days, tuple(domains)
+            )
+        except sqlite3.Error as exc:  # a damaged or locked file: the request goes on without
+            raise SearchFailed(f"local: the index cannot be read ({exc})") from None
         return hits
 
     async def close(self) -> None:
