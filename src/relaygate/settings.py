@@ -9,7 +9,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Settings"]
+__all__ = ["ENVELOPE_FORMATS", "Settings"]
 
 
 def _flag(name: str, default: bool) -> bool:
@@ -29,12 +29,39 @@ def _float(name: str, default: float) -> float:
     return float(raw) if raw else default
 
 
+#: the client formats RELAYGATE_ENVELOPE_FORMATS may name
+ENVELOPE_FORMATS = ("openai", "responses", "anthropic", "gemini")
+
+
+def _envelope_formats() -> tuple[str, ...]:
+    """RELAYGATE_ENVELOPE_FORMATS, checked: an unknown name stops the start."""
+    raw = os.environ.get("RELAYGATE_ENVELOPE_FORMATS")
+    if raw is None or not raw.strip():
+        return ("openai", "responses")
+    names = tuple(dict.fromkeys(n.strip().lower() for n in raw.split(",") if n.strip()))
+    unknown = [n for n in names if n not in ENVELOPE_FORMATS]
+    if unknown:
+        raise ValueError(
+            f"RELAYGATE_ENVELOPE_FORMATS: unknown format {unknown[0]!r}; "
+            f"use a comma-separated list of {', '.join(ENVELOPE_FORMATS)}"
+        )
+    if "openai" not in names:
+        raise ValueError(
+            "RELAYGATE_ENVELOPE_FORMATS must include openai: the OpenAI endpoints always "
+            "follow RELAYGATE_ENVELOPE (set RELAYGATE_ENVELOPE=0 to turn the envelope off)"
+        )
+    return names
+
+
 @dataclass(slots=True)
 class Settings:
     data_dir: Path = field(default_factory=lambda: Path("data"))
     database_url: str = ""
     secret_key: str = ""  # Fernet/HMAC secret; generated into data_dir when empty
     envelope: bool = True  # add code/msg to non-streaming JSON responses
+    #: the client formats whose non-stream bodies carry the envelope when it is on
+    #: (openai, responses, anthropic, gemini; relay/envelope.py)
+    envelope_formats: tuple[str, ...] = ("openai", "responses")
     openai_status_codes: bool = False  # use OpenAI's statuses instead of the seed table
     max_body_bytes: int = 16 * 1024 * 1024
     #: multipart uploads (files, audio, image edits, video references): streamed to a spool
@@ -103,6 +130,7 @@ class Settings:
             database_url=os.environ.get("RELAYGATE_DATABASE_URL", ""),
             secret_key=os.environ.get("RELAYGATE_SECRET_KEY", ""),
             envelope=_flag("RELAYGATE_ENVELOPE", True),
+            envelope_formats=_envelope_formats(),
             openai_status_codes=_flag("RELAYGATE_OPENAI_STATUS_CODES", False),
             max_body_bytes=_int("RELAYGATE_MAX_BODY_BYTES", 16 * 1024 * 1024),
             max_upload_bytes=_int("RELAYGATE_MAX_UPLOAD_BYTES", 512 * 1024 * 1024),

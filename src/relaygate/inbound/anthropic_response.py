@@ -1,10 +1,13 @@
 """OpenAI chat completion → Anthropic ``message``, and the gateway's errors in
 Anthropic's shape (pure, no I/O).
 
-* ``reasoning_content`` becomes a ``thinking`` block first (with an empty signature: only
-  Anthropic signs thinking), then the text, then one ``tool_use`` block per tool call with
-  its arguments parsed into ``input`` (arguments that are not a JSON object: ``{}``).
-* ``finish_reason``: ``stop`` → ``end_turn``, ``length`` → ``max_tokens``,
+* ``reasoning_content`` becomes a ``thinking`` block first (its signature is left empty
+  here; the presenter puts the gateway's in, ``inbound/anthropic_signature.py``), then
+  the text, then one ``tool_use`` block per tool call with its arguments parsed into
+  ``input`` (arguments that are not a JSON object: ``{}``).
+* ``finish_reason``: ``stop`` → ``end_turn`` (``stop_sequence`` when the upstream names
+  which of the request's ``stop_sequences`` matched: :func:`matched_stop`), ``length`` →
+  ``max_tokens``,
   ``tool_calls``/``function_call`` → ``tool_use``, ``content_filter`` → ``refusal``.
 * usage: ``input_tokens`` is the prompt without cache reads (Anthropic's convention),
   ``cache_read_input_tokens`` the cache reads, ``output_tokens`` the completion.
@@ -23,6 +26,7 @@ __all__ = [
     "error_frame",
     "error_object",
     "error_type",
+    "matched_stop",
     "message_id",
     "stop_reason",
     "to_message",
@@ -81,9 +85,22 @@ def tool_input(arguments: Any) -> dict[str, Any]:
     return {}
 
 
-def to_message(obj: dict[str, Any], model: str) -> dict[str, Any]:
+def matched_stop(choice: dict[str, Any], stops: tuple[str, ...]) -> str | None:
+    """Which of the request's stop sequences ended the answer, when the upstream says so:
+    vLLM, SGLang and others put the matched string in the choice's ``stop_reason`` (some
+    name it ``matched_stop``); OpenAI itself says nothing, and then it is None."""
+    if not stops or choice.get("finish_reason") != "stop":
+        return None
+    for name in ("stop_reason", "matched_stop"):
+        value = choice.get(name)
+        if isinstance(value, str) and value in stops:
+            return value
+    return None
+
+
+def to_message(obj: dict[str, Any], model: str, stops: tuple[str, ...] = ()) -> dict[str, Any]:
     """The Anthropic ``message`` for a chat completion ``obj``; ``model`` as the client
-    named it."""
+    named it; ``stops``: the request's ``stop_sequences``."""
     choices = obj.get("choices")
     choice = choices[0] if isinstance(choices, list) and choices else {}
     choice = choice if isinstance(choice, dict) else {}
@@ -119,6 +136,9 @@ def to_message(obj: dict[str, Any], model: str) -> dict[str, Any]:
     reason = stop_reason(choice.get("finish_reason"))
     if reason == "end_turn" and any(b["type"] == "tool_use" for b in content):
         reason = "tool_use"
+    stop = matched_stop(choice, stops) if reason == "end_turn" else None
+    if stop is not None:
+        reason = "stop_sequence"
     return {
         "id": message_id(obj.get("id")),
         "type": "message",
@@ -126,7 +146,7 @@ def to_message(obj: dict[str, Any], model: str) -> dict[str, Any]:
         "model": model,
         "content": content,
         "stop_reason": reason,
-        "stop_sequence": None,
+        "stop_sequence": stop,
         "usage": usage_of(obj.get("usage")),
     }
 

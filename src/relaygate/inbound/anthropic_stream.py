@@ -7,7 +7,10 @@ framed events; ``finish`` closes the stream. The events follow Anthropic's order
 ``content_block_stop`` (``thinking_delta`` for ``reasoning_content``, ``text_delta`` for
 ``content``, ``input_json_delta`` for tool-call arguments; a block of another kind closes
 the open one), then ``message_delta`` (``stop_reason`` and usage) and ``message_stop``.
-A failing stream ends with an ``event: error`` frame and nothing after it.
+A failing stream ends with an ``event: error`` frame and nothing after it. A thinking
+block ends with a ``signature_delta`` of the gateway's signature
+(``inbound/anthropic_signature.py``); ``stop_sequence`` is the request's stop sequence the
+upstream names as the one that ended the answer (:func:`matched_stop`), else null.
 
 Tool calls are expected one after the other, as OpenAI streams them: a fragment for a
 call whose block was already closed cannot be sent any more and is dropped.
@@ -21,10 +24,12 @@ import orjson
 
 from relaygate.inbound.anthropic_response import (
     error_frame,
+    matched_stop,
     message_id,
     stop_reason,
     usage_of,
 )
+from relaygate.inbound.anthropic_signature import signature
 
 __all__ = ["MessagesStream", "event"]
 
@@ -44,14 +49,29 @@ class MessagesStream:
         "_finish",
         "_index",
         "_input_tokens",
+        "_key",
         "_model",
         "_started",
+        "_stop",
+        "_stops",
+        "_thought",
         "_tools",
         "_usage",
     )
 
-    def __init__(self, model: str, input_tokens: int = 0) -> None:
+    def __init__(
+        self,
+        model: str,
+        input_tokens: int = 0,
+        *,
+        key: bytes = b"",
+        stops: tuple[str, ...] = (),
+    ) -> None:
         self._model = model
+        self._key = key  # the thinking signature's (inbound/anthropic_signature.py)
+        self._thought: list[str] = []  # the open thinking block's text
+        self._stops = stops  # the request's stop_sequences
+        self._stop: str | None = None  # the one the upstream says ended the answer
         self._input_tokens = input_tokens
         self._started = False
         self._failed = False
@@ -80,8 +100,15 @@ class MessagesStream:
     def _close(self) -> bytes:
         if self._block is None:
             return b""
+        out = b""
+        if self._block == "thinking" and self._key:
+            sig = signature("".join(self._thought), self._key)
+            out = self._delta({"type": "signature_delta", "signature": sig})
+        self._thought = []
         self._block = None
-        return event("content_block_stop", {"type": "content_block_stop", "index": self._index})
+        return out + event(
+            "content_block_stop", {"type": "content_block_stop", "index": self._index}
+        )
 
     def _open(self, kind: str, block: dict[str, Any]) -> bytes:
         out = self._close()
@@ -104,6 +131,7 @@ class MessagesStream:
             else:
                 out = self._open(kind, {"type": "text", "text": ""})
         if kind == "thinking":
+            self._thought.append(text)
             return out + self._delta({"type": "thinking_delta", "thinking": text})
         return out + self._delta({"type": "text_delta", "text": text})
 
@@ -159,6 +187,7 @@ class MessagesStream:
             finish = choice.get("finish_reason")
             if isinstance(finish, str) and finish:
                 self._finish = finish
+                self._stop = matched_stop(choice, self._stops)
         return out
 
     def feed(self, payloads: list[bytes]) -> bytes:
@@ -187,10 +216,13 @@ class MessagesStream:
         reason = stop_reason(self._finish)
         if reason == "end_turn" and self._tools:
             reason = "tool_use"
+        stop = self._stop if reason == "end_turn" else None
+        if stop is not None:
+            reason = "stop_sequence"
         usage = self._usage or {"input_tokens": self._input_tokens, "output_tokens": 0}
         delta = {
             "type": "message_delta",
-            "delta": {"stop_reason": reason, "stop_sequence": None},
+            "delta": {"stop_reason": reason, "stop_sequence": stop},
             "usage": usage,
         }
         return out + event("message_delta", delta) + event("message_stop", {"type": "message_stop"})

@@ -14,11 +14,13 @@ The reverse of ``providers/gemini_request.py``. Rules:
   are dropped (the upstream does not take them back);
 * ``tools[].functionDeclarations`` → function tools, the Gemini schema (upper-case
   types, ``nullable``) rewritten as JSON schema (``parametersJsonSchema`` as given);
-  other tools (search, code execution) are ignored;
+  a built-in tool (``googleSearch``, ``codeExecution``, ``urlContext``, …) is refused
+  with a 400 naming it: no channel behind this translation runs Google's tools;
 * ``toolConfig.functionCallingConfig``: ``AUTO`` → ``auto``, ``ANY`` → ``required`` (one
   allowed name: that function), ``NONE`` → ``none``; ``allowedFunctionNames`` keeps only
   those tools;
-* ``generationConfig``: sampling fields, ``maxOutputTokens`` → ``max_tokens``,
+* ``generationConfig``: sampling fields (``topK`` → ``top_k``, which the relay keeps only
+  for channels that take it: ``relay/gemini_in.py``), ``maxOutputTokens`` → ``max_tokens``,
   ``stopSequences`` → ``stop``, ``candidateCount`` → ``n``, JSON MIME type / schemas →
   ``response_format``, ``thinkingConfig`` → ``reasoning_effort``.
 """
@@ -42,6 +44,7 @@ _LEVELS = {"minimal": "minimal", "low": "low", "medium": "medium", "high": "high
 _NUMBERS = {
     "temperature": "temperature",
     "topP": "top_p",
+    "topK": "top_k",
     "presencePenalty": "presence_penalty",
     "frequencyPenalty": "frequency_penalty",
     "seed": "seed",
@@ -278,6 +281,7 @@ def _tools(body: dict[str, Any], out: dict[str, Any]) -> None:
     functions: list[dict[str, Any]] = []
     for i, tool in enumerate(tools if isinstance(tools, list) else ()):
         tool = _obj(tool, f"tools[{i}]")
+        _builtin(tool, i)
         decls = tool.get("functionDeclarations", tool.get("function_declarations"))
         for j, decl in enumerate(decls if isinstance(decls, list) else ()):
             decl = _obj(decl, f"tools[{i}].functionDeclarations[{j}]")
@@ -318,6 +322,21 @@ def _tools(body: dict[str, Any], out: dict[str, Any]) -> None:
         }
     elif choice is not None:
         out["tool_choice"] = choice
+
+
+#: the keys of a Gemini ``Tool`` that declare functions; any other is a built-in tool
+_FUNCTION_KEYS = frozenset({"functionDeclarations", "function_declarations"})
+
+
+def _builtin(tool: dict[str, Any], i: int) -> None:
+    """Refuse a built-in tool (Google Search, code execution, URL context, …) by name."""
+    for key in tool:
+        if key not in _FUNCTION_KEYS:
+            raise InvalidRequest(
+                f"tools[{i}].{key}: the built-in tool `{key}` is not supported by this "
+                "gateway; declare functions with `functionDeclarations`.",
+                param="tools",
+            )
 
 
 def _number(cfg: dict[str, Any], key: str) -> float | int | None:

@@ -39,11 +39,13 @@ from relaygate.errors import InvalidRequest, RelayError, send_error
 from relaygate.inbound.anthropic_native import count_tokens_request
 from relaygate.inbound.anthropic_request import to_chat
 from relaygate.inbound.anthropic_response import error_object, error_type, to_message
+from relaygate.inbound.anthropic_signature import sign_thinking
 from relaygate.inbound.anthropic_stream import MessagesStream
 from relaygate.providers.base import Adaptor, Target
 from relaygate.relay.attempt import Call, build_request
 from relaygate.relay.chat import chat_attempt, take_chat_body
-from relaygate.relay.messages_native import native_attempt
+from relaygate.relay.envelope import envelope_on, enveloped, wrap_ok
+from relaygate.relay.messages_native import native_attempt, thinking_secret
 from relaygate.relay.pipeline import (
     authenticate,
     internal_error,
@@ -60,6 +62,8 @@ __all__ = ["handle_count_tokens", "handle_messages", "render_error"]
 
 #: channels that take the Messages request natively
 NATIVE = "anthropic"
+#: the client format's name in RELAYGATE_ENVELOPE_FORMATS
+FORMAT = "anthropic"
 
 
 def render_error(err: RelayError, status: int) -> bytes:
@@ -70,18 +74,34 @@ def render_error(err: RelayError, status: int) -> bytes:
 
 
 class MessagesPresenter:
-    """Chat answers shown as Anthropic messages (``relay/present.py``)."""
+    """Chat answers shown as Anthropic messages (``relay/present.py``); ``envelope``: with
+    the ``code``/``msg`` envelope (``RELAYGATE_ENVELOPE_FORMATS`` names ``anthropic``)."""
+
+    def __init__(self, *, envelope: bool = False, secret: bytes = b"") -> None:
+        self.envelope = envelope
+        self.secret = secret  # of the thinking signature (inbound/anthropic_signature.py)
+        self.stops: tuple[str, ...] = ()  # the request's stop_sequences
 
     def unary(self, ctx: RelayContext, obj: dict[str, Any]) -> bytes:
-        return orjson.dumps(to_message(obj, ctx.model or ""))
+        message = to_message(obj, ctx.model or "", self.stops)
+        sign_thinking(message.get("content"), self.secret)
+        return wrap_ok(message, self.envelope)
 
     def writer(self, send: Send, ctx: RelayContext, request_id: str, keepalive: float) -> SSEWriter:
         res = ctx.get(RESERVATION)
-        stream = MessagesStream(ctx.model or "", res.prompt_tokens if res is not None else 0)
+        stream = MessagesStream(
+            ctx.model or "",
+            res.prompt_tokens if res is not None else 0,
+            key=self.secret,
+            stops=self.stops,
+        )
         return TranslatingWriter(send, ctx, request_id, keepalive, stream.feed, stream.finish)
 
 
-_PRESENTER = MessagesPresenter()
+def _presenter(state: AppState) -> MessagesPresenter:
+    return MessagesPresenter(
+        envelope=envelope_on(state.settings, FORMAT), secret=thinking_secret(state)
+    )
 
 
 async def _read(state: AppState, req: Request) -> dict[str, Any]:
@@ -93,15 +113,19 @@ async def _read(state: AppState, req: Request) -> dict[str, Any]:
 
 async def handle_messages(state: AppState, req: Request) -> None:
     ctx = RelayContext(req.request_id, "chat", client_ip=req.client_ip)
-    ctx.put(PRESENTER, _PRESENTER)
-    ctx.put(ERROR_RENDER, render_error)
+    presenter = _presenter(state)
+    ctx.put(PRESENTER, presenter)
+    ctx.put(ERROR_RENDER, enveloped(render_error, envelope_on(state.settings, FORMAT)))
     sent: list[dict[str, Any]] = []  # the client's body, as sent
     dropped: list[str] = []  # blocks only an Anthropic channel can take
 
     async def parse(state: AppState, req: Request) -> dict[str, Any]:
         body = await _read(state, req)
         sent.append(body)
-        return to_chat(body, dropped=dropped)
+        chat = to_chat(body, dropped=dropped)
+        stops = body.get("stop_sequences")  # checked by to_chat: strings
+        presenter.stops = tuple(stops) if isinstance(stops, list) else ()
+        return chat
 
     def make_call(body: dict[str, Any]) -> Call:
         async def call(adaptor: Adaptor, target: Target) -> None:
@@ -173,7 +197,8 @@ async def handle_count_tokens(state: AppState, req: Request) -> None:
             n = count_prompt(chat)
         ctx.first_byte_at = time.perf_counter()
         ctx.finished = True
-        await send_json(req.send, 200, orjson.dumps({"input_tokens": n}), req.request_id)
+        out = wrap_ok({"input_tokens": n}, envelope_on(s, FORMAT))
+        await send_json(req.send, 200, out, req.request_id)
     except Exception as exc:
         err = exc if isinstance(exc, RelayError) else internal_error(ctx, exc)
         ctx.error_code = err.code
@@ -183,7 +208,7 @@ async def handle_count_tokens(state: AppState, req: Request) -> None:
             req.request_id,
             envelope=s.envelope,
             openai_statuses=s.openai_status_codes,
-            render=render_error,
+            render=enveloped(render_error, envelope_on(s, FORMAT)),
         )
     if state.access_log is not None:  # not billed: no request-log row
         state.access_log.record(

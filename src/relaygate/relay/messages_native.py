@@ -4,52 +4,56 @@ as is (``inbound/anthropic_native.py``) and the answer passed back as is, stream
 The model's and the channel's shaping rules apply to the Messages body under Anthropic's
 names (``services/shaping.py`` ``shape_anthropic``), per attempt like chat's.
 
+Thinking blocks the gateway signed (a conversation begun on another channel,
+``inbound/anthropic_signature.py``) are dropped from the request: Anthropic never made them.
+
 Billing reads the answer's own usage (``input_tokens``, ``output_tokens``, cache reads
-and writes: ``providers/anthropic_stream.py`` ``usage_from_anthropic``). A stream is also
-read through the Anthropic adaptor's translator, as a shadow: its OpenAI chunks feed the
-stream meter (a stream cut mid-way is charged for what was delivered) and the chunk
-filters, which observe here (the content log) but cannot rewrite the native frames.
+and writes: ``providers/anthropic_stream.py`` ``usage_from_anthropic``). A stream is
+relayed by ``relay/native_stream.py`` ``pump``, read through the Anthropic adaptor's
+translator as a shadow: its OpenAI chunks feed the stream meter (a stream cut mid-way is
+charged for what was delivered) and the chunk filters, which observe here (the content
+log) but cannot rewrite the native frames. A whole answer carries the ``code``/``msg``
+envelope when ``RELAYGATE_ENVELOPE_FORMATS`` names ``anthropic``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from typing import Any
 
 import orjson
 
 from relaygate.asgi import Request, send_json
-from relaygate.billing.stage import METER
-from relaygate.billing.tokens import StreamMeter, count_completion, count_prompt
+from relaygate.billing.tokens import count_completion, count_prompt
 from relaygate.context import RelayContext
 from relaygate.errors import RelayError, UpstreamError
 from relaygate.inbound.anthropic_native import native_request
 from relaygate.inbound.anthropic_response import error_object, error_type
+from relaygate.inbound.anthropic_signature import strip_gateway_thinking
 from relaygate.providers.anthropic_stream import anthropic_error, usage_from_anthropic
 from relaygate.providers.base import Adaptor, Target, UpstreamRequest, Usage, parse_json_object
 from relaygate.relay.attempt import build_request, fetch, upstream_failure
-from relaygate.relay.pipeline import internal_error, record, shutdown_cut
+from relaygate.relay.envelope import envelope_on, wrap_ok
+from relaygate.relay.native_stream import frame, pump
+from relaygate.relay.pipeline import record
 from relaygate.relay.shaping import attempt_rules
-from relaygate.relay.sse import SSEDecoder
-from relaygate.relay.stream import SSEWriter
 from relaygate.services.shaping import shape_anthropic
 from relaygate.state import AppState
 
-__all__ = ["native_attempt"]
+__all__ = ["native_attempt", "thinking_secret"]
 
 
-def _frame(event: str | None, data: bytes) -> bytes:
-    if event is None:
-        return b"data: " + data + b"\n\n"
-    return b"event: " + event.encode() + b"\ndata: " + data + b"\n\n"
+def thinking_secret(state: AppState) -> bytes:
+    """The key of the gateway's thinking signatures, derived from the gateway secret
+    (``inbound/anthropic_signature.py``)."""
+    return state.secrets.hash_key("relaygate-thinking-signature").encode()
 
 
 def _error_frame(err: RelayError) -> bytes:
     kind = error_type(err.code, err.type, err.http_status(True))
     if err.code == "stream_cut":
         kind = "overloaded_error"
-    return _frame("error", orjson.dumps(error_object(kind, err.message)))
+    return frame("error", orjson.dumps(error_object(kind, err.message)))
 
 
 def _header(req: Request, name: bytes) -> str | None:
@@ -68,6 +72,7 @@ async def native_attempt(
 ) -> None:
     """``sent``: the client's Messages body; ``chat_body``: its chat translation (for a
     local count when the upstream reports no usage)."""
+    sent = strip_gateway_thinking(sent, thinking_secret(state))  # never Anthropic's
     for rules in attempt_rules(state, ctx, target):  # the model's and channel's shaping
         sent = shape_anthropic(sent, rules)
     version = _header(req, b"anthropic-version")
@@ -113,7 +118,8 @@ async def _unary(
     ctx.first_byte_at = time.perf_counter()
     ctx.finished = True
     record(state, ctx)
-    await send_json(req.send, 200, raw, req.request_id)
+    out = wrap_ok(obj, True) if envelope_on(state.settings, "anthropic") else raw
+    await send_json(req.send, 200, out, req.request_id)
 
 
 async def _stream(
@@ -125,22 +131,6 @@ async def _stream(
     ureq: UpstreamRequest,
     chat_body: dict[str, Any],
 ) -> None:
-    chain = state.filters
-    billing = state.billing
-    out = SSEWriter(req.send, ctx, req.request_id, state.settings.sse_keepalive)
-
-    async def end(tail: bytes) -> None:
-        if not out.started:
-            ctx.claim(target)
-        ctx.finished = True
-        record(state, ctx)
-        await out.end(tail)
-
-    async def end_with_error(err: RelayError) -> None:
-        ctx.status = err.http_status(state.settings.openai_status_codes)
-        ctx.error_code = err.code
-        await end(_error_frame(err))
-
     async with state.transport.request(ureq, stream=True) as resp:
         if resp.status >= 400:
             raise upstream_failure(adaptor, target, resp.status, await resp.read(), resp)
@@ -152,72 +142,14 @@ async def _stream(
             raise UpstreamError(
                 "The upstream provider answered a streaming request without a stream."
             )
-        tr = adaptor.chat_stream(target, False)  # the shadow: usage, errors, OpenAI chunks
-        decoder = SSEDecoder()
-        meter = ctx.get(METER)
-        if meter is None:
-            meter = StreamMeter()
-            ctx.put(METER, meter)
-
-        async def deliver(events: list[tuple[str | None, bytes]]) -> None:
-            payloads: list[bytes] = []
-            for ev, data in events:
-                payloads.extend(tr.feed(ev, data))
-            if tr.error is not None and not out.started:
-                raise tr.error  # nothing sent yet: the next attempt, or a JSON error
-            if chain.chunk_filters and payloads:
-                chain.on_chunks(ctx, payloads)  # observed only: the frames go as sent
-            n = 0
-            for p in payloads:
-                n += meter.feed(p)
-            line = billing.progress(ctx) if n else None
-            if not out.started:
-                ctx.claim(target)
-                await out.emit([])  # starts the response
-            await out.write(b"".join(_frame(e, d) for e, d in events))
-            if line is not None:
-                billing.spool(line)
-
-        try:
-            async for data in resp.chunks():
-                events = decoder.feed(data)
-                if events:
-                    await deliver(events)
-                if tr.error is not None or tr.done:
-                    break
-            else:
-                rest = decoder.flush()
-                if rest:
-                    await deliver(rest)
-                if not tr.done and tr.error is None:
-                    raise UpstreamError("The upstream stream ended before it was complete.")
-            ctx.usage = tr.usage
-            if tr.error is not None:  # the client has the upstream's error event already
-                ctx.status = tr.error.http_status(state.settings.openai_status_codes)
-                ctx.error_code = tr.error.code
-            elif ctx.usage is None:  # no usage in the stream: counted here
-                local = Usage(prompt_tokens=count_prompt(chat_body), completion_tokens=meter.tokens)
-                local.total_tokens = local.prompt_tokens + local.completion_tokens
-                ctx.usage = local
-        except RelayError as err:
-            ctx.usage = tr.usage
-            if not out.started:
-                raise
-            await end_with_error(err)
-            return
-        except asyncio.CancelledError:
-            if out.started:
-                ctx.usage = tr.usage
-            if out.started and not ctx.client_disconnected and not out.closed:
-                await end_with_error(shutdown_cut())
-            raise
-        except Exception as exc:
-            ctx.usage = tr.usage
-            crash = internal_error(ctx, exc)
-            if not out.started:
-                raise crash from exc
-            await end_with_error(crash)
-            return
-        finally:
-            out.stop_keepalive()
-    await end(b"")
+        shadow = adaptor.chat_stream(target, False)  # usage, errors, OpenAI chunks
+        await pump(
+            state,
+            req,
+            ctx,
+            target,
+            resp.chunks(),
+            shadow,
+            error_frame=_error_frame,
+            local_prompt=lambda: count_prompt(chat_body),
+        )

@@ -6,8 +6,12 @@ Two ways to answer a new response (``docs/responses-api.md``):
 * **native** — when the model has channels that serve the ``responses`` surface
   (``providers/surfaces.py``), the request goes to them as it is (model mapped), and the
   answer comes back as the upstream sent it: JSON, or its events one by one
-  (``relay/passthrough.py``). Billed from its ``usage`` (the JSON's, or the
-  ``response.completed`` event's).
+  (``relay/native_stream.py``). Billed from its ``usage`` (the JSON's, or the
+  ``response.completed`` event's). The gateway's stages see it through a chat view
+  (``inbound/responses_view.py``): the prepare stages run on the chat translation, or on
+  an estimate of the request's text when it has none, before routing, and what they
+  change is carried back to the body; the reservation is made on the same view; response
+  and chunk filters observe the answer as a chat completion or chunks.
 * **translated** — otherwise the request becomes a chat-completions one
   (``inbound/responses_request.py``) and runs through the chat relay with a presenter that
   shows the answer as a ``response`` object or as the Responses events
@@ -16,26 +20,41 @@ Two ways to answer a new response (``docs/responses-api.md``):
 Each response is recorded with its owner and channel (``relay/responses_state.py``):
 ``previous_response_id`` and the calls on an id go to the channel that made it (native), or
 are answered from the gateway's own copy (translated); anyone but the owner gets a 404.
+
+Whole answers and errors carry the ``code``/``msg`` envelope as the OpenAI endpoints do
+while ``RELAYGATE_ENVELOPE_FORMATS`` names ``responses`` (``relay/envelope.py``); left out,
+they are plain OpenAI bodies with OpenAI's statuses.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
 import orjson
 
-from relaygate.asgi import Message, Request, Send, ok_body, send_json
+from relaygate.asgi import Message, Request, Send, send_json
+from relaygate.billing.tokens import count_completion, count_prompt
 from relaygate.context import RelayContext
-from relaygate.errors import InvalidRequest, NotFound, send_error
+from relaygate.errors import InvalidRequest, NotFound, RelayError, UpstreamError, send_error
 from relaygate.inbound.responses_answer import ResponsesStream, new_id, to_response
 from relaygate.inbound.responses_request import input_items, to_chat
-from relaygate.providers.base import Adaptor, Target, Usage
+from relaygate.inbound.responses_view import (
+    ResponsesShadow,
+    apply_prepared,
+    chat_view,
+    estimate_chat,
+    usage_of,
+)
+from relaygate.providers.base import Adaptor, SurfaceAdaptor, Target, Usage, parse_json_object
 from relaygate.providers.surfaces import SurfaceCall
-from relaygate.relay.attempt import Call, run_attempts
+from relaygate.relay.attempt import Call, build_request, fetch, run_attempts, upstream_failure
 from relaygate.relay.chat import chat_attempt, take_chat_body
+from relaygate.relay.envelope import envelope_on, plain_openai_error, wrap_ok
+from relaygate.relay.native_stream import frame, pump
 from relaygate.relay.passthrough import Reply, exchange
 from relaygate.relay.pipeline import (
     answer_failure,
@@ -47,7 +66,7 @@ from relaygate.relay.pipeline import (
     run_watched,
     take_stream_flags,
 )
-from relaygate.relay.present import PRESENTER
+from relaygate.relay.present import ERROR_RENDER, PRESENTER
 from relaygate.relay.responses_state import Stored, keep, owned_response
 from relaygate.relay.shaping import attempt_rules
 from relaygate.relay.stream import SSEWriter, TranslatingWriter
@@ -59,6 +78,8 @@ from relaygate.state import AppState
 __all__ = ["handle_responses"]
 
 SURFACE = "responses"
+#: the client format's name in RELAYGATE_ENVELOPE_FORMATS
+FORMAT = "responses"
 _SUBS = {("GET", ""), ("DELETE", ""), ("GET", "/input_items"), ("POST", "/cancel")}
 
 
@@ -83,69 +104,25 @@ async def handle_responses(state: AppState, req: Request, rest: str) -> None:
 async def _refuse(state: AppState, req: Request, err: Exception) -> None:
     s = state.settings
     assert isinstance(err, (InvalidRequest, NotFound))
+    on = envelope_on(s, FORMAT)
+    render = None if on or not s.envelope else plain_openai_error
     await send_error(
-        req.send, err, req.request_id, envelope=s.envelope, openai_statuses=s.openai_status_codes
+        req.send,
+        err,
+        req.request_id,
+        envelope=on,
+        openai_statuses=s.openai_status_codes,
+        render=render,
     )
 
 
 # ---- a new response ---------------------------------------------------------------------
-def _usage(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict):
-        return None
-
-    def num(obj: Any, name: str) -> int:
-        v = obj.get(name) if isinstance(obj, dict) else None
-        return v if isinstance(v, int) and not isinstance(v, bool) and v > 0 else 0
-
-    prompt, completion = num(raw, "input_tokens"), num(raw, "output_tokens")
-    return Usage(
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        total_tokens=prompt + completion,
-        cached_tokens=num(raw.get("input_tokens_details"), "cached_tokens"),
-        reasoning_tokens=num(raw.get("output_tokens_details"), "reasoning_tokens"),
-    )
-
-
-def _native_reply(state: AppState, ctx: RelayContext, body: dict[str, Any]) -> Reply:
-    """Usage from the answer; the new id recorded (unless ``store: false``)."""
-    kept = body.get("store") is not False
-    seen: list[str] = []
-
-    async def on_json(obj: dict[str, Any], target: Target) -> None:
-        ctx.usage = _usage(obj.get("usage"))
-        if kept and isinstance(obj.get("id"), str):
-            await keep(state, ctx, obj["id"], target.channel_id, {"mode": "native"})
-
-    def on_event(event: str | None, data: bytes) -> bool:
-        if not data.startswith(b"{") or b'"response"' not in data:
-            return True
-        try:
-            obj = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            return True
-        resp = obj.get("response") if isinstance(obj, dict) else None
-        if isinstance(resp, dict):
-            if not seen and isinstance(resp.get("id"), str):
-                seen.append(resp["id"])
-            usage = _usage(resp.get("usage"))
-            if usage is not None:
-                ctx.usage = usage
-        return True
-
-    async def on_end(target: Target) -> None:
-        if kept and seen:
-            await keep(state, ctx, seen[0], target.channel_id, {"mode": "native"})
-
-    return Reply(on_json=on_json, on_event=on_event, on_end=on_end)
-
-
 class _Present:
     """The presenter of a translated response (``relay/present.py``); ``final`` is the
     response object once the answer is whole (None after a failure)."""
 
     def __init__(self, state: AppState, body: dict[str, Any], model: str) -> None:
-        self.envelope = state.settings.envelope
+        self.envelope = envelope_on(state.settings, FORMAT)
         self.body = body
         self.model = model
         self.resp_id = new_id("resp_")
@@ -153,7 +130,7 @@ class _Present:
 
     def unary(self, ctx: RelayContext, obj: dict[str, Any]) -> bytes:
         self.final = to_response(obj, self.resp_id, self.body, self.model)
-        return ok_body(self.final, self.envelope)
+        return wrap_ok(self.final, self.envelope)
 
     def writer(self, send: Send, ctx: RelayContext, request_id: str, keepalive: float) -> SSEWriter:
         events = ResponsesStream(self.resp_id, self.body, self.model)
@@ -200,6 +177,7 @@ def _keep_before_end(
 
 async def _create(state: AppState, req: Request) -> None:
     ctx = RelayContext(req.request_id, "responses", client_ip=req.client_ip)
+    _error_shape(state, ctx)
     chain = state.filters
     try:
         authenticate(state, req, ctx)
@@ -214,34 +192,40 @@ async def _create(state: AppState, req: Request) -> None:
             )
         prev = await owned_response(state, prev_id, ctx.user.id) if prev_id else None
         ctx.model = model
-        router = state.router
-        group = ctx.user.group_name
         conversation = [*(prev.history() if prev is not None else []), *items]
-        native = prev is not None and prev.mode == "native"
+        untranslated: InvalidRequest | None = None
         try:
             chat = to_chat(body, conversation)
-        except InvalidRequest:
-            if not native and prev is None:
-                raise
-            chat = {"model": model, "messages": []}  # only an estimate for a native call
+            take_chat_body(ctx, chat)
+        except InvalidRequest as exc:  # only a native channel can take it
+            untranslated = exc
+            chat = estimate_chat(body, conversation)
+            ctx.model = model
+        # the prepare stages see the chat view, before routing (module docstring)
+        before = [orjson.dumps(m) for m in chat["messages"]]
+        if chain.prepare_stages:
+            await chain.prepare(ctx, chat)
+        assert ctx.model is not None
+        router = state.router
         affinity = affinity_key(router.affinity, req.headers, chat, ctx.key.id)
         candidates: list[Candidate]
+        native = prev is not None and prev.mode == "native"
         if native:
             assert prev is not None
-            candidates = router.channel_candidate(prev.record.channel_id, model)
+            candidates = router.channel_candidate(prev.record.channel_id, ctx.model)
         else:
-            every = router.candidates(model, ctx.key, group, affinity)
+            every = router.candidates(ctx.model, ctx.key, ctx.user.group_name, affinity)
             own = [c for c in every if serves(c[0], SURFACE)] if prev is None else []
             native = bool(own)
             candidates = own or every
         if native:
+            body = apply_prepared(body, before, chat)
             take_stream_flags(ctx, body)
             ctx.include_usage = False
         else:
+            if untranslated is not None:
+                raise untranslated
             _translatable(body)
-            take_chat_body(ctx, chat)
-            if chain.prepare_stages:
-                await chain.prepare(ctx, chat)
         ctx.endpoint = "chat"  # reserve the worst case of a generating endpoint
         try:
             await state.billing.reserve(ctx, chat)
@@ -249,7 +233,7 @@ async def _create(state: AppState, req: Request) -> None:
             ctx.endpoint = "responses"
         await chain.before(ctx, body if native else chat)
         if native:
-            call = _native_call(state, req, ctx, body)
+            call = _native_call(state, req, ctx, body, chat)
         else:
             call = _translated_call(state, req, ctx, body, chat, conversation, items, prev)
         await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call, affinity))
@@ -257,6 +241,13 @@ async def _create(state: AppState, req: Request) -> None:
         await answer_failure(state, req, ctx, exc)
     finally:
         await end_request(state, req, ctx)
+
+
+def _error_shape(state: AppState, ctx: RelayContext) -> None:
+    """With the envelope on but ``responses`` left out of RELAYGATE_ENVELOPE_FORMATS,
+    errors are plain OpenAI ones (with OpenAI's statuses, as the other formats')."""
+    if state.settings.envelope and not envelope_on(state.settings, FORMAT):
+        ctx.put(ERROR_RENDER, plain_openai_error)
 
 
 def _translatable(body: dict[str, Any]) -> None:
@@ -271,16 +262,90 @@ def _translatable(body: dict[str, Any]) -> None:
         )
 
 
-def _native_call(state: AppState, req: Request, ctx: RelayContext, body: dict[str, Any]) -> Call:
-    reply = _native_reply(state, ctx, body)
+def _native_call(
+    state: AppState,
+    req: Request,
+    ctx: RelayContext,
+    body: dict[str, Any],
+    chat: dict[str, Any],
+) -> Call:
+    """The request as it is to a channel serving the Responses API: the answer relayed as
+    the upstream sent it, billed from its usage, observed by the response or chunk filters
+    through a chat view, recorded for later calls on its id (unless ``store: false``)."""
+    kept = body.get("store") is not False
+    chain = state.filters
 
     async def call(adaptor: Adaptor, target: Target) -> None:
         # the model's and the channel's shaping rules, per attempt (docs/request-shaping.md)
         shaped = apply_all(shape_responses, body, attempt_rules(state, ctx, target))
         sc = SurfaceCall("POST", "/responses", json=shaped)
-        await exchange(state, req, ctx, adaptor, target, sc, reply)
+        ureq = build_request(target, lambda: _surface(adaptor).surface_request(target, sc))
+        if not ctx.stream:
+            obj = parse_json_object(await fetch(state, adaptor, target, ureq))
+            ctx.usage = usage_of(obj.get("usage"))
+            if ctx.usage is None:
+                prompt, done = count_prompt(chat), count_completion(chat_view(obj))
+                ctx.usage = Usage(prompt_tokens=prompt, completion_tokens=done)
+                ctx.usage.total_tokens = prompt + done
+            if chain.response_filters:
+                chain.on_response(ctx, chat_view(obj))
+            if kept and isinstance(obj.get("id"), str):
+                await keep(state, ctx, obj["id"], target.channel_id, {"mode": "native"})
+            await _send_json(state, req, ctx, target, obj)
+            return
+        async with state.transport.request(ureq, stream=True) as resp:
+            if resp.status >= 400:
+                raise upstream_failure(adaptor, target, resp.status, await resp.read(), resp)
+            if "event-stream" not in (resp.header("Content-Type") or ""):
+                raise UpstreamError(
+                    "The upstream provider answered a streaming request without a stream."
+                )
+            shadow = ResponsesShadow()
+
+            async def before_end() -> None:
+                if kept and shadow.response_id is not None:
+                    await keep(
+                        state, ctx, shadow.response_id, target.channel_id, {"mode": "native"}
+                    )
+
+            await pump(
+                state,
+                req,
+                ctx,
+                target,
+                resp.chunks(),
+                shadow,
+                error_frame=_error_frame,
+                local_prompt=lambda: count_prompt(chat),
+                before_end=before_end,
+            )
 
     return call
+
+
+def _surface(adaptor: Adaptor) -> SurfaceAdaptor:
+    if not isinstance(adaptor, SurfaceAdaptor):  # routing keeps such channels out
+        raise UpstreamError("This channel's provider cannot serve this endpoint.")
+    return adaptor
+
+
+def _error_frame(err: RelayError) -> bytes:
+    """A gateway failure after the first event, as the Responses stream's ``error`` event."""
+    obj = {"type": "error", "code": err.code, "message": err.message, "param": None}
+    return frame("error", orjson.dumps(obj))
+
+
+async def _send_json(
+    state: AppState, req: Request, ctx: RelayContext, target: Target, obj: dict[str, Any]
+) -> None:
+    """A whole native answer: the row recorded, then the body (with the envelope when
+    RELAYGATE_ENVELOPE_FORMATS says so)."""
+    ctx.claim(target)  # hedged: the first answer wins
+    ctx.first_byte_at = time.perf_counter()
+    ctx.finished = True
+    record(state, ctx)
+    body = wrap_ok(obj, envelope_on(state.settings, FORMAT))
+    await send_json(req.send, 200, body, req.request_id)
 
 
 def _translated_call(
@@ -317,6 +382,7 @@ def _translated_call(
 # ---- calls on a response ----------------------------------------------------------------
 async def _on_response(state: AppState, req: Request, resp_id: str, sub: str) -> None:
     ctx = RelayContext(req.request_id, "responses", client_ip=req.client_ip)
+    _error_shape(state, ctx)
     try:
         authenticate(state, req, ctx)
         assert ctx.user is not None
@@ -337,8 +403,17 @@ async def _on_response(state: AppState, req: Request, resp_id: str, sub: str) ->
         if method == "POST":
             sc.json = {}
 
+        same = envelope_on(state.settings, FORMAT) == state.settings.envelope
+        streamed = b"stream=true" in query.lower()
+
         async def call(adaptor: Adaptor, target: Target) -> None:
-            await exchange(state, req, ctx, adaptor, target, sc, Reply(on_json=on_json))
+            if same or streamed:  # the envelope as for the OpenAI endpoints
+                await exchange(state, req, ctx, adaptor, target, sc, Reply(on_json=on_json))
+                return
+            ureq = build_request(target, lambda: _surface(adaptor).surface_request(target, sc))
+            obj = parse_json_object(await fetch(state, adaptor, target, ureq))
+            await on_json(obj, target)
+            await _send_json(state, req, ctx, target, obj)
 
         await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call))
     except (Exception, asyncio.CancelledError) as exc:
@@ -366,7 +441,9 @@ async def _answer_local(
     ctx.first_byte_at = ctx.started
     ctx.finished = True
     record(state, ctx)
-    await send_json(req.send, 200, ok_body(out, state.settings.envelope), req.request_id)
+    await send_json(
+        req.send, 200, wrap_ok(out, envelope_on(state.settings, FORMAT)), req.request_id
+    )
 
 
 def _items_page(items: list[dict[str, Any]], req: Request) -> dict[str, Any]:
