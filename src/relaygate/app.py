@@ -46,6 +46,7 @@ from relaygate.filters import load_filter
 from relaygate.filters.content_log import ContentLogFilter
 from relaygate.filters.limits import LimitsFilter
 from relaygate.logs import setup_logging
+from relaygate.online.factory import build_online
 from relaygate.pacing import freeze_startup_heap, limit_malloc_arenas, lower_helper_threads
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.relay.multipart import sweep_spools
@@ -138,6 +139,7 @@ class RelayGateApp:
         )
         router.usable_keys = health.usable_keys
         health.start(s.channel_test_interval)  # shared view of rejected keys; the scheduler
+        online = build_online(s.data_dir)  # RELAYGATE_SEARCH_* (docs/online.md)
         self.state = AppState(
             settings=s,
             secrets=secrets,
@@ -150,6 +152,7 @@ class RelayGateApp:
             shared=shared,
             filters=FilterChain(
                 [
+                    online,  # a prepare stage: the online triggers
                     LimitsFilter(shared),
                     *([ContentLogFilter()] if s.log_content else []),
                     *(load_filter(spec) for spec in s.extra_filters),
@@ -162,6 +165,7 @@ class RelayGateApp:
             slots=Slots(shared, s.workers),
             access_log=access,
             prices=prices,
+            online=online,
         )
         self.state.ready = True
         self._watch_termination()
@@ -234,6 +238,8 @@ class RelayGateApp:
             return
         st.ready = False
         await st.health.stop()
+        if st.online is not None:
+            await st.online.close()
         await st.breakers.stop()
         await st.catalog.stop()
         if self._book is not None:

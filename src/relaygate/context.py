@@ -142,6 +142,7 @@ class RelayContext:
     package_id: int | None = None
     billing: str | None = None  # balance | counts | credit | unlimited | free | unpriced
     race: Race | None = None  # hedged attempts in flight (relay/hedge.py)
+    search: str | None = None  # an online request's search for its log row (relay/online.py)
     _slots: dict[Slot[Any], Any] | None = None
 
     def claim(self, target: Target) -> None:

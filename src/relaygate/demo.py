@@ -22,10 +22,13 @@ from relaygate.settings import Settings
 from relaygate.storage.base import Conflict
 
 __all__ = [
+    "DEMO_CORPUS",
     "DEMO_CREDIT",
     "DEMO_MODELS",
+    "SEARCH_FEE",
     "banner",
     "demo_channels",
+    "load_demo_index",
     "park_emulator_channels",
     "seed",
     "start_emulators",
@@ -34,6 +37,41 @@ __all__ = [
 DEMO_CREDIT = 100_000_000  # units: 100.00 in the operator currency
 #: emulator providers, in the order their channels are made
 PROVIDERS = ("openai", "anthropic")
+
+
+#: the demo's web-search fee (per search, ``billing/stage.py`` SURCHARGES)
+SEARCH_FEE: dict[str, Any] = {
+    "model": "web-search",
+    "provider": "relaygate",
+    "currency": "CNY",
+    "per": "1k",
+    "input": "0",
+    "output": "0",
+    "per_request": "0.01",
+    "description": "A web search of an online request (the demo's local index).",
+    "source": "relaygate demo",
+}
+#: documents about relaygate itself, the demo's local search index (online requests)
+DEMO_CORPUS = Path(__file__).parent / "online" / "demo_corpus"
+
+
+def search_index_path(s: Settings) -> Path:
+    """Where the demo's local search index lives (the local backend's default file)."""
+    return Path(s.data_dir) / "search.db"
+
+
+async def load_demo_index(s: Settings) -> int:
+    """(Re)load the demo corpus into the local index; returns how many documents it holds.
+    ``serve --demo`` makes it the search backend unless the operator chose another."""
+    from relaygate.online.local_index import LocalIndex
+
+    index = LocalIndex(search_index_path(s))
+    try:
+        await index.clear()
+        await index.load_path(DEMO_CORPUS)
+        return await index.count()
+    finally:
+        await index.close()
 
 
 def demo_channels() -> dict[str, list[DemoModel]]:
@@ -68,6 +106,8 @@ async def seed(svc: AdminService, s: Settings, base_urls: dict[str, str]) -> str
     for model in DEMO_MODELS:
         if await svc.repo.prices.get(model.name) is None:  # an operator's edit stays
             await svc.repo.prices.upsert(demo_price_row(model))
+    if await svc.repo.prices.get(SEARCH_FEE["model"]) is None:
+        await svc.repo.prices.upsert(SEARCH_FEE)
     key_file = Path(s.data_dir) / "demo-key.txt"
     plain = key_file.read_text().strip() if key_file.exists() else ""
     usable = {k.key_hash for k in await svc.list_keys(demo.id) if k.status == "active"}

@@ -35,6 +35,7 @@ from relaygate.context import RelayContext, Slot
 
 __all__ = [
     "PLAN_LIMITS",
+    "TAP",
     "AfterFilter",
     "BeforeFilter",
     "BillingStage",
@@ -44,6 +45,7 @@ __all__ = [
     "NoBilling",
     "PlanLimits",
     "PrepareStage",
+    "RequestTap",
     "ResponseFilter",
     "StopStream",
 ]
@@ -111,6 +113,20 @@ class StopStream(Exception):
     def __init__(self, final: list[Chunk] | None = None) -> None:
         super().__init__("stream stopped by filter")
         self.final = final or []
+
+
+class RequestTap(Protocol):
+    """One request's own watcher of its answer, put in :data:`TAP` by a stage that needs
+    it (an online request's citations, ``online/citations.py``), so requests without one
+    pay nothing: it sees a whole answer after the response filters, and each batch of
+    stream chunk payloads after the chunk filters, and may add payloads."""
+
+    def on_response(self, obj: dict[str, Any]) -> None: ...
+
+    def chunks(self, payloads: list[bytes]) -> list[bytes]: ...
+
+
+TAP: Slot[RequestTap] = Slot("stages.tap")
 
 
 @runtime_checkable

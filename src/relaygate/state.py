@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from relaygate.access_log import AccessLog
 from relaygate.billing.prices import PriceTable
 from relaygate.catalog import Catalog
+from relaygate.online.stage import OnlineStage
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.requestlog.writer import UsageLogWriter
 from relaygate.routing.breakers import Breakers
@@ -46,6 +47,8 @@ class AppState:
     access_log: AccessLog | None = None
     # model prices and group multipliers (billing/prices.py); reloaded in place
     prices: PriceTable = field(default_factory=PriceTable.build)
+    # online web search (online/stage.py); None only in states built without it
+    online: OnlineStage | None = None
     inflight: int = 0
     ready: bool = False
     draining: bool = False  # shutting down: finishing open requests

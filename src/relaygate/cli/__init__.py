@@ -1,11 +1,13 @@
-"""Command line: ``relaygate serve | migrate | admin | user | key | channel | code | emulator``.
+"""Command line: ``relaygate serve | migrate | admin | user | key | channel | code | emulator |
+search-index``.
 
 ``base.py`` holds the root group and the shared helpers; the commands register on it when
 their modules are imported here: ``server.py`` (serve, migrate, admin, emulator) and
-``accounts.py`` (users, keys, channels, balances and codes).
+``accounts.py`` (users, keys, channels, balances and codes), ``search.py`` (the local
+search index).
 """
 
-from relaygate.cli import accounts, server
+from relaygate.cli import accounts, search, server
 from relaygate.cli.base import main
 
-__all__ = ["accounts", "main", "server"]
+__all__ = ["accounts", "main", "search", "server"]

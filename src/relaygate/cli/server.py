@@ -80,6 +80,9 @@ def _seed_demo(host: str, port: int) -> None:
     servers = demo_setup.start_emulators()
     urls = {provider: srv.base_url for provider, srv in servers.items()}
     plain = run_service(lambda svc, s: demo_setup.seed(svc, s, urls))
+    if not os.environ.get("RELAYGATE_SEARCH_BACKEND"):  # online answers from the demo corpus
+        run_service(lambda svc, s: demo_setup.load_demo_index(s))
+        os.environ["RELAYGATE_SEARCH_BACKEND"] = "local"  # the workers inherit it
     click.echo(demo_setup.banner(host, port, plain), err=True)
     sys.stderr.flush()
 

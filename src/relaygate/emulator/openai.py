@@ -19,6 +19,7 @@ from relaygate.emulator.base import (
     sample_arguments,
     split_text,
 )
+from relaygate.emulator.grounded import grounded_reply
 from relaygate.emulator.knobs import Knobs
 from relaygate.emulator.openai_endpoints import add_model_routes
 from relaygate.emulator.openai_objects import add_object_routes
@@ -244,7 +245,7 @@ class OpenAIEmulator(Provider):
             tool_id = self.core.ids("call_")
             finish = "tool_calls"
         else:
-            text = knobs.reply
+            text = grounded_reply(messages) or knobs.reply  # search results: cite them
         reasoning = knobs.reasoning if self._reasons(model) else ""
         limit = body.get("max_completion_tokens") or body.get("max_tokens")
         if text and isinstance(limit, int) and limit > 0 and count_tokens(text) > limit:

@@ -41,6 +41,14 @@ def _number(env: Mapping[str, str], name: str, default: float, lo: float, hi: fl
     return value
 
 
+#: backend-specific settings (online/backends.py reads them from ``OnlineSettings.extra``)
+_EXTRA = {
+    "ddgs_proxy": "RELAYGATE_SEARCH_DDGS_PROXY",  # the proxy ddgs reaches DuckDuckGo through
+    "ddgs_backend": "RELAYGATE_SEARCH_DDGS_BACKEND",  # ddgs engines ("auto", "duckduckgo", …)
+    "tavily_depth": "RELAYGATE_SEARCH_TAVILY_DEPTH",  # basic | advanced
+}
+
+
 def online_settings(env: Mapping[str, str] | None = None) -> OnlineSettings:
     """``RELAYGATE_SEARCH_*`` read and checked."""
     env = os.environ if env is None else env
@@ -70,4 +78,5 @@ def online_settings(env: Mapping[str, str] | None = None) -> OnlineSettings:
         always=always,
         rewrite_model=env.get("RELAYGATE_SEARCH_REWRITE_MODEL", "").strip(),
         local_db=env.get("RELAYGATE_SEARCH_LOCAL_DB", "").strip(),
+        extra={name: value for name, var in _EXTRA.items() if (value := env.get(var, "").strip())},
     )

@@ -131,6 +131,8 @@ class AttemptLoop:
         later: list[Candidate] = []  # skipped: circuit open, or its channel failed already
         retry: list[Candidate] = []  # failed in the first pass
         hedge = self.state.catalog.hedge_after(self.ctx.model or "")
+        if self.ctx.started_response:
+            hedge = None  # the stream is open (online notices): one attempt writes at a time
         queue = self.candidates
         i = 0
         while i < len(queue) and self.more():

@@ -35,11 +35,11 @@ from relaygate.relay.pipeline import (
     shutdown_cut,
     take_stream_flags,
 )
-from relaygate.relay.present import PRESENTER
+from relaygate.relay.present import PRESENTER, open_writer
 from relaygate.relay.shaping import shaped_chat
 from relaygate.relay.sse import SSEDecoder
-from relaygate.relay.stream import SSEWriter, error_payload
-from relaygate.stages import StopStream
+from relaygate.relay.stream import OPEN_WRITER, error_payload
+from relaygate.stages import TAP, StopStream
 from relaygate.state import AppState
 
 __all__ = ["chat_attempt", "handle_chat", "take_chat_body"]
@@ -152,6 +152,9 @@ async def _unary(
     ctx.usage = usage
     if state.filters.response_filters:
         state.filters.on_response(ctx, obj)
+    tap = ctx.get(TAP)  # the request's own watcher (an online request's citations)
+    if tap is not None:
+        tap.on_response(obj)
     ctx.first_byte_at = time.perf_counter()
     ctx.finished = True
     record(state, ctx)
@@ -169,14 +172,11 @@ async def _stream(
     body: dict[str, Any],
 ) -> None:
     chain = state.filters
+    tap = ctx.get(TAP)  # the request's own watcher (an online request's citations)
     filtering = bool(chain.chunk_filters)
     body = shaped_chat(state, ctx, target, body)  # the model's and channel's rules, if any
     ureq = build_request(target, lambda: adaptor.chat_request(target, body, True))
-    present = ctx.get(PRESENTER)  # another inbound format (relay/present.py)
-    if present is None:
-        out = SSEWriter(req.send, ctx, req.request_id, state.settings.sse_keepalive)
-    else:
-        out = present.writer(req.send, ctx, req.request_id, state.settings.sse_keepalive)
+    out = ctx.get(OPEN_WRITER) or open_writer(state, req, ctx)
 
     waiting: list[bytes] = []  # chunks held while hedged attempts race
 
@@ -225,6 +225,8 @@ async def _stream(
                 waiting.clear()
             if filtering and payloads:
                 payloads = chain.on_chunks(ctx, payloads)
+            if tap is not None and payloads:
+                payloads = tap.chunks(payloads)
             if payloads:
                 n = 0
                 for p in payloads:
@@ -263,6 +265,8 @@ async def _stream(
             ctx.usage = tr.usage
             if filtering:  # held chunks first, the usage chunk (if any) last
                 tail = chain.on_end(ctx) + (chain.on_chunks(ctx, tail) if tail else [])
+            if tap is not None and tail:
+                tail = tap.chunks(tail)
             for p in tail:
                 feed(p)
             if ctx.usage is None:  # the upstream sent no usage: count it here

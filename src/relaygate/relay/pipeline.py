@@ -30,7 +30,9 @@ from relaygate.errors import (
     send_error,
 )
 from relaygate.relay.attempt import Call, run_attempts
+from relaygate.relay.online import ground
 from relaygate.relay.present import ERROR_RENDER
+from relaygate.relay.stream import OPEN_WRITER, error_payload
 from relaygate.routing.order import affinity_key
 from relaygate.state import AppState
 
@@ -314,6 +316,8 @@ async def relay_request(
             candidates = router.surface_candidates(surface, ctx.model, ctx.key, group, affinity)
         await state.billing.reserve(ctx, body)
         await chain.before(ctx, body)
+        if state.online is not None and ctx.endpoint == "chat":
+            await ground(state, req, ctx, body)  # an online request's search (relay/online.py)
         call = make_call(body)
         await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call, affinity))
     except (Exception, asyncio.CancelledError) as exc:
@@ -332,10 +336,30 @@ async def answer_failure(
     if isinstance(exc, asyncio.CancelledError):
         if not ctx.started_response and not ctx.client_disconnected:
             await fail(state, req, ctx, shutdown_cut())  # the server stops: say so
+        elif not ctx.client_disconnected:
+            await _end_open_stream(state, ctx, shutdown_cut())
         raise exc
     err = exc if isinstance(exc, RelayError) else internal_error(ctx, exc)
     if not ctx.started_response:
         await fail(state, req, ctx, err)
+    elif not ctx.client_disconnected:
+        await _end_open_stream(state, ctx, err)
+
+
+async def _end_open_stream(state: AppState, ctx: RelayContext, err: RelayError) -> None:
+    """A stream opened before the upstream call (an online request's notices) whose
+    request then failed: it ends with the error event and ``[DONE]``."""
+    out = ctx.get(OPEN_WRITER)
+    if out is None or out.closed:
+        return
+    ctx.status = err.http_status(state.settings.openai_status_codes)
+    ctx.error_code = err.code
+    ctx.finished = True
+    record(state, ctx)
+    try:
+        await out.close([error_payload(err)])
+    except Exception:  # the client is gone
+        out.stop_keepalive()
 
 
 async def end_request(state: AppState, req: Request, ctx: RelayContext) -> None:

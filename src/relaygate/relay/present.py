@@ -14,12 +14,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from relaygate.asgi import Send
+from relaygate.asgi import Request, Send
 from relaygate.context import RelayContext, Slot
 from relaygate.errors import RelayError
 from relaygate.relay.stream import SSEWriter
+from relaygate.state import AppState
 
-__all__ = ["ERROR_RENDER", "PRESENTER", "ErrorRender", "Presenter"]
+__all__ = ["ERROR_RENDER", "PRESENTER", "ErrorRender", "Presenter", "open_writer"]
 
 #: an error in the client's format: (error, HTTP status) -> response body
 ErrorRender = Callable[[RelayError, int], bytes]
@@ -37,3 +38,11 @@ class Presenter(Protocol):
 
 PRESENTER: Slot[Presenter] = Slot("present.presenter")
 ERROR_RENDER: Slot[ErrorRender] = Slot("present.error_render")
+
+
+def open_writer(state: AppState, req: Request, ctx: RelayContext) -> SSEWriter:
+    """The stream writer of ``ctx``: plain SSE, or its inbound format's frames."""
+    present = ctx.get(PRESENTER)
+    if present is None:
+        return SSEWriter(req.send, ctx, req.request_id, state.settings.sse_keepalive)
+    return present.writer(req.send, ctx, req.request_id, state.settings.sse_keepalive)

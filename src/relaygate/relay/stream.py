@@ -18,11 +18,11 @@ from collections.abc import Callable
 import orjson
 
 from relaygate.asgi import SSE_HEADERS, Send
-from relaygate.context import RelayContext
+from relaygate.context import RelayContext, Slot
 from relaygate.errors import RelayError
 from relaygate.relay.sse import DONE_FRAME, frame
 
-__all__ = ["KEEPALIVE_FRAME", "SSEWriter", "TranslatingWriter", "error_payload"]
+__all__ = ["KEEPALIVE_FRAME", "OPEN_WRITER", "SSEWriter", "TranslatingWriter", "error_payload"]
 
 KEEPALIVE_FRAME = b": keep-alive\n\n"
 
@@ -152,3 +152,9 @@ class TranslatingWriter(SSEWriter):
     async def close(self, payloads: list[bytes]) -> None:
         body = self._translate(payloads) if payloads else b""
         await self.end(body + self._finish())
+
+
+#: a stream writer opened before the upstream call (an online request's notice chunks,
+#: ``relay/online.py``): the attempts write their answer to it, and a request that fails
+#: after it started ends it with an error event (``relay/pipeline.py`` answer_failure)
+OPEN_WRITER: Slot[SSEWriter] = Slot("stream.open_writer")

@@ -84,8 +84,9 @@ def decode_lines(lines: Sequence[bytes]) -> tuple[list[LogRow], int]:
             if isinstance(v, list) and len(v) == 5 and v[0] == UPDATE:
                 rows.append(tuple(v))  # a provisional update (see UPDATE)
                 continue
-            if isinstance(v, list) and len(v) == n and v[-1] == PROVISIONAL:
-                v.insert(n - 1, None)  # spooled before the last column (attempts) existed
+            if isinstance(v, list) and n - 1 <= len(v) <= n and v[-1] == PROVISIONAL:
+                # spooled before the last columns (attempts, search) existed
+                v[-1:-1] = [None] * (n + 1 - len(v))
             if not isinstance(v, list) or not _MIN_COLS <= len(v) <= n + 1:
                 raise ValueError("not a request-log row")
             if len(v) == n + 1 and v[n] != PROVISIONAL:

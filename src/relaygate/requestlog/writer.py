@@ -73,6 +73,7 @@ def _row(
         ctx.package_id,
         ctx.billing,
         orjson.dumps([a.to_json() for a in ctx.attempts]).decode() if ctx.attempts else None,
+        ctx.search,
     )
 
 

@@ -35,6 +35,7 @@ from relaygate.billing.prices import (
     format_character_price,
     format_price,
 )
+from relaygate.billing.stage import FEE_NAMES
 from relaygate.errors import InvalidRequest, NotFound
 from relaygate.services.admin import ConflictError
 from relaygate.services.fields import (
@@ -341,7 +342,12 @@ class PriceService:
         fields = PRICE.create(body)
         force = fields.pop("force")
         model = fields["model"]
-        if not force and model not in DEFAULT_MODELS and not self.known_model(model):
+        if (
+            not force
+            and model not in DEFAULT_MODELS
+            and model not in FEE_NAMES
+            and not self.known_model(model)
+        ):
             exists = model in stored if stored is not None else await self._stored(model)
             if not exists:
                 raise ValidationError(

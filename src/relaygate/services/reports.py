@@ -250,6 +250,8 @@ def _present(row: Mapping[str, Any], columns: tuple[str, ...]) -> dict[str, Any]
             out[name] = row[name].isoformat()
         elif name == "attempts":
             out[name] = _attempts(row[name])
+        elif name == "search":
+            out[name] = _search(row[name])
         else:
             out[name] = row[name]
     return out
@@ -265,6 +267,17 @@ def _attempts(raw: Any) -> list[Any] | None:
     except orjson.JSONDecodeError:
         return None
     return value if isinstance(value, list) else None
+
+
+def _search(raw: Any) -> dict[str, Any] | None:
+    """An online request's stored search (JSON text: status, hits, ms) as an object."""
+    if not raw:
+        return None
+    try:
+        value = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def csv_cell(value: Any) -> str:
@@ -306,7 +319,7 @@ def _csv_chunk(rows: list[dict[str, Any]], columns: tuple[str, ...], header: boo
             [
                 shown[c]
                 if c == "cost"
-                else csv_cell(r["attempts"] if c == "attempts" else shown[c])
+                else csv_cell(r[c] if c in ("attempts", "search") else shown[c])
                 for c in columns
             ]
         )

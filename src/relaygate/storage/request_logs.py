@@ -43,6 +43,7 @@ LOG_COLUMNS = (
     "package_id",
     "billing",
     "attempts",  # JSON text: the attempt chain (context.Attempt.to_json), None when one attempt
+    "search",  # JSON text: an online request's search (status, hits, ms), None otherwise
 )
 LogRow = tuple[Any, ...]  # one request-log row, values in LOG_COLUMNS order; created_at a datetime
 # Values of trailing columns a shorter row leaves out (rows built before these columns existed).
@@ -55,6 +56,7 @@ _TRAILING_DEFAULTS: dict[str, Any] = {
     "package_id": None,
     "billing": None,
     "attempts": None,
+    "search": None,
 }
 _N = len(LOG_COLUMNS)
 _PAD = tuple(_TRAILING_DEFAULTS.values())
@@ -154,6 +156,8 @@ async def list_request_logs(
         d["created_at"] = (_aware(d["created_at"]) or _now()).isoformat()
         if d.get("attempts"):  # the attempt chain: stored as JSON text, shown as an array
             d["attempts"] = orjson.loads(d["attempts"])
+        if d.get("search"):  # an online request's search: JSON text, shown as an object
+            d["search"] = orjson.loads(d["search"])
         out.append(d)
     return out
 
