@@ -171,6 +171,12 @@ BUILT-IN EMULATOR (canned answers, not a real model).
        -H "Content-Type: application/json" \\
        -d '{{"model":"emulator-gpt","stream":true,"messages":[{{"role":"user","content":"hi"}}]}}'
 
+  An online answer (web search in the demo's local index, cited as [1]):
+  curl {url}/chat/completions {auth} \\
+       -H "Content-Type: application/json" \\
+       -d '{{"model":"emulator-gpt","online":true,"messages":[{{"role":"user",\
+"content":"Where does relaygate keep its data?"}}]}}'
+
   curl {url}/images/generations {auth} \\
        -H "Content-Type: application/json" \\
        -d '{{"model":"emulator-image","prompt":"a lighthouse","size":"1792x1024"}}'

@@ -126,6 +126,33 @@ def test_demo_openai_sdk_both_models(demo: tuple[str, str, Path]) -> None:
         assert text
 
 
+def test_demo_online_answer_cites_the_local_index(demo: tuple[str, str, Path]) -> None:
+    """serve --demo searches its own index about relaygate: an online answer cites it,
+    whole and streamed (seed 001's notices first), through the strict openai SDK."""
+    base, key, data = demo
+    assert (data / "search.db").exists()
+    c = openai.OpenAI(api_key=key, base_url=base + "/v1", _strict_response_validation=True)
+    question = [{"role": "user", "content": "Where does relaygate keep its data?"}]
+    answer = c.chat.completions.create(
+        model="emulator-gpt", messages=question, extra_body={"online": True}
+    )
+    content = answer.choices[0].message.content or ""
+    annotations = answer.choices[0].message.annotations or []
+    assert annotations, content
+    cite = annotations[0].url_citation
+    assert cite.url == "https://relaygate.invalid/docs/storage"
+    assert content[cite.start_index : cite.end_index] == "[1]"
+    assert (answer.model_extra or {})["online"]["status"] == "ok"
+    chunks = list(
+        c.chat.completions.create(model="emulator-gpt:online", messages=question, stream=True)
+    )
+    assert chunks[0].choices[0].delta.function_call is not None
+    assert chunks[1].choices[0].finish_reason == "function_call"
+    assert any(
+        (ch.choices[0].delta.model_extra or {}).get("annotations") for ch in chunks if ch.choices
+    )
+
+
 def test_demo_embeddings_with_openai_sdk(demo: tuple[str, str, Path]) -> None:
     """The README's embeddings example runs against the demo."""
     base, key, _ = demo

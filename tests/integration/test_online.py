@@ -350,6 +350,7 @@ def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[World, Em
         "RELAYGATE_SEARCH_URL": searx.base_url.removesuffix("/v1"),
         "RELAYGATE_SEARCH_TIMEOUT": "0.5",
         "RELAYGATE_SEARCH_NOTICE": "0",
+        "RELAYGATE_SEARCH_REWRITE_MODEL": "gpt-4o-mini",
     }
     gw, key, uid = _gateway(root, up, env)
     try:
@@ -431,3 +432,27 @@ def test_without_notices_the_stream_still_says_how_the_search_went(
         }
     ]
     searx.reset()
+
+
+def test_the_rewrite_model_writes_the_query(remote: tuple[World, EmulatorServer]) -> None:
+    """With RELAYGATE_SEARCH_REWRITE_MODEL the query comes from that model (the emulated
+    one joins the user turns); without an answer from it, the last user turn is used."""
+    w, searx = remote
+    searx.reset()
+    turns = [
+        {"role": "user", "content": "relaygate routing"},
+        {"role": "assistant", "content": "It routes by priority."},
+        {"role": "user", "content": "tell me more about channels please"},
+    ]
+    answer = _client(w).chat.completions.create(
+        model="gpt-4o-mini", messages=turns, extra_body={"online": True}
+    )
+    online = (answer.model_extra or {})["online"]
+    assert online["query"] == "relaygate routing tell me more about channels please"
+    assert w.up.stats.last_body["messages"][-1] == turns[-1]
+    w.up.configure(fail_status=500, fail_times=1)  # the rewrite call fails: the last turn
+    answer = _client(w).chat.completions.create(
+        model="gpt-4o-mini", messages=turns, extra_body={"online": True}
+    )
+    assert (answer.model_extra or {})["online"]["query"] == "tell me more about channels please"
+    w.up.reset()
