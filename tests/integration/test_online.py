@@ -456,3 +456,35 @@ def test_the_rewrite_model_writes_the_query(remote: tuple[World, EmulatorServer]
     )
     assert (answer.model_extra or {})["online"]["query"] == "tell me more about channels please"
     w.up.reset()
+
+
+def test_a_failure_after_the_notices_ends_the_stream_with_an_error_event(world: World) -> None:
+    """The notices opened the response; every attempt then fails: the stream ends with the
+    error event and [DONE] (no JSON error can follow a started response), nothing charged."""
+    before = world.gw.balance(world.user_id)["balance_units"]
+    world.up.configure(fail_status=500, fail_times=100)
+    try:
+        with httpx.stream(
+            "POST",
+            world.gw.base_url + "/chat/completions",
+            headers={"Authorization": f"Bearer {world.key}"},
+            json={
+                "model": "gpt-4o-mini",
+                "online": True,
+                "stream": True,
+                "messages": [{"role": "user", "content": QUESTION}],
+            },
+            timeout=20,
+        ) as r:
+            assert r.status_code == 200
+            request_id = r.headers["x-request-id"]
+            lines = [ln for ln in r.iter_lines() if ln.startswith("data: ")]
+    finally:
+        world.up.reset()
+    assert lines[-1] == "data: [DONE]"
+    events = [orjson.loads(ln[6:]) for ln in lines[:-1]]
+    assert events[1]["choices"][0]["finish_reason"] == "function_call"
+    assert events[-1]["error"]["code"] == "upstream_error"
+    row = _row(world.gw, request_id)
+    assert row["error_code"] == "upstream_error" and row["cost_units"] == 0
+    assert world.gw.balance(world.user_id)["balance_units"] == before
