@@ -29,6 +29,7 @@ from relaygate.errors import (
     ServiceUnavailable,
     send_error,
 )
+from relaygate.online.stage import ONLINE
 from relaygate.relay.attempt import Call, run_attempts
 from relaygate.relay.online import ground
 from relaygate.relay.present import ERROR_RENDER
@@ -316,8 +317,8 @@ async def relay_request(
             candidates = router.surface_candidates(surface, ctx.model, ctx.key, group, affinity)
         await state.billing.reserve(ctx, body)
         await chain.before(ctx, body)
-        if state.online is not None and ctx.endpoint == "chat":
-            await ground(state, req, ctx, body)  # an online request's search (relay/online.py)
+        if ctx.get(ONLINE) is not None:  # an online request's search (relay/online.py)
+            await ground(state, req, ctx, body)
         call = make_call(body)
         await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call, affinity))
     except (Exception, asyncio.CancelledError) as exc:
