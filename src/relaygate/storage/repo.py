@@ -35,6 +35,7 @@ from relaygate.storage.request_logs import (
     insert_request_logs,
     list_request_logs,
 )
+from relaygate.storage.safety import SafetyStore
 from relaygate.storage.snapshot import Snapshot, load_snapshot
 from relaygate.storage.users import UserStore
 
@@ -60,6 +61,7 @@ class Repository:
         self.leases = LeaseStore(engine)
         self.model_routes = ModelRouteStore(engine)
         self.objects = ObjectStore(engine)
+        self.safety = SafetyStore(engine)  # word lists and the audit (docs/safety.md)
 
     # ---- revision and snapshot (catalog) -----------------------------------
     async def revision(self) -> int:

@@ -15,7 +15,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     false,
+    true,
 )
 
 __all__ = [
@@ -31,6 +33,9 @@ __all__ = [
     "redemption_codes",
     "request_logs",
     "revisions",
+    "safety_audit",
+    "safety_lists",
+    "safety_words",
     "upstream_objects",
     "usage_daily",
     "user_packages",
@@ -330,3 +335,60 @@ Index(
     upstream_objects.c.kind,
     upstream_objects.c.created_at,
 )
+
+# content safety (docs/safety.md): operator word lists, their words, and the audit of hits.
+# A list's ``groups`` is a JSON array of user groups it applies to (null = every group); a
+# word's ``category``/``action`` override the list's (null = the list's; CSV imports set them)
+safety_lists = Table(
+    "safety_lists",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("category", String(64), nullable=False, default="", server_default=""),
+    Column("action", String(8), nullable=False, default="block", server_default="block"),
+    Column("groups", JSON, nullable=True),
+    Column("enabled", Boolean, nullable=False, default=True, server_default=true()),
+    Column("description", String(512), nullable=False, default="", server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+safety_words = Table(
+    "safety_words",
+    metadata,
+    Column("id", _BIG, primary_key=True, autoincrement=True),
+    Column(
+        "list_id",
+        Integer,
+        ForeignKey("safety_lists.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("word", String(100), nullable=False),  # the text as entered (trimmed)
+    Column("category", String(64), nullable=True),
+    Column("action", String(8), nullable=True),
+    UniqueConstraint("list_id", "word", name="uq_safety_words_list_word"),
+)
+
+# one row per hit (safety/audit.py writes them in background batches); ``where`` is
+# prompt | answer | stream | reasoning | tool | search | moderation
+safety_audit = Table(
+    "safety_audit",
+    metadata,
+    Column("id", _BIG, primary_key=True, autoincrement=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(64), nullable=True),
+    Column("user_id", Integer, nullable=True),
+    Column("key_id", Integer, nullable=True),
+    Column("model", String(128), nullable=True),
+    Column("list_id", Integer, nullable=True),  # no foreign key: rows outlive their list
+    Column("list_name", String(64), nullable=False, default="", server_default=""),
+    Column("category", String(64), nullable=False, default="", server_default=""),
+    Column("action", String(8), nullable=False),
+    Column("word", String(100), nullable=False, default="", server_default=""),
+    Column("where", String(16), nullable=False),
+    Column("excerpt", String(200), nullable=False, default="", server_default=""),
+)
+
+Index("ix_safety_audit_created", safety_audit.c.created_at)
+Index("ix_safety_audit_user_created", safety_audit.c.user_id, safety_audit.c.created_at)
+Index("ix_safety_audit_list_created", safety_audit.c.list_id, safety_audit.c.created_at)
