@@ -8,6 +8,7 @@ OpenAI's own status, used when the operator sets ``RELAYGATE_OPENAI_STATUS_CODES
     RelayError
     ├── AuthError                 401  no_api_key | invalid_api_key | invalid_request_error
     ├── PolicyError               402  account_disabled | admin_required | policy_violation | …
+    │   └── ContentPolicyError    402  content_policy_violation     (OpenAI: 400)
     ├── QuotaExceeded             403  insufficient_quota           (OpenAI: 429)
     ├── ModelNotFound             403  model_not_found              (OpenAI: 404)
     ├── InvalidRequest            403  invalid_request_error        (OpenAI: 400)
@@ -40,6 +41,7 @@ from relaygate.asgi import Send, send_json
 __all__ = [
     "AuthError",
     "BodyTooLarge",
+    "ContentPolicyError",
     "InvalidRequest",
     "ModelNotFound",
     "NotFound",
@@ -113,6 +115,15 @@ class PolicyError(RelayError):
     openai_status = 403
     default_code = "policy_violation"
     type = "permission_error"
+
+
+class ContentPolicyError(PolicyError):
+    """A prompt holds text the operator's word lists block (docs/safety.md); the
+    message names the category, never the word."""
+
+    openai_status = 400
+    default_code = "content_policy_violation"
+    type = "invalid_request_error"
 
 
 class QuotaExceeded(RelayError):

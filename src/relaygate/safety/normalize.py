@@ -1,0 +1,237 @@
+"""Text normalisation for the word lists (docs/safety.md, "Normalisation").
+
+Every character maps to zero or more characters through one precomputed table, so a text
+is normalised with a single ``str.translate`` call (C speed; this runs on every stream
+chunk):
+
+- NFKC per character (full-width → half-width, compatibility forms, ligatures), then
+  ``casefold``;
+- Latin, Greek and Cyrillic letters lose their accents (``ü`` → ``u``; the combining
+  diacritical marks of the NFKD form are dropped), so a decomposed and a precomposed
+  accent match alike;
+- invisible characters are removed: format characters (zero-width space/joiners U+200B–
+  U+200F, U+2060–U+2064, U+FEFF, soft hyphen, bidi controls), variation selectors,
+  enclosing marks, the combining diacritical blocks, Hangul fillers;
+- separators are removed: whitespace, controls, every punctuation and symbol character
+  (``* . _ - | / ·``, ideographic space and punctuation, emoji), so ``f u c k``,
+  ``f.u.c.k``, ``敏 感`` and ``敏*感`` all read as one word. Removing them everywhere (not
+  only between letters) gives the same matches: a word never starts or ends with one.
+  Across ASCII words this would join ``has expired`` into ``hasexpired``; the matcher
+  therefore accepts a hit that spans a removed separator only on whole ASCII tokens
+  (``matcher.py``);
+- optionally traditional → simplified Chinese, character by character (OpenCC ``t2s``
+  table, read once; per character so the result never depends on where a stream was cut).
+
+The index map back to the original text (:func:`index_map`) is only built when the
+automaton found something, which is rare.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+import unicodedata
+from dataclasses import dataclass
+from functools import cache
+
+__all__ = ["NormMap", "Normalizer", "get_normalizer", "index_map"]
+
+#: removed: they change nothing visible and are used to split a word
+_INVISIBLE_RANGES = (
+    (0x0300, 0x036F),  # combining diacritical marks
+    (0x1AB0, 0x1AFF),
+    (0x1DC0, 0x1DFF),
+    (0x20D0, 0x20FF),  # combining marks for symbols
+    (0xFE00, 0xFE0F),  # variation selectors
+    (0xFE20, 0xFE2F),  # combining half marks
+    (0xE0100, 0xE01EF),  # variation selectors supplement
+    (0x115F, 0x1160),  # Hangul fillers
+    (0x3164, 0x3164),
+    (0xFFA0, 0xFFA0),
+)
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+_SEPARATOR_CATEGORIES = frozenset({"Zs", "Zl", "Zp", "Cc", "Pc", "Pd", "Ps", "Pe", "Pi", "Pf"})
+_SEPARATOR_CATEGORIES |= {"Po", "Sm", "Sc", "Sk", "So"}
+_INVISIBLE_CATEGORIES = frozenset({"Cf", "Me"})
+
+
+def _accentless(ch: str) -> bool:
+    """Scripts whose accents are stripped (their NFKD marks are diacritics)."""
+    cp = ord(ch)
+    return cp < 0x0530 or 0x1E00 <= cp < 0x2000
+
+
+def _invisible(cp: int) -> bool:
+    if unicodedata.category(chr(cp)) in _INVISIBLE_CATEGORIES:
+        return True
+    return any(lo <= cp <= hi for lo, hi in _INVISIBLE_RANGES)
+
+
+def _clean(out: str) -> str:
+    """Drop the invisible characters and separators a normalised form may contain."""
+    return "".join(
+        c
+        for c in out
+        if not _invisible(ord(c)) and unicodedata.category(c) not in _SEPARATOR_CATEGORIES
+    )
+
+
+def _normal_form(ch: str) -> str:
+    out = unicodedata.normalize("NFKC", ch).casefold()
+    out = unicodedata.normalize("NFKC", out)
+    if any(_accentless(c) for c in out):
+        out = unicodedata.normalize("NFKD", out)
+        out = _clean(out)
+        out = unicodedata.normalize("NFC", out) if out else out
+    return _clean(out)
+
+
+@cache
+def _base_table() -> dict[int, str | None]:
+    """The translate table: code point → replacement ("" or None: removed). Code points
+    not in it are kept as they are (most CJK ideographs, lower-case ASCII)."""
+    table: dict[int, str | None] = {}
+    category = unicodedata.category
+    for cp in range(sys.maxunicode + 1):
+        if 0xD800 <= cp <= 0xDFFF:
+            continue  # surrogates never reach here in a str from JSON
+        ch = chr(cp)
+        cat = category(ch)
+        if cat == "Cn" or cat == "Co":
+            continue  # unassigned / private use: kept
+        if cat in _SEPARATOR_CATEGORIES or _invisible(cp):
+            table[cp] = None
+            continue
+        if cat == "Lo" and 0x3400 <= cp <= 0x9FFF:
+            continue  # CJK ideographs: NFKC leaves them
+        out = _normal_form(ch)
+        if out != ch:
+            table[cp] = out or None
+    return table
+
+
+@cache
+def _t2s_chars() -> dict[str, str]:
+    """Traditional → simplified, one character at a time (OpenCC's ``t2s`` dictionary)."""
+    import opencc  # a runtime dependency; imported only when t2s is switched on
+
+    conv = opencc.OpenCC("t2s")
+    cjk = [chr(cp) for cp in range(0x3400, 0x9FFF + 1)]
+    cjk += [chr(cp) for cp in range(0xF900, 0xFAFF + 1)]  # compatibility ideographs
+    cjk += [chr(cp) for cp in range(0x20000, 0x2FA1F + 1)]  # extension B.. and supplement
+    # OpenCC converts phrases; separated by a newline each character stands alone
+    converted = conv.convert("\n".join(cjk)).split("\n")
+    out: dict[str, str] = {}
+    if len(converted) != len(cjk):  # never seen; fall back to one call per character
+        converted = [conv.convert(c) for c in cjk]
+    for src, dst in zip(cjk, converted, strict=True):
+        if dst != src and len(dst) == 1:
+            out[src] = dst
+    return out
+
+
+@cache
+def _t2s_table() -> dict[int, str | None]:
+    base = _base_table()
+    t2s = _t2s_chars()
+    table = dict(base)
+    for cp, out in base.items():  # a compatibility form that becomes a traditional character
+        if out:
+            conv = "".join(t2s.get(c, c) for c in out)
+            if conv != out:
+                table[cp] = conv
+    for src, dst in t2s.items():
+        cp = ord(src)
+        if cp in base:
+            continue
+        table[cp] = dst
+    return table
+
+
+@cache
+def _bmp_chars() -> tuple[str, ...]:
+    return tuple(chr(cp) for cp in range(0x10000))
+
+
+@dataclass(frozen=True, slots=True)
+class NormMap:
+    """Where each normalised character came from: ``starts[k]``/``ends[k]`` are the
+    original offsets of the character that produced normalised character ``k``;
+    ``gap[k]`` says a separator (not merely an invisible character) was removed between
+    normalised characters ``k-1`` and ``k``; ``gap[len]`` is for the end of the text."""
+
+    starts: list[int]
+    ends: list[int]
+    gap: list[bool]
+
+
+class Normalizer:
+    """One translate table (with or without traditional → simplified).
+
+    ``str.translate`` with a dict looks each character up as an int key; a list indexed
+    by code point is about twice as fast, so the Basic Multilingual Plane has one (65,536
+    one-character strings, ~5 MB, shared by the two tables) and the dict serves texts
+    with characters beyond it (emoji, CJK extension B…)."""
+
+    __slots__ = ("bmp", "t2s", "table")
+
+    def __init__(self, t2s: bool) -> None:
+        self.t2s = t2s
+        self.table = _t2s_table() if t2s else _base_table()
+        bmp: list[str | None] = list(_bmp_chars())
+        for cp, out in self.table.items():
+            if cp <= 0xFFFF:
+                bmp[cp] = out or None
+        self.bmp = bmp
+
+    def __call__(self, text: str) -> str:
+        out = text.translate(self.bmp)  # characters beyond the list are left as they are
+        if out.isascii() or _ASTRAL.search(out) is None:
+            return out
+        return text.translate(self.table)
+
+    def out_len(self, ch: str) -> int:
+        """How many normalised characters ``ch`` becomes."""
+        cp = ord(ch)
+        if cp not in self.table:
+            return 1
+        out = self.table[cp]
+        return len(out) if out else 0
+
+    def is_separator(self, ch: str) -> bool:
+        return unicodedata.category(ch) in _SEPARATOR_CATEGORIES
+
+
+@cache
+def get_normalizer(t2s: bool) -> Normalizer:
+    """The shared normaliser (its table is built once per process, ~1 s, on first use)."""
+    return Normalizer(t2s)
+
+
+def index_map(norm: Normalizer, text: str) -> NormMap:
+    """The index map of ``text`` (see :class:`NormMap`); slow-ish, used only on hits."""
+    table = norm.table
+    starts: list[int] = []
+    ends: list[int] = []
+    gap: list[bool] = []
+    pending_gap = False
+    sep_cats = _SEPARATOR_CATEGORIES
+    category = unicodedata.category
+    for i, ch in enumerate(text):
+        cp = ord(ch)
+        if cp in table:
+            out = table[cp]
+            if not out:
+                if not pending_gap and category(ch) in sep_cats:
+                    pending_gap = True
+                continue
+            n = len(out)
+        else:
+            n = 1
+        for _ in range(n):
+            starts.append(i)
+            ends.append(i + 1)
+            gap.append(pending_gap)
+            pending_gap = False
+    gap.append(pending_gap)
+    return NormMap(starts, ends, gap)
