@@ -298,7 +298,7 @@ def test_gemini_top_k_goes_where_it_is_taken(world: World) -> None:
     assert "top_k" not in world.upstream("openai")
 
 
-@pytest.mark.parametrize("tool", ["googleSearch", "codeExecution", "urlContext"])
+@pytest.mark.parametrize("tool", ["codeExecution", "urlContext"])
 def test_gemini_builtin_tools_are_refused_by_name(world: World, tool: str) -> None:
     raw = world.post("/v1beta/models/oa-model:generateContent", {**GEN, "tools": [{tool: {}}]})
     assert raw.status_code == 400, raw.text
@@ -308,8 +308,20 @@ def test_gemini_builtin_tools_are_refused_by_name(world: World, tool: str) -> No
     with pytest.raises(genai_errors.ClientError):
         world.genai.models.generate_content(
             model="oa-model", contents="hi",
-            config=types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())]),
+            config=types.GenerateContentConfig(tools=[types.Tool(code_execution=types.ToolCodeExecution())]),
         )  # fmt: skip
+
+
+def test_gemini_google_search_is_the_gateways_online_search(world: World) -> None:
+    """googleSearch makes the request online (docs/online.md); this gateway has no search
+    backend, so it is answered without search and no tool reaches the upstream."""
+    resp = world.genai.models.generate_content(
+        model="oa-model", contents="hi",
+        config=types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())]),
+    )  # fmt: skip
+    assert resp.text
+    sent = world.upstream("openai")
+    assert "online" not in sent and "tools" not in sent
 
 
 def test_gemini_sdk_on_an_anthropic_channel(world: World) -> None:

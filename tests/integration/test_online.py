@@ -488,3 +488,25 @@ def test_a_failure_after_the_notices_ends_the_stream_with_an_error_event(world: 
     row = _row(world.gw, request_id)
     assert row["error_code"] == "upstream_error" and row["cost_units"] == 0
     assert world.gw.balance(world.user_id)["balance_units"] == before
+
+
+def test_gemini_google_search_is_answered_by_the_online_search(world: World) -> None:
+    """The Google Gen AI SDK's googleSearch tool makes the request online."""
+    from google import genai
+    from google.genai import types
+
+    client = genai.Client(
+        api_key=world.key,
+        http_options=types.HttpOptions(
+            base_url=world.gw.base,
+            api_version="v1beta",
+            retry_options=types.HttpRetryOptions(attempts=1),
+        ),
+    )
+    resp = client.models.generate_content(
+        model="gpt-4o-mini",
+        contents=QUESTION,
+        config=types.GenerateContentConfig(tools=[types.Tool(google_search=types.GoogleSearch())]),
+    )
+    assert resp.text and "[1]" in resp.text
+    assert "URL: https://relaygate.invalid/docs/storage" in _system_text(world.up.stats.last_body)

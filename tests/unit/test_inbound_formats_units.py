@@ -176,5 +176,8 @@ def test_gemini_top_k_and_builtin_tools() -> None:
     assert chat_body("m", {**base, "generationConfig": {"topK": 5}}, stream=False)["top_k"] == 5
     with pytest.raises(InvalidRequest, match=r"generationConfig\.topK"):
         chat_body("m", {**base, "generationConfig": {"topK": "x"}}, stream=False)
-    with pytest.raises(InvalidRequest, match="`google_search`"):
-        chat_body("m", {**base, "tools": [{"google_search": {}}]}, stream=False)
+    for key in ("google_search", "googleSearch", "googleSearchRetrieval"):
+        out = chat_body("m", {**base, "tools": [{key: {}}]}, stream=False)
+        assert out["online"] is True and "tools" not in out
+    with pytest.raises(InvalidRequest, match="`code_execution`"):
+        chat_body("m", {**base, "tools": [{"code_execution": {}}]}, stream=False)

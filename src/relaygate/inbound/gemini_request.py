@@ -281,7 +281,8 @@ def _tools(body: dict[str, Any], out: dict[str, Any]) -> None:
     functions: list[dict[str, Any]] = []
     for i, tool in enumerate(tools if isinstance(tools, list) else ()):
         tool = _obj(tool, f"tools[{i}]")
-        _builtin(tool, i)
+        if _builtin(tool, i):
+            out["online"] = True  # Google Search: the gateway's online search (docs/online.md)
         decls = tool.get("functionDeclarations", tool.get("function_declarations"))
         for j, decl in enumerate(decls if isinstance(decls, list) else ()):
             decl = _obj(decl, f"tools[{i}].functionDeclarations[{j}]")
@@ -328,15 +329,26 @@ def _tools(body: dict[str, Any], out: dict[str, Any]) -> None:
 _FUNCTION_KEYS = frozenset({"functionDeclarations", "function_declarations"})
 
 
-def _builtin(tool: dict[str, Any], i: int) -> None:
-    """Refuse a built-in tool (Google Search, code execution, URL context, …) by name."""
+#: Gemini's search tools: answered by the gateway's own online search
+_SEARCH_KEYS = frozenset(
+    {"googleSearch", "google_search", "googleSearchRetrieval", "google_search_retrieval"}
+)
+
+
+def _builtin(tool: dict[str, Any], i: int) -> bool:
+    """Whether ``tool`` asks for Google Search (the gateway searches instead: an online
+    request); any other built-in tool (code execution, URL context, …) is refused by name."""
+    search = False
     for key in tool:
-        if key not in _FUNCTION_KEYS:
+        if key in _SEARCH_KEYS:
+            search = True
+        elif key not in _FUNCTION_KEYS:
             raise InvalidRequest(
                 f"tools[{i}].{key}: the built-in tool `{key}` is not supported by this "
                 "gateway; declare functions with `functionDeclarations`.",
                 param="tools",
             )
+    return search
 
 
 def _number(cfg: dict[str, Any], key: str) -> float | int | None:
