@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from relaygate.online.base import Hit
-from relaygate.online.http import JsonClient, clean, keep_domains
+from relaygate.online.http import JsonClient, map_hits
 
 __all__ = ["BOCHA_URL", "BochaBackend", "freshness"]
 
@@ -103,24 +103,10 @@ class BochaBackend:
         values = pages.get("value") if isinstance(pages, dict) else None
         if not isinstance(values, list):
             raise self._client.fail("the answer has no data.webPages.value list")
-        hits: list[Hit] = []
-        for item in values:
-            if not isinstance(item, dict):
-                continue
-            url = item.get("url")
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                continue
-            hits.append(
-                Hit(
-                    url=url,
-                    title=clean(item.get("name")) or url,
-                    snippet=clean(item.get("snippet")) or clean(item.get("summary")),
-                    source=self.name,
-                    published=_published(item),
-                    text=clean(item.get("summary")),
-                )
-            )
-        return keep_domains(hits, domains)[:k]
+        return map_hits(
+            values, self.name, url="url", title="name", snippet=("snippet", "summary"),
+            published=_published, text="summary", domains=domains, k=k,
+        )  # fmt: skip
 
     async def close(self) -> None:
         await self._client.close()

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from relaygate.online.base import Hit, SearchFailed
-from relaygate.online.http import clean, keep_domains, sanitize, site_query
+from relaygate.online.http import map_hits, sanitize, site_query
 
 __all__ = ["DdgsBackend", "TextSearch", "ddgs_region"]
 
@@ -120,22 +120,9 @@ class DdgsBackend:
             raise self._map_error(exc) from None
         if not isinstance(rows, list):
             raise self._fail("the search returned something that is not a list")
-        hits: list[Hit] = []
-        for row in rows:
-            if not isinstance(row, dict):
-                continue
-            url = row.get("href")
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                continue
-            hits.append(
-                Hit(
-                    url=url,
-                    title=clean(row.get("title")) or url,
-                    snippet=clean(row.get("body")),
-                    source=self.name,
-                )
-            )
-        return keep_domains(hits, domains)[:k]
+        return map_hits(
+            rows, self.name, url="href", title="title", snippet="body", domains=domains, k=k
+        )
 
     def _map_error(self, exc: Exception) -> SearchFailed:
         kind = type(exc).__name__

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from relaygate.online.base import Hit
-from relaygate.online.http import JsonClient, clean, keep_domains, site_query
+from relaygate.online.http import JsonClient, map_hits, site_query
 
 __all__ = ["GOOGLE_URL", "GooglePSEBackend", "google_lr"]
 
@@ -106,23 +106,10 @@ class GooglePSEBackend:
         items = answer.get("items", [])
         if not isinstance(items, list):
             raise self._client.fail("the answer's items is not a list")
-        hits: list[Hit] = []
-        for item in items:
-            if not isinstance(item, dict):
-                continue
-            url = item.get("link")
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                continue
-            hits.append(
-                Hit(
-                    url=url,
-                    title=clean(item.get("title")) or url,
-                    snippet=clean(item.get("snippet")),
-                    source=self.name,
-                    published=_published(item),
-                )
-            )
-        return keep_domains(hits, domains)[:k]
+        return map_hits(
+            items, self.name, url="link", title="title", snippet="snippet",
+            published=_published, domains=domains, k=k,
+        )  # fmt: skip
 
     async def close(self) -> None:
         await self._client.close()

@@ -2,7 +2,7 @@
 backend, a total timeout, JSON decoding, every failure turned into :class:`SearchFailed`
 with a short message that never carries the key), and small helpers for the request
 parameters every backend maps (:func:`recency_window`, :func:`site_query`) and for the
-answers (:func:`keep_domains`, :func:`clean`, :func:`as_float`)."""
+answers (:func:`map_hits`, :func:`keep_domains`, :func:`clean`, :func:`as_float`)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ __all__ = [
     "clean",
     "host_in",
     "keep_domains",
+    "map_hits",
     "recency_window",
     "sanitize",
     "site_query",
@@ -223,3 +224,56 @@ def as_float(value: Any) -> float | None:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
     return float(value)
+
+
+Field = str | tuple[str, ...] | Callable[[dict[str, Any]], str | None]
+
+
+def _field(item: dict[str, Any], field: Field | None) -> str:
+    """A result field: the first non-empty of the named keys, or a function's value."""
+    if field is None:
+        return ""
+    if callable(field):
+        return field(item) or ""
+    for key in (field,) if isinstance(field, str) else field:
+        value = clean(item.get(key))
+        if value:
+            return value
+    return ""
+
+
+def map_hits(
+    items: Iterable[Any],
+    source: str,
+    *,
+    url: str,
+    title: Field,
+    snippet: Field,
+    published: Field | None = None,
+    score: str | None = None,
+    text: Field | None = None,
+    domains: tuple[str, ...] = (),
+    k: int,
+) -> list[Hit]:
+    """A backend's result objects as hits, best first, at most ``k``: items that are not
+    objects or whose ``url`` is not http(s) are skipped, an empty title becomes the URL,
+    and ``domains`` (when given) keep the hits on those sites."""
+    hits: list[Hit] = []
+    for item in items:
+        if not isinstance(item, dict):
+            continue
+        link = item.get(url)
+        if not isinstance(link, str) or not link.startswith(("http://", "https://")):
+            continue
+        hits.append(
+            Hit(
+                url=link,
+                title=_field(item, title) or link,
+                snippet=_field(item, snippet),
+                source=source,
+                published=_field(item, published) or None,
+                score=as_float(item.get(score)) if score else None,
+                text=_field(item, text),
+            )
+        )
+    return keep_domains(hits, domains)[:k]

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from relaygate.online.base import Hit, SearchFailed
-from relaygate.online.http import JsonClient, as_float, clean, keep_domains, recency_window
+from relaygate.online.http import JsonClient, map_hits, recency_window
 from relaygate.online.http import site_query as _site_query
 
 __all__ = ["SearxngBackend"]
@@ -52,25 +52,10 @@ class SearxngBackend:
         results = body.get("results") if isinstance(body, dict) else None
         if not isinstance(results, list):
             raise SearchFailed(f"{self.name}: the answer has no results list")
-        hits: list[Hit] = []
-        for item in results:
-            if not isinstance(item, dict):
-                continue
-            url = item.get("url")
-            if not isinstance(url, str) or not url.startswith(("http://", "https://")):
-                continue
-            published = item.get("publishedDate")
-            hits.append(
-                Hit(
-                    url=url,
-                    title=clean(item.get("title")) or url,
-                    snippet=clean(item.get("content")),
-                    source=self.name,
-                    published=published if isinstance(published, str) and published else None,
-                    score=as_float(item.get("score")),
-                )
-            )
-        return keep_domains(hits, domains)[:k]
+        return map_hits(
+            results, self.name, url="url", title="title", snippet="content",
+            published="publishedDate", score="score", domains=domains, k=k,
+        )  # fmt: skip
 
     async def close(self) -> None:
         await self._client.close()
