@@ -207,6 +207,7 @@ def test_browser_subprotocol_key(world: World) -> None:
 # ---- either side leaving ------------------------------------------------------------------
 def test_client_leaving_closes_the_upstream(world: World) -> None:
     counts = realtime_counts(world.emus[0].impl)
+    wait_for(lambda: counts.open == 0, "the earlier tests' sessions closed")  # (a loaded VM)
     ended = counts.ended
 
     async def session() -> None:

@@ -4,7 +4,8 @@ Deterministic: the server sends ``session.created`` on connect; answers ``sessio
 with ``session.updated`` carrying the whole session (the fields of every update received so
 far merged, as OpenAI does: tests see shaped values there), ``conversation.item.create`` with
 ``conversation.item.created`` (the item kept in the conversation), ``response.create`` with
-``response.created``, the knobs' ``reply`` in ``chunks`` deltas, ``response.output_text.done``
+``response.created`` (then a pause of the knobs' ``chunk_interval_ms``), the knobs'
+``reply`` in ``chunks`` deltas, ``response.output_text.done``
 and ``response.done`` whose ``usage`` counts the conversation's text (input) and the reply
 (output). Audio, emulated: ``input_audio_buffer.append`` collects base64 audio and
 ``input_audio_buffer.commit`` turns it into a conversation item of one audio token per
@@ -205,10 +206,13 @@ async def _handle(
         name = "conversation.item.created" if session.beta else "conversation.item.added"
         return [session.event(name, previous_item_id=None, item=stored)]
     if kind == "response.create":
-        if knobs.chunk_interval_ms:
-            await asyncio.sleep(knobs.chunk_interval_ms / 1000)
         request = event.get("response")
-        return session.answer(knobs, request if isinstance(request, dict) else {})
+        events = session.answer(knobs, request if isinstance(request, dict) else {})
+        if knobs.chunk_interval_ms:  # response.created, a pause, then the rest
+            await ws.send_str(events[0])
+            await asyncio.sleep(knobs.chunk_interval_ms / 1000)
+            return events[1:]
+        return events
     code = "invalid_event" if kind is None else "unknown_event"
     return [_error(session, event, code, f"Unsupported event type {str(kind)[:64]!r} (emulated).")]
 

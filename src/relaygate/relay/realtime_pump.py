@@ -80,7 +80,7 @@ def error_event(err: RelayError) -> str:
 class _Biller:
     """Charges and records each ``response.done`` of one session."""
 
-    __slots__ = ("count", "ctx", "idle", "pending", "since", "state")
+    __slots__ = ("charges", "count", "ctx", "idle", "pending", "since", "state")
 
     def __init__(self, state: AppState, ctx: RelayContext) -> None:
         self.state = state
@@ -90,6 +90,9 @@ class _Biller:
         self.idle = asyncio.Event()  # set while no response is in progress
         self.idle.set()
         self.since = time.perf_counter()  # the current response's start, for its latency
+        #: charges under way: a charge is never cut in half by the relay's end
+        #: (``settle`` awaits them)
+        self.charges: set[asyncio.Task[None]] = set()
 
     def response_started(self) -> None:
         self.since = time.perf_counter()
@@ -98,10 +101,28 @@ class _Biller:
 
     async def charge(self, event: dict[str, Any]) -> None:
         """Charge one response and record its row; raises ``QuotaExceeded`` when the
-        balance covers nothing more afterwards."""
-        self.pending = max(self.pending - 1, 0)
-        if not self.pending:
-            self.idle.set()
+        balance covers nothing more afterwards. Runs as a task of its own, shielded: a
+        cancelled relay does not cut it short."""
+        task = asyncio.get_running_loop().create_task(self._charge(event))
+        self.charges.add(task)
+        task.add_done_callback(self.charges.discard)
+        await asyncio.shield(task)
+
+    async def settle(self) -> None:
+        """Wait for the charges under way (their errors were or will not be needed)."""
+        if self.charges:
+            await asyncio.gather(*self.charges, return_exceptions=True)
+
+    async def _charge(self, event: dict[str, Any]) -> None:
+        try:
+            await self._record(event)
+        finally:
+            self.pending = max(self.pending - 1, 0)
+            if not self.pending:
+                self.idle.set()
+        await self.state.billing.require_funds(self.ctx)
+
+    async def _record(self, event: dict[str, Any]) -> None:
         s = self.ctx
         assert s.model is not None
         row = RelayContext(s.request_id, "realtime", client_ip=s.client_ip, started=self.since)
@@ -119,7 +140,6 @@ class _Biller:
         record(state, row)
         self.count += 1
         self.since = time.perf_counter()
-        await state.billing.require_funds(s)
 
 
 class _Client:
@@ -268,6 +288,7 @@ async def relay_frames(
         for task in (inbound, outbound):
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        await biller.settle()
     first = inbound if inbound in done else outbound
     if first.cancelled():
         ending = Ending("client", 1000)
