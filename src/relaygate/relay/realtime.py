@@ -10,6 +10,9 @@ The client socket is then accepted (with the ``realtime`` subprotocol when it of
 ``x-request-id``) before the upstream is connected, so that failing over between channels
 cannot outlast the client's own open timeout.
 
+In flight. A session counts as one request against ``RELAYGATE_MAX_INFLIGHT`` for its whole
+life; over the bound it is refused (``service_unavailable``, 1013) before authentication.
+
 Refusals. Like OpenAI, the gateway accepts the socket and tells why in a Realtime ``error``
 event (``invalid_api_key``, ``model_not_found``, ``insufficient_quota``, ...), then closes it:
 1008 (policy violation) for the client's errors, 1013 (try again later) for rate limits and an
@@ -22,9 +25,12 @@ attempt loop (``relay/attempt.py``) fails over to the next channel while no upst
 accepted; a channel's concurrency slot is held for the whole session.
 
 Session. ``relay/realtime_pump.py`` relays the frames and bills each ``response.done`` as one
-request-log row. When the client leaves, the upstream socket is closed (1000); when the
-upstream closes, the client gets its close code (1011 for an abnormal end, after an ``error``
-event); a server shutdown closes the client with 1012 (uvicorn). Nothing is left running.
+request-log row; the attempt's shaping rules (``relay/shaping.py`` ``attempt_rules``) go to
+``relay/realtime_events.py`` ``ClientFrames``, which shapes the client's frames. When the
+client leaves, the upstream socket is closed (1000; responses in progress are cancelled and
+charged first); when the upstream closes, the client gets its close code (1011 for an
+abnormal end, after an ``error`` event); a server shutdown closes the client with 1012
+(uvicorn). Nothing is left running.
 """
 
 from __future__ import annotations
