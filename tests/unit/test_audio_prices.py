@@ -120,3 +120,10 @@ def test_the_shipped_realtime_defaults_have_audio_prices() -> None:
     assert (p.input, p.output, p.audio_input, p.audio_output) == (
         4_000_000, 16_000_000, 32_000_000, 64_000_000
     )  # fmt: skip
+
+
+def test_a_model_priced_only_for_audio_is_not_free() -> None:
+    from relaygate.billing.stage import _charges_anything
+
+    assert _charges_anything(price(input="0", output="0", audio_output="64"))
+    assert not _charges_anything(price(input="0", output="0"))

@@ -90,7 +90,7 @@ def _charges_anything(price: ModelPrice) -> bool:
         getattr(price, name)
         for name in (
             "input", "output", "per_request", "per_image", "per_second", "per_character",
-            "training",
+            "training", "audio_input", "audio_output",
         )
     ) or bool(price.image_prices)  # fmt: skip
 
