@@ -89,6 +89,8 @@ def test_client_frames_refuse_non_objects_and_shape_updates() -> None:
     for odd in ('{"type":"session.update","session":7}', '{"type":"response.create",'
                 '"response":"x"}', '{"type":"x"}', '{"broken'):  # fmt: skip
         assert frames.check(odd) == (odd, None)
+    transcription = '{"type":"session.update","session":{"type":"transcription"}}'
+    assert frames.check(transcription) == (transcription, None)
     # no rules: nothing parsed or changed
     plain = ClientFrames([], beta=False)
     assert plain.initial() is None

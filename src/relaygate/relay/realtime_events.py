@@ -12,8 +12,9 @@ Shaping (``services/shaping_realtime.py``). With rules for the attempt (the mode
 the channel's: ``relay/shaping.py`` ``attempt_rules``), :meth:`ClientFrames.initial` is a
 ``session.update`` sent upstream before any client frame (the upstream's answer to it, a
 ``session.updated`` the client did not ask for, is not forwarded), and each client
-``session.update`` and ``response.create`` is parsed and shaped. Without rules no frame is
-parsed.
+``session.update`` and ``response.create`` is parsed and shaped (not the update of a GA
+transcription session, ``"type": "transcription"``, which has none of the parameters).
+Without rules no frame is parsed.
 """
 
 from __future__ import annotations
@@ -134,7 +135,7 @@ class ClientFrames:
         kind = event.get("type")
         if kind == "session.update":
             session = event.get("session")
-            if isinstance(session, dict):
+            if isinstance(session, dict) and session.get("type") != "transcription":
                 event["session"] = shape_session(session, self.rules, beta=self.beta)
                 return orjson.dumps(event).decode()
         elif kind == "response.create":
