@@ -24,6 +24,7 @@ from relaygate.billing.prices import PriceTable
 from relaygate.billing.stage import Billing
 from relaygate.billing.tokens import use_encoding
 from relaygate.catalog import Catalog
+from relaygate.console.app import build_console_app
 from relaygate.dispatch import (
     HEALTH,
     NOT_YET,
@@ -80,6 +81,7 @@ class RelayGateApp:
         self.state: AppState | None = None
         self.cors = Cors(settings.cors_origins)
         self._admin = build_admin_app(self._require_state)
+        self._console = build_console_app(self._require_state)  # /console (docs/console.md)
         self._rollup: UsageRollup | None = None
         self._book: Book | None = None
 
@@ -307,6 +309,9 @@ class RelayGateApp:
         method: str = scope["method"]
         if path.startswith("/admin/api") and st is not None:
             await self._admin(scope, receive, send)
+            return
+        if (path == "/console" or path.startswith("/console/")) and st is not None:
+            await self._console(scope, receive, send)
             return
         req = Request(scope, receive, send, s.trust_request_id)
         if self.cors.enabled:
