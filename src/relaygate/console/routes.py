@@ -39,6 +39,7 @@ KEY_FIELDS = (
     "ip_allow",
 )
 USER_KEY_KINDS = ("api", "personal")
+EXACT = 6  # decimals of money shown: one unit (the logs' costs are exact too)
 
 
 def _me(cur: Current, totp_enabled: bool, csrf: str) -> dict[str, Any]:
@@ -198,12 +199,12 @@ async def account(request: Request, call: Call) -> Response:
     return ok(
         {
             "currency": st.settings.currency,
-            "balance": format_amount(balance),
+            "balance": format_amount(balance, EXACT),
             "balance_units": balance,
             "packages": [package_view(p, at) for p in packages],
             "usage_this_month": {
                 "since": start.isoformat(),
-                "cost": format_amount(used),
+                "cost": format_amount(used, EXACT),
                 "cost_units": used,
             },
         }
