@@ -75,6 +75,7 @@ class World:
     key: str
     user_id: int
     pages: _Pages
+    claude: EmulatorServer | None = None
 
 
 def _corpus(root: Path, pages_port: int) -> Path:
@@ -147,11 +148,21 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     out = run_cli(gw_env, "search-index", "load", str(_corpus(root, pages.port)))
     assert "loaded 3 document(s)" in out
     gw, key, uid = _gateway(root / "gw", up, env)
+    claude = EmulatorServer("anthropic", knobs=Knobs(api_key="sk-ant-online")).start()
+    gw.create_channel(
+        name="anthropic",
+        provider="anthropic",
+        base_url=claude.base_url,
+        keys=["sk-ant-online"],
+        models=["claude-online"],
+    )
+    time.sleep(1.2)  # the workers see the channel
     try:
-        yield World(gw, up, key, uid, pages)
+        yield World(gw, up, key, uid, pages, claude)
     finally:
         gw.stop()
         up.stop()
+        claude.stop()
         pages.stop()
 
 
@@ -510,3 +521,22 @@ def test_gemini_google_search_is_answered_by_the_online_search(world: World) -> 
     )
     assert resp.text and "[1]" in resp.text
     assert "URL: https://relaygate.invalid/docs/storage" in _system_text(world.up.stats.last_body)
+
+
+def test_an_anthropic_channel_taking_messages_natively_gets_the_sources(world: World) -> None:
+    """/v1/messages to an Anthropic channel goes as sent: the sources go after its system."""
+    import anthropic
+
+    assert world.claude is not None
+    client = anthropic.Anthropic(api_key=world.key, base_url=world.gw.base, max_retries=0)
+    msg = client.messages.create(
+        model="claude-online:online",
+        max_tokens=200,
+        system="Be brief.",
+        messages=[{"role": "user", "content": QUESTION}],
+    )
+    assert msg.content
+    sent = world.claude.stats.last_body
+    assert sent["model"] == "claude-online"
+    assert sent["system"].startswith("Be brief.\n\nA web search was run")
+    assert "URL: https://relaygate.invalid/docs/storage" in sent["system"]

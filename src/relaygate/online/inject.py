@@ -8,7 +8,7 @@ from typing import Any
 
 from relaygate.online.base import Hit
 
-__all__ = ["inject_sources", "sources_block"]
+__all__ = ["anthropic_with_block", "inject_block", "inject_sources", "sources_block"]
 
 _HEAD = (
     "A web search was run on {today} for: {query}\n"
@@ -34,10 +34,27 @@ def sources_block(hits: list[Hit], query: str, today: str) -> str:
     return "\n\n".join(parts)
 
 
-def inject_sources(body: dict[str, Any], hits: list[Hit], query: str, today: str) -> None:
+def inject_sources(body: dict[str, Any], hits: list[Hit], query: str, today: str) -> str:
     """Put the sources into ``body["messages"]`` (in place; the list is copied, the
-    client's message objects are not changed)."""
+    client's message objects are not changed); returns the block."""
     block = sources_block(hits, query, today)
+    inject_block(body, block)
+    return block
+
+
+def anthropic_with_block(body: dict[str, Any], block: str) -> dict[str, Any]:
+    """An Anthropic Messages body (sent natively) with ``block`` after its ``system``."""
+    system = body.get("system")
+    if isinstance(system, list):
+        return {**body, "system": [*system, {"type": "text", "text": block}]}
+    if isinstance(system, str) and system:
+        return {**body, "system": f"{system}\n\n{block}"}
+    return {**body, "system": block}
+
+
+def inject_block(body: dict[str, Any], block: str) -> None:
+    """Put ``block`` into ``body["messages"]``: appended to the first system (or
+    developer) message, or as a new system message at the start."""
     messages = list(body.get("messages") or [])
     first = messages[0] if messages else None
     if isinstance(first, dict) and first.get("role") in ("system", "developer"):

@@ -51,6 +51,7 @@ class OnlineRequest:
     status: str = "pending"
     reason: str = ""
     ms: int = 0
+    block: str = ""  # the sources as put before the conversation (status ok)
 
     @property
     def searched(self) -> bool:
@@ -197,7 +198,7 @@ class OnlineStage:
             job.status = "empty"
             return
         today = datetime.now(UTC).date().isoformat()
-        inject_sources(body, job.hits, job.query, today)
+        job.block = inject_sources(body, job.hits, job.query, today)
         job.status = "ok"
 
     async def close(self) -> None:

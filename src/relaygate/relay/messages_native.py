@@ -30,6 +30,8 @@ from relaygate.errors import RelayError, UpstreamError
 from relaygate.inbound.anthropic_native import native_request
 from relaygate.inbound.anthropic_response import error_object, error_type
 from relaygate.inbound.anthropic_signature import strip_gateway_thinking
+from relaygate.online.inject import anthropic_with_block
+from relaygate.online.stage import ONLINE
 from relaygate.providers.anthropic_stream import anthropic_error, usage_from_anthropic
 from relaygate.providers.base import Adaptor, Target, UpstreamRequest, Usage, parse_json_object
 from relaygate.relay.attempt import build_request, fetch, upstream_failure
@@ -73,6 +75,9 @@ async def native_attempt(
     """``sent``: the client's Messages body; ``chat_body``: its chat translation (for a
     local count when the upstream reports no usage)."""
     sent = strip_gateway_thinking(sent, thinking_secret(state))  # never Anthropic's
+    job = ctx.get(ONLINE)
+    if job is not None and job.block:  # an online request's sources (docs/online.md)
+        sent = anthropic_with_block(sent, job.block)
     for rules in attempt_rules(state, ctx, target):  # the model's and channel's shaping
         sent = shape_anthropic(sent, rules)
     version = _header(req, b"anthropic-version")
