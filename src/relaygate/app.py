@@ -46,6 +46,7 @@ from relaygate.errors import (
 from relaygate.filters import load_filter
 from relaygate.filters.content_log import ContentLogFilter
 from relaygate.filters.limits import LimitsFilter
+from relaygate.filters.safety import SafetyFilter
 from relaygate.logs import setup_logging
 from relaygate.online.factory import build_online
 from relaygate.pacing import freeze_startup_heap, limit_malloc_arenas, lower_helper_threads
@@ -60,6 +61,11 @@ from relaygate.routing.health import ChannelHealth
 from relaygate.routing.router import Router
 from relaygate.routing.slots import Slots
 from relaygate.routing.tokens import TokenCache
+from relaygate.safety.audit import SafetyAudit
+from relaygate.safety.config import SafetyRuntime, safety_settings
+from relaygate.safety.lists import ListHolder
+from relaygate.safety.matcher import compile_policy
+from relaygate.safety.moderation import ModerationFilter, Moderator
 from relaygate.settings import Settings
 from relaygate.sharedstate.factory import create_shared_state
 from relaygate.stages import BillingStage, FilterChain, NoBilling
@@ -68,6 +74,7 @@ from relaygate.storage.crypto import Secrets, load_or_create_secret
 from relaygate.storage.db import create_engine
 from relaygate.storage.plans import PlanStore
 from relaygate.storage.repo import Repository
+from relaygate.transport.base import Transport
 from relaygate.transport.factory import create_transport
 
 __all__ = ["RelayGateApp", "create_app"]
@@ -142,6 +149,7 @@ class RelayGateApp:
         router.usable_keys = health.usable_keys
         health.start(s.channel_test_interval)  # shared view of rejected keys; the scheduler
         online = build_online(s.data_dir)  # RELAYGATE_SEARCH_* (docs/online.md)
+        safety, safety_filters = await self._safety(repo, catalog, router, adaptors, transport)
         self.state = AppState(
             settings=s,
             secrets=secrets,
@@ -156,6 +164,7 @@ class RelayGateApp:
                 [
                     online,  # a prepare stage: the online triggers
                     LimitsFilter(shared),
+                    *safety_filters,  # content safety: word lists, the moderation model
                     *([ContentLogFilter()] if s.log_content else []),
                     *(load_filter(spec) for spec in s.extra_filters),
                 ]
@@ -168,6 +177,7 @@ class RelayGateApp:
             access_log=access,
             prices=prices,
             online=online,
+            safety=safety,
         )
         self.state.ready = True
         self._watch_termination()
@@ -213,6 +223,34 @@ class RelayGateApp:
         catalog.listeners.append(lambda rev: stage.config_changed(rev, load_prices))
         return stage
 
+    async def _safety(
+        self,
+        repo: Repository,
+        catalog: Catalog,
+        router: Router,
+        adaptors: AdaptorRegistry,
+        transport: Transport,
+    ) -> tuple[SafetyRuntime | None, list[object]]:
+        """Content safety (``RELAYGATE_SAFETY_*``, docs/safety.md): the word lists compiled
+        now and again whenever they change (a catalog listener), the audit writer, the
+        filter after the limits, and the moderation model's stage when one is named."""
+        cfg = safety_settings()
+        if not cfg.enabled:
+            return None, []
+        holder = ListHolder(repo.safety, compile_policy, t2s=cfg.t2s)
+        await holder.load()
+        catalog.listeners.append(holder.config_changed)
+        audit = SafetyAudit(repo.safety)
+        audit.start()
+        runtime = SafetyRuntime(cfg, holder, audit, SafetyFilter(holder, audit, cfg))
+        filters: list[object] = [runtime.filter]
+        if cfg.moderation_model:
+            moderator = Moderator(
+                cfg, channels=catalog, targets=router, adaptors=adaptors, transport=transport
+            )
+            filters.append(ModerationFilter(moderator, audit, cfg))
+        return runtime, filters
+
     def _watch_termination(self) -> None:
         """Mark the worker as draining on SIGTERM/SIGINT (``/readyz`` answers 503 so
         load balancers stop sending), then let the server's own handler run: it stops
@@ -242,6 +280,8 @@ class RelayGateApp:
         await st.health.stop()
         if st.online is not None:
             await st.online.close()
+        if st.safety is not None:
+            await st.safety.close()  # the audit rows still queued
         await st.breakers.stop()
         await st.catalog.stop()
         if self._book is not None:

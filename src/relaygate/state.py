@@ -15,6 +15,7 @@ from relaygate.routing.health import ChannelHealth
 from relaygate.routing.router import Router
 from relaygate.routing.slots import Slots
 from relaygate.routing.tokens import TokenCache
+from relaygate.safety.config import SafetyRuntime
 from relaygate.settings import Settings
 from relaygate.sharedstate.base import SharedState
 from relaygate.stages import BillingStage, FilterChain
@@ -49,6 +50,8 @@ class AppState:
     prices: PriceTable = field(default_factory=PriceTable.build)
     # online web search (online/stage.py); None only in states built without it
     online: OnlineStage | None = None
+    # content safety (safety/config.py): lists, audit, screen(); None when RELAYGATE_SAFETY=0
+    safety: SafetyRuntime | None = None
     inflight: int = 0
     ready: bool = False
     draining: bool = False  # shutting down: finishing open requests

@@ -29,6 +29,7 @@ from relaygate.api.admin_prices import price_routes
 from relaygate.api.admin_providers import provider_routes
 from relaygate.api.admin_reports import report_routes
 from relaygate.api.admin_routing import routing_routes
+from relaygate.api.admin_safety import safety_routes
 from relaygate.catalog import Catalog
 from relaygate.errors import (
     AuthError,
@@ -308,6 +309,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         *price_routes(kit),  # prices, price groups
         *model_route_routes(kit),  # aliases, fallbacks
         *routing_routes(kit),  # circuits
+        *safety_routes(kit),  # word lists, import/export, test, audit
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, Exception: unexpected})
     return _JSONErrors(app, internal_error)

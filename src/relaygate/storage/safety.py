@@ -330,7 +330,7 @@ class SafetyStore:
             rows = (await conn.execute(q)).mappings().all()
         out = []
         for r in rows:
-            row = dict(r)
+            row = {str(k): v for k, v in r.items()}  # plain str keys (a name may be quoted)
             row["created_at"] = (aware(row["created_at"]) or now()).isoformat()
             out.append(row)
         return out
