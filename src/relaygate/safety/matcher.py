@@ -42,7 +42,8 @@ class Found:
     normalised ends; ``deferred`` hits that wait for the next character (their start
     must be held); ``open_starts``: normalised starts of candidates refused only because
     a letter follows directly (a stream must not cut there, or the released text would
-    end on the word); ``nmap`` and ``norm`` when anything was found."""
+    end on the word); ``norm``, the normalised text, and ``nmap`` when anything was
+    found."""
 
     hits: list[tuple[SafetyHit, int]] = field(default_factory=list)
     deferred: list[tuple[SafetyHit, int, int]] = field(default_factory=list)
@@ -110,21 +111,22 @@ class CompiledPolicy:
             return []
         return [hit for hit, _ in self.find(text, group, final=True).hits]
 
-    def find(self, text: str, group: str, *, final: bool, start_ok: bool = True) -> Found:
+    def find(self, text: str, group: str, *, final: bool, skip: int = 0) -> Found:
         """Scan ``text`` (a stream guard's window when ``final`` is false: the character
-        after the text is not known yet). ``start_ok``: the text starts on a boundary
-        (false is never needed: a window keeps one released character before it)."""
+        after the text is not known yet). ``skip``: the window's first normalised
+        characters were released already (kept as context for the token rule); a
+        candidate starting there is not a hit of this window."""
         found = Found()
         ac = self._ac
         if ac is None or not text:
             return found
         norm = self.normalizer(text)
+        found.norm = norm
         matches = ac.find_matches_as_indexes(norm, overlapping=True)
         if not matches:
             return found
         nmap = index_map(self.normalizer, text)
         found.nmap = nmap
-        found.norm = norm
         gap = nmap.gap
         n = len(norm)
         entries = self._entries
@@ -137,14 +139,14 @@ class CompiledPolicy:
             if rule:
                 if ns > 0 and not _boundary(norm, gap, ns):
                     continue
-                if ns == 0 and not start_ok:
-                    continue
                 if ne < n:
                     if not _boundary(norm, gap, ne):
                         found.refused_at.append((ns, ne))
                         continue
                 elif not final and not gap[n] and norm[ne - 1] in _ALNUM:
                     wait = True
+            if ns < skip:
+                continue
             start = nmap.starts[ns]
             end = nmap.ends[ne - 1]
             for e in entries[p]:

@@ -173,7 +173,7 @@ class Normalizer:
     one-character strings, ~5 MB, shared by the two tables) and the dict serves texts
     with characters beyond it (emoji, CJK extension B…)."""
 
-    __slots__ = ("bmp", "t2s", "table")
+    __slots__ = ("bmp", "lens", "t2s", "table")
 
     def __init__(self, t2s: bool) -> None:
         self.t2s = t2s
@@ -183,6 +183,8 @@ class Normalizer:
             if cp <= 0xFFFF:
                 bmp[cp] = out or None
         self.bmp = bmp
+        #: how many normalised characters each BMP character becomes (0: removed)
+        self.lens = bytes(len(c) if c else 0 for c in bmp)
 
     def __call__(self, text: str) -> str:
         out = text.translate(self.bmp)  # characters beyond the list are left as they are

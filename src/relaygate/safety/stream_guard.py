@@ -23,7 +23,6 @@ would replace them in the whole text; ``log`` hits pass.
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Hashable
 from dataclasses import dataclass, field, replace
 
@@ -56,6 +55,7 @@ class FieldGuard:
     __slots__ = (
         "_buf",
         "_deferred",
+        "_forbidden",
         "_group",
         "_mask",
         "_masks",
@@ -75,6 +75,8 @@ class FieldGuard:
         self._old_norm = 0  # normalised length of _buf before the newest piece
         self._deferred: set[tuple[int, int, int, str]] = set()
         self._masks: list[tuple[int, int]] = []  # spans of _buf to mask when released
+        #: (lo, hi, fallback): never cut in lo..hi (right after a refused candidate)
+        self._forbidden: set[tuple[int, int, int]] = set()
         self.base = 0  # absolute offset of _buf[0] in the field's whole text
         self.stopped = False
 
@@ -100,11 +102,16 @@ class FieldGuard:
     def _step(self, *, final: bool) -> Step:
         buf = self._buf
         policy = self._policy
-        found = policy.find(buf, self._group, final=final)
+        skip = len(policy.normalizer(buf[: self._released])) if self._released else 0
+        found = policy.find(buf, self._group, final=final, skip=skip)
         step = Step(window=buf, offset=self.base)
+        norm_len = len(found.norm)
         if found.nmap is None:
             self._deferred.clear()
-            cut, ctx_start, norm_left = self._tail(final)
+            cut, ctx_start, norm_left = self._tail(final, norm_len)
+            if self._forbidden:
+                cut = self._adjust(cut)
+                ctx_start, norm_left = self._context(cut, norm_len)
         else:
             new = [h for h, ne in found.hits if ne > self._old_norm or _key(h) in self._deferred]
             self._deferred = {_key(h) for h, _, _ in found.deferred}
@@ -117,12 +124,19 @@ class FieldGuard:
             if step.blocked is not None:
                 self.stopped = True
                 return step
-            cut, ctx_start, norm_left = self._cut(found, final)
+            cut = self._adjust(self._cut(found, final))
+            ctx_start, norm_left = self._context(cut, norm_len)
         released = buf[self._released : cut]
         if self._masks:
             spans = [(s - self._released, e - self._released) for s, e in self._masks if e <= cut]
             released = mask_text(released, spans, self._mask)
             self._masks = [(s - ctx_start, e - ctx_start) for s, e in self._masks if e > cut]
+        if self._forbidden:
+            self._forbidden = {
+                (lo - ctx_start, hi - ctx_start, fb - ctx_start)
+                for lo, hi, fb in self._forbidden
+                if hi >= cut
+            }
         step.released = released
         if ctx_start:
             self._buf = buf[ctx_start:]
@@ -132,61 +146,80 @@ class FieldGuard:
         self._old_norm = norm_left
         return step
 
-    def _tail(self, final: bool) -> tuple[int, int, int]:
+    def _tail(self, final: bool, norm_len: int) -> tuple[int, int, int]:
         """No candidate in the window: hold the original text of the last ``max_len −
         1`` normalised characters. Returns (cut, start of the kept context, normalised
         length of what is kept)."""
         buf = self._buf
-        out_len = self._policy.normalizer.out_len
         hold = 0 if final else self._policy.max_len - 1
+        if hold and norm_len <= hold:  # everything is held (nothing new to release)
+            return self._released, 0, norm_len
+        normalizer = self._policy.normalizer
+        lens = normalizer.lens
         i = len(buf)
         count = 0
-        cut = i
         if hold > 0:
             while i > 0:
                 i -= 1
-                count += out_len(buf[i])
+                cp = ord(buf[i])
+                count += lens[cp] if cp < 0x10000 else normalizer.out_len(buf[i])
                 if count >= hold:
                     break
-            cut = i
+        cut = i
         ctx = cut
         while ctx > 0:
             ctx -= 1
-            n = out_len(buf[ctx])
+            cp = ord(buf[ctx])
+            n = lens[cp] if cp < 0x10000 else normalizer.out_len(buf[ctx])
             if n:
                 return cut, ctx, count + n
         return cut, cut, count
 
-    def _cut(self, found: Found, final: bool) -> tuple[int, int, int]:
-        """The cut when the window has candidates (the index map is known)."""
+    def _cut(self, found: Found, final: bool) -> int:
+        """The cut when the window has candidates (the index map is known); a candidate
+        refused because a letter follows it forbids cutting right after it."""
         assert found.nmap is not None
         starts = found.nmap.starts
+        ends = found.nmap.ends
         n = len(found.norm)
+        for ns, ne in found.refused_at:
+            self._forbidden.add((ends[ne - 1], starts[ne], starts[ns]))
         k = n if final else max(0, n - (self._policy.max_len - 1))
         for _, ns, _ in found.deferred:
             k = min(k, ns)
-        moved = True
-        while moved and found.refused_at:  # never end the released text on a candidate
-            moved = False
-            for ns, ne in found.refused_at:
-                if ne == k and ns < k:
-                    k = ns
-                    moved = True
         if k >= n:
-            cut = len(self._buf)
-        else:
-            while k > 0 and starts[k - 1] == starts[k]:
-                k -= 1  # one original character gave several: hold it whole
-            cut = starts[k]
-        for s, e in mask_spans(self._masks):
-            if s < cut < e:
-                cut = s
-        cut = max(cut, self._released)
-        k = bisect_left(starts, cut)
-        if k == 0:
-            return cut, cut if cut == len(self._buf) or not starts else 0, n
-        ctx_start = starts[k - 1]
-        return cut, ctx_start, n - bisect_left(starts, ctx_start)
+            return len(self._buf)
+        while k > 0 and starts[k - 1] == starts[k]:
+            k -= 1  # one original character gave several: hold it whole
+        return starts[k]
+
+    def _adjust(self, cut: int) -> int:
+        """Move the cut back out of masked spans and forbidden places."""
+        spans = mask_spans(self._masks) if self._masks else []
+        moved = True
+        while moved:
+            moved = False
+            for s, e in spans:
+                if s < cut < e:
+                    cut, moved = s, True
+            for lo, hi, fb in self._forbidden:
+                if lo <= cut <= hi:
+                    cut, moved = fb, True
+            if cut <= self._released:
+                return self._released
+        return cut
+
+    def _context(self, cut: int, norm_len: int) -> tuple[int, int]:
+        """Where the kept context starts (the last character before ``cut`` that has a
+        normal form) and the normalised length of what is kept."""
+        buf = self._buf
+        normalizer = self._policy.normalizer
+        ctx = cut
+        while ctx > 0:
+            ctx -= 1
+            if normalizer.out_len(buf[ctx]):
+                return ctx, norm_len - len(normalizer(buf[:ctx]))
+        return cut, norm_len - len(normalizer(buf[:cut]))
 
 
 class StreamGuard:

@@ -1,0 +1,85 @@
+"""safety/normalize.py: the normal form (width, case, accents, invisible characters,
+separators, traditional → simplified) and the index map back to the original text."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from relaygate.safety.normalize import get_normalizer, index_map
+
+N = get_normalizer(False)
+T = get_normalizer(True)
+
+
+@pytest.mark.parametrize(
+    ("text", "normal"),
+    [
+        ("f u c k", "fuck"),
+        ("F.U.C.K", "fuck"),
+        ("f_u-c|k/", "fuck"),
+        ("ｆｕｃｋ", "fuck"),  # full-width
+        ("ＦＵＣＫ", "fuck"),
+        ("fück", "fuck"),  # precomposed accent
+        ("fu\u0308ck", "fuck"),  # combining accent
+        ("f\u0336u\u0336c\u0336k", "fuck"),  # strike-through marks
+        ("𝐟𝐮𝐜𝐤", "fuck"),  # mathematical bold
+        ("ﬁne", "fine"),  # ligature: one character, two normalised
+        ("敏\u200b感", "敏感"),  # zero-width space
+        ("敏\u200d感\ufeff", "敏感"),  # zero-width joiner, BOM
+        ("敏\u00ad感", "敏感"),  # soft hyphen
+        ("敏\u2060\u2063感", "敏感"),  # word joiner, invisible separator
+        ("敏\ufe0f感", "敏感"),  # variation selector
+        ("敏 感", "敏感"),
+        ("敏\u3000感", "敏感"),  # ideographic space
+        ("敏*感", "敏感"),
+        ("敏·感", "敏感"),
+        ("敏，感。", "敏感"),  # ideographic punctuation
+        ("敏😀感", "敏感"),  # emoji (a symbol) between
+        ("敏\n\t感", "敏感"),
+        ("Straße", "strasse"),  # casefold
+        ("", ""),
+        ("   ", ""),
+    ],
+)
+def test_normal_form(text: str, normal: str) -> None:
+    assert N(text) == normal
+
+
+def test_traditional_to_simplified_is_optional() -> None:
+    assert N("臺灣 敏感詞") == "臺灣敏感詞"
+    assert T("臺灣 敏感詞") == "台湾敏感词"
+    assert T("ＡＢＣ 發") == "abc发"
+
+
+def test_japanese_voicing_and_hangul_are_kept() -> None:
+    assert N("がん") == "がん"  # not folded to かん
+    assert N("한국어") == "한국어"
+
+
+def test_index_map_points_back_to_the_original() -> None:
+    text = "a ﬁ\u200bb,c"
+    m = index_map(N, text)
+    assert N(text) == "afibc"
+    assert m.starts == [0, 2, 2, 4, 6]
+    assert m.ends == [1, 3, 3, 5, 7]
+    # a separator (not the zero-width space) was removed before "f" and before "c"
+    assert m.gap == [False, True, False, False, True, False]
+
+
+_ALPHABET = st.sampled_from([*"abcXYZ敏感詞 .*\u200b\u3000ｆﬁ😀é", "e\u0301"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ALPHABET, max_size=30).map("".join))
+def test_normalisation_is_per_character(text: str) -> None:
+    """The normal form of a text is the concatenation of its characters' normal forms,
+    so a stream window normalises like the whole text, however it was cut, and the
+    index map has one entry per normalised character."""
+    assert N(text) == "".join(N(c) for c in text)
+    assert T(text) == "".join(T(c) for c in text)
+    m = index_map(N, text)
+    assert len(m.starts) == len(N(text)) == len(m.ends) == len(m.gap) - 1
+    for k, (s, e) in enumerate(zip(m.starts, m.ends, strict=True)):
+        assert N(text[s:e]).startswith(N(text)[k]) or N(text)[k] in N(text[s:e])
