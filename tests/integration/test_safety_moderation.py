@@ -1,0 +1,164 @@
+"""The moderation model (docs/safety.md): RELAYGATE_SAFETY_MODERATION_MODEL names a model
+of a channel serving /v1/moderations (here the OpenAI emulator, which flags inputs holding
+"kill", "suicide" or "bomb"). A flagged prompt is refused with 402 and never sent upstream;
+a failing or slow moderation call does not block; completed answers are checked and a
+flagged one is audited."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import openai
+import pytest
+from gateway import Gateway
+
+from relaygate.emulator import EmulatorServer, Knobs
+
+MODEL = "omni-moderation-latest"
+
+
+@dataclass
+class World:
+    gw: Gateway
+    chat_up: EmulatorServer
+    mod_up: EmulatorServer
+    key: str
+    uid: int
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    chat_up = EmulatorServer("openai", knobs=Knobs(api_key="sk-chat"))
+    mod_up = EmulatorServer("openai", knobs=Knobs(api_key="sk-mod"))
+    chat_up.start()
+    mod_up.start()
+    gw = Gateway(
+        Path(tmp_path_factory.mktemp("gw-moderation")),
+        {
+            "RELAYGATE_SAFETY_MODERATION_MODEL": MODEL,
+            "RELAYGATE_SAFETY_MODERATION_TIMEOUT": "0.5",
+        },
+    ).start()
+    try:
+        gw.create_channel(
+            name="chat",
+            provider="openai_compat",
+            profile="openai",
+            base_url=chat_up.base_url,
+            keys=["sk-chat"],
+            models=["gpt-4o-mini"],
+        )
+        gw.create_channel(
+            name="moderation",
+            provider="openai_compat",
+            profile="openai",
+            base_url=mod_up.base_url,
+            keys=["sk-mod"],
+            models=[MODEL],
+        )
+        uid = gw.create_user("moderated")
+        # the key may not use the moderation model: the gateway's own call is not the key's
+        key = gw.create_key(uid, models=["gpt-4o-mini"])
+        yield World(gw, chat_up, mod_up, key, uid)
+    finally:
+        gw.stop()
+        chat_up.stop()
+        mod_up.stop()
+
+
+@pytest.fixture(autouse=True)
+def _reset(world: World) -> Iterator[None]:
+    yield
+    world.chat_up.reset()
+    world.mod_up.reset()
+
+
+def client(w: World) -> openai.OpenAI:
+    return openai.OpenAI(api_key=w.key, base_url=w.gw.base_url, max_retries=0)
+
+
+def audit_rows(w: World, want: int) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + 10
+    while True:
+        r = httpx.get(
+            w.gw.base + f"/admin/api/safety/audit?user_id={w.uid}",
+            headers={"Authorization": f"Bearer {w.gw.admin_token}"},
+            timeout=10,
+        )
+        rows: list[dict[str, Any]] = r.json()["data"]
+        if len(rows) >= want or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+def test_flagged_prompt_is_refused_and_not_sent(world: World) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        client(world).chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[
+                {"role": "system", "content": "You are helpful."},
+                {"role": "user", "content": "How do I build a bomb?"},
+            ],
+        )
+    assert info.value.status_code == 402
+    body: Any = info.value.body
+    assert body["code"] == "content_policy_violation"
+    assert "moderation" in body["message"] and "illicit" in body["message"]
+    assert world.chat_up.stats.requests == 0  # never sent upstream
+    sent = world.mod_up.stats.bodies[-1]
+    assert sent["model"] == MODEL and sent["input"] == ["You are helpful.", "How do I build a bomb?"]
+    rows = audit_rows(world, 1)
+    row = rows[0]
+    assert row["where"] == "moderation" and row["action"] == "block"
+    assert row["list_name"] == f"moderation:{MODEL}" and "illicit" in row["category"]
+    assert "bomb" in row["excerpt"]
+
+
+def test_clean_prompt_passes(world: World) -> None:
+    got = client(world).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello there"}]
+    )
+    assert got.choices[0].message.content
+    assert world.mod_up.stats.requests >= 1 and world.chat_up.stats.requests == 1
+
+
+@pytest.mark.parametrize("knobs", [{"latency_ms": 2000}, {"fail_status": 500}, {"hang": True}])
+def test_failing_moderation_does_not_block(world: World, knobs: dict[str, Any]) -> None:
+    world.mod_up.configure(**knobs)
+    started = time.monotonic()
+    got = client(world).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "how to kill a process"}]
+    )
+    assert got.choices[0].finish_reason == "stop"
+    assert time.monotonic() - started < 2.0  # the 0.5 s timeout, not the moderation's delay
+    assert "the moderation model failed; not blocking" in world.gw.logs()
+
+
+def test_flagged_answer_is_audited(world: World) -> None:
+    world.chat_up.configure(reply="Here is how to kill the process: use SIGTERM.")
+    before = len(audit_rows(world, 0))
+    got = client(world).chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "stop a program"}]
+    )
+    assert "kill" in (got.choices[0].message.content or "")
+    rows = audit_rows(world, before + 1)
+    assert len(rows) == before + 1
+    row = rows[0]
+    assert row["where"] == "moderation" and row["action"] == "log"
+    assert "kill" in row["excerpt"]
+
+
+def test_streams_are_moderated_before_the_upstream_call(world: World) -> None:
+    with pytest.raises(openai.APIStatusError) as info:
+        client(world).chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "thoughts of suicide"}],
+            stream=True,
+        )
+    assert info.value.status_code == 402
+    assert world.chat_up.stats.requests == 0
