@@ -134,6 +134,18 @@ def test_sign_in_wrong_and_right_password(gw: Gateway, browser: Browser) -> None
         other.close()
 
 
+def test_a_new_sign_in_replaces_the_session_the_browser_held(browser: Browser) -> None:
+    name = _name()
+    assert browser.sign_up(name, "some password").status_code == 201
+    first = browser.http.cookies["rg_session"]
+    assert browser.sign_in(name, "some password").status_code == 200
+    second = browser.http.cookies["rg_session"]
+    assert second != first
+    assert browser.call("GET", "/me").status_code == 200
+    browser.http.cookies.set("rg_session", first, path="/console")
+    _error(browser.call("GET", "/me"), 401, "not_signed_in")
+
+
 def test_username_taken_case_insensitively(browser: Browser, gw: Gateway) -> None:
     name = _name("Case")
     assert browser.sign_up(name).status_code == 201

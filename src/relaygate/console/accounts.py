@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import re
 import secrets as pysecrets
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,6 +39,7 @@ USERNAME_RE = re.compile(r"[\w.-]{3,32}")
 TICKET_ATTEMPTS = 5  # wrong codes on one sign-in ticket before it is void
 TOUCH_EVERY = 60.0  # seconds: a session's last_seen_at is written at most this often
 SIGNUP_WINDOW = 3600.0
+PURGE_EVERY = 3600.0  # seconds: how often a worker deletes ended sessions and tickets
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,7 @@ class Accounts:
         self.secrets = secrets
         self.shared = shared
         self.cfg = cfg
+        self._purged_at = 0.0
 
     # ---- tokens ------------------------------------------------------------------------
     def csrf_token(self, session_id: str) -> str:
@@ -135,12 +138,28 @@ class Accounts:
         return self.secrets.hash_key("session:" + session_id)
 
     async def _issue(self, user_id: int, kind: str, ttl: float, ip: str, ua: str) -> Issued:
+        await self._purge()
         sid = pysecrets.token_urlsafe(32)
         expires = now() + timedelta(seconds=ttl)
         await self.store.create_session(
             self._hash(sid), user_id, kind=kind, expires_at=expires, ip=ip, user_agent=ua
         )
         return Issued(sid, expires)
+
+    async def _purge(self) -> None:
+        """Delete ended sessions and tickets, at most once per :data:`PURGE_EVERY` per
+        worker (a session presented after its end is deleted at once anyway)."""
+        mono = time.monotonic()
+        if self._purged_at and mono - self._purged_at < PURGE_EVERY:
+            return
+        self._purged_at = mono
+        try:
+            removed = await self.store.purge_expired(now())
+        except Exception:
+            log.warning("purging ended console sessions failed", exc_info=True)
+            return
+        if removed:
+            log.info("ended console sessions purged", extra={"sessions": removed})
 
     # ---- rate limits -------------------------------------------------------------------
     async def _hit(self, key: str, limit: int, window: float, what: str) -> None:

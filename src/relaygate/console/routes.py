@@ -85,8 +85,16 @@ async def config(request: Request, call: Call) -> Response:
     )
 
 
+async def _end_previous(call: Call) -> None:
+    """A new sign-in replaces the session the browser still held (no fixation, no
+    forgotten sessions)."""
+    if call.current is not None:
+        await call.accounts.sign_out(call.current.session_id)
+
+
 async def sign_up(request: Request, call: Call) -> Response:
     user, issued = await call.accounts.sign_up(await read_body(request), call.ip, call.ua)
+    await _end_previous(call)
     await _reload(call)
     response = ok({"user": {"id": user.id, "username": user.username}}, 201)
     set_cookie(response, request, call.cfg, issued)
@@ -98,6 +106,7 @@ async def sign_in(request: Request, call: Call) -> Response:
     if result.ticket is not None:
         return ok({"totp_required": True, "ticket": result.ticket})
     assert result.issued is not None
+    await _end_previous(call)
     response = ok({"totp_required": False, "user": {"username": result.user.username}})
     set_cookie(response, request, call.cfg, result.issued)
     return response
@@ -105,6 +114,7 @@ async def sign_in(request: Request, call: Call) -> Response:
 
 async def sign_in_totp(request: Request, call: Call) -> Response:
     user, issued = await call.accounts.sign_in_totp(await read_body(request), call.ip, call.ua)
+    await _end_previous(call)
     response = ok({"user": {"username": user.username}})
     set_cookie(response, request, call.cfg, issued)
     return response
