@@ -559,3 +559,35 @@ def test_sign_up_turned_off(tmp_path: Path) -> None:
         b.close()
     finally:
         g.stop()
+
+
+# ---- the demo's console accounts (console/demo.py) ------------------------------------------
+async def test_demo_console_accounts_are_stable_and_sign_in(tmp_path: Path) -> None:
+    from relaygate.console.demo import console_banner, demo_console_accounts
+    from relaygate.console.passwords import verify_password
+    from relaygate.services.admin import AdminService
+    from relaygate.storage.console import ConsoleStore
+    from relaygate.storage.crypto import Secrets
+    from relaygate.storage.db import create_engine, migrate
+    from relaygate.storage.repo import Repository
+
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'rg.db'}")
+    await migrate(engine)
+    try:
+        svc = AdminService(Repository(engine, Secrets("test-secret")))
+        first = await demo_console_accounts(svc, tmp_path)
+        again = await demo_console_accounts(svc, tmp_path)
+        assert first == again and [(u, r) for u, r, _ in first] == [
+            ("demo", "user"),
+            ("demo-admin", "admin"),
+        ]
+        assert (tmp_path / "console-demo.json").stat().st_mode & 0o777 == 0o600
+        store = ConsoleStore(engine)
+        for username, _, password in first:
+            user, creds = await store.user_and_credentials(username)
+            assert user is not None and creds is not None
+            assert (await verify_password(creds.password_hash, password))[0]
+        text = console_banner("0.0.0.0", 8080, first)
+        assert "http://127.0.0.1:8080/console" in text and first[1][2] in text
+    finally:
+        await engine.dispose()
