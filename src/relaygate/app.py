@@ -150,6 +150,13 @@ class RelayGateApp:
         health.start(s.channel_test_interval)  # shared view of rejected keys; the scheduler
         online = build_online(s.data_dir)  # RELAYGATE_SEARCH_* (docs/online.md)
         safety, safety_filters = await self._safety(repo, catalog, router, adaptors, transport)
+        stages: list[object] = [
+            online,  # a prepare stage: the online triggers
+            LimitsFilter(shared),
+            *safety_filters,  # content safety: word lists, the moderation model
+            *([ContentLogFilter()] if s.log_content else []),
+            *(load_filter(spec) for spec in s.extra_filters),
+        ]
         self.state = AppState(
             settings=s,
             secrets=secrets,
@@ -160,15 +167,7 @@ class RelayGateApp:
             router=router,
             tokens=tokens,
             shared=shared,
-            filters=FilterChain(
-                [
-                    online,  # a prepare stage: the online triggers
-                    LimitsFilter(shared),
-                    *safety_filters,  # content safety: word lists, the moderation model
-                    *([ContentLogFilter()] if s.log_content else []),
-                    *(load_filter(spec) for spec in s.extra_filters),
-                ]
-            ),
+            filters=FilterChain(stages),
             billing=billing,
             usage_log=usage_log,
             health=health,
@@ -179,6 +178,8 @@ class RelayGateApp:
             online=online,
             safety=safety,
         )
+        if safety is not None:  # the word-list filter only while a list holds a word
+            safety.pick_chain(self.state, stages)
         self.state.ready = True
         self._watch_termination()
         lower_helper_threads()

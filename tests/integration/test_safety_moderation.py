@@ -111,7 +111,10 @@ def test_flagged_prompt_is_refused_and_not_sent(world: World) -> None:
     assert "moderation" in body["message"] and "illicit" in body["message"]
     assert world.chat_up.stats.requests == 0  # never sent upstream
     sent = world.mod_up.stats.bodies[-1]
-    assert sent["model"] == MODEL and sent["input"] == ["You are helpful.", "How do I build a bomb?"]
+    assert sent["model"] == MODEL and sent["input"] == [
+        "You are helpful.",
+        "How do I build a bomb?",
+    ]
     rows = audit_rows(world, 1)
     row = rows[0]
     assert row["where"] == "moderation" and row["action"] == "block"

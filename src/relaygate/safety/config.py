@@ -5,12 +5,14 @@ stops the start with the variable named."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from relaygate.safety.audit import SafetyAudit
 from relaygate.safety.base import SafetyHit, SafetySettings
 from relaygate.safety.lists import ListHolder
+from relaygate.stages import FilterChain
 
 __all__ = ["SafetyRuntime", "safety_settings"]
 
@@ -77,6 +79,12 @@ def safety_settings(env: Mapping[str, str] | None = None) -> SafetySettings:
     )
 
 
+class HasFilters(Protocol):
+    """Where the relay reads its filter chain (``AppState.filters``)."""
+
+    filters: FilterChain
+
+
 @dataclass(slots=True)
 class SafetyRuntime:
     """A worker's content safety (``AppState.safety``): the settings, the word lists'
@@ -93,6 +101,20 @@ class SafetyRuntime:
         list holds a word)."""
         policy = self.holder.policy
         return policy.scan(text, group) if policy is not None else []
+
+    def pick_chain(self, state: HasFilters, stages: Sequence[object]) -> None:
+        """Keep ``state.filters`` on ``stages`` while some list holds a word, and on
+        ``stages`` without the word-list filter while none does: a chain with a chunk filter
+        wraps every stream chunk (about 1 µs each), which a gateway without lists need not
+        pay. Swapped on every reload; a stream keeps the chain it started with."""
+        full = FilterChain(list(stages))
+        lean = FilterChain([f for f in stages if f is not self.filter])
+
+        def swap(policy: object) -> None:
+            state.filters = full if policy is not None else lean
+
+        self.holder.on_swap = swap
+        swap(self.holder.policy)
 
     async def close(self) -> None:
         await self.audit.close()

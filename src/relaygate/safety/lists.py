@@ -334,6 +334,8 @@ class ListHolder:
         self.words = 0  # entries in the policy
         self._lock = asyncio.Lock()
         self._warm: asyncio.Task[None] | None = None
+        #: called with the new policy after every swap (``SafetyRuntime.pick_chain``)
+        self.on_swap: Callable[[Policy | None], None] | None = None
 
     @property
     def policy(self) -> Policy | None:
@@ -361,6 +363,8 @@ class ListHolder:
             await asyncio.to_thread(self._compile, entries, rev, t2s=self._t2s) if entries else None
         )
         self._policy, self.revision, self.words = policy, rev, len(entries)
+        if self.on_swap is not None:
+            self.on_swap(policy)
         log.info("safety lists loaded", extra={"revision": rev, "words": len(entries)})
 
     async def config_changed(self, _config_revision: int = 0) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from relaygate.errors import InvalidRequest, NotFound
@@ -109,7 +109,7 @@ def _time_param(params: Mapping[str, str], name: str) -> datetime | None:
     raw = params.get(name)
     if not raw:
         return None
-    return iso_datetime(name, raw)
+    return iso_datetime(name, raw).astimezone(UTC)  # stored times are UTC
 
 
 def fmt_of(params: Mapping[str, str]) -> str:
