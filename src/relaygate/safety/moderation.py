@@ -11,7 +11,11 @@ surface (``providers/surfaces.py``), through the gateway's own adaptor and trans
   request's time to first token: the stage hooks after ``before`` (``on_response``,
   ``on_chunk``) are synchronous, so the verdict cannot be awaited later, beside the upstream
   call. A flagged prompt is refused with 402 ``content_policy_violation`` (audited with
-  ``where="moderation"``) and never sent upstream.
+  ``where="moderation"``) and never sent upstream. The stage is split for a relay that
+  can do better: ``start`` sends the texts in the background and ``gate`` awaits the
+  verdict; a relay awaiting ``gate`` just before it writes an answer's first byte would run
+  the moderation beside the upstream call (a flagged prompt is then still refused before
+  anything reaches the client, but after the upstream call began).
 * completed non-stream answers (``on_response`` keeps the text, ``after`` sends it): a
   flagged answer is audited (``action="log"``); it has already been delivered, so it is
   not blocked (that needs an awaited hook before the answer is written).
@@ -72,6 +76,9 @@ class Verdict:
         self.flagged = flagged
         self.categories = categories
         self.text = text  # what was checked (for the audit's excerpt)
+
+
+_TASK: Slot[asyncio.Task[Verdict | None] | None] = Slot("safety.moderation_task")
 
 
 def _texts_of(content: Any, out: list[str]) -> None:
@@ -212,20 +219,38 @@ class ModerationFilter:
         self.audit = audit
         self.settings = settings
 
-    async def before(self, ctx: RelayContext, body: dict[str, Any]) -> None:
+    def start(self, ctx: RelayContext, body: dict[str, Any]) -> None:
+        """Send the prompt's texts to the moderation model, in the background."""
         if not self.settings.check_input:
             return
-        verdict = await self.moderator.check(prompt_texts(body))
+        texts = prompt_texts(body)
+        if texts:
+            ctx.put(_TASK, asyncio.get_running_loop().create_task(self.moderator.check(texts)))
+
+    async def gate(self, ctx: RelayContext) -> None:
+        """Wait for the verdict of :meth:`start` (bounded by the moderation timeout) and
+        refuse a flagged prompt. A relay that awaits this just before it writes the first
+        byte of the answer runs the moderation beside the upstream call."""
+        task = ctx.get(_TASK)
+        if task is None:
+            return
+        ctx.put(_TASK, None)
+        verdict = await task
         if verdict is None or not verdict.flagged:
             return
-        self.audit.record(
-            ctx, [_hit(verdict, self.moderator.model, "block")], "moderation", verdict.text
-        )
+        hit = _hit(verdict, self.moderator.model, "block")
+        self.audit.record(ctx, [hit], "moderation", verdict.text)
         cats = ", ".join(verdict.categories) or "flagged"
         raise ContentPolicyError(
             f"The request was refused by the content policy (moderation: {cats}). "
             "Rephrase the request and try again."
         )
+
+    async def before(self, ctx: RelayContext, body: dict[str, Any]) -> None:
+        # the stage hooks after ``before`` are synchronous: the verdict is awaited here,
+        # before the upstream call (see the module's docstring)
+        self.start(ctx, body)
+        await self.gate(ctx)
 
     def on_response(self, ctx: RelayContext, obj: dict[str, Any]) -> None:
         if self.settings.check_output:
@@ -234,6 +259,9 @@ class ModerationFilter:
                 ctx.put(_ANSWER, text)
 
     async def after(self, ctx: RelayContext) -> None:
+        task = ctx.get(_TASK)
+        if task is not None:  # the request ended before its verdict was needed
+            task.cancel()
         text = ctx.get(_ANSWER)
         if not text:
             return
