@@ -591,3 +591,52 @@ async def test_demo_console_accounts_are_stable_and_sign_in(tmp_path: Path) -> N
         assert "http://127.0.0.1:8080/console" in text and first[1][2] in text
     finally:
         await engine.dispose()
+
+
+# ---- the store on SQLite and PostgreSQL -------------------------------------------------------
+async def test_console_store(repo: Any) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from relaygate.storage.base import Conflict
+    from relaygate.storage.console import ConsoleStore
+
+    store = ConsoleStore(repo.engine)
+    user = await store.create_account("Mixed.Case", "$argon2id$stand-in")
+    assert await store.username_taken("mixed.case") and not await store.username_taken("other")
+    with pytest.raises(Conflict):
+        await store.create_account("Mixed.Case", "x")
+    found, creds = await store.user_and_credentials("Mixed.Case")
+    assert found == user and creds is not None and creds.password_hash == "$argon2id$stand-in"
+    admin_made = await repo.users.create("no-password")
+    assert (await store.user_and_credentials("no-password")) == (admin_made, None)
+    assert (await store.user_and_credentials("nobody")) == (None, None)
+    await store.set_password(admin_made.id, "$argon2id$set")
+    assert (await store.credentials(admin_made.id)).password_hash == "$argon2id$set"  # type: ignore[union-attr]
+    with pytest.raises(Conflict):
+        await store.set_password(999_999, "x")
+
+    assert await store.claim_totp_step(user.id, 100)
+    assert not await store.claim_totp_step(user.id, 100)
+    assert not await store.claim_totp_step(user.id, 99)
+    assert await store.claim_totp_step(user.id, 101)
+
+    at = datetime.now(UTC)
+    for n, ends in enumerate(
+        (at + timedelta(hours=1), at - timedelta(seconds=1), at + timedelta(hours=1))
+    ):
+        await store.create_session(
+            f"{n:064d}",
+            user.id,
+            kind="session",
+            expires_at=ends,
+            ip="1.2.3.4",
+            user_agent="x" * 999,
+        )
+    row = await store.session(f"{0:064d}")
+    assert row is not None and row.user_id == user.id and row.kind == "session"
+    assert await store.count_attempt(f"{0:064d}") == 1
+    assert await store.purge_expired(at) == 1
+    assert await store.session(f"{1:064d}") is None
+    assert await store.delete_user_sessions(user.id, keep=f"{0:064d}") == 1
+    assert await store.session(f"{0:064d}") is not None
+    assert await store.delete_session(f"{0:064d}") and not await store.delete_session(f"{0:064d}")

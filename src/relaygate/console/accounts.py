@@ -203,6 +203,7 @@ class Accounts:
             user = await self.store.create_account(username, hashed)
         except Conflict:
             raise taken from None
+        log.info("console sign-up", extra={"user_id": user.id, "ip": ip})
         return user, await self._issue(user.id, "session", self.cfg.session_ttl, ip, ua)
 
     async def sign_in(self, body: dict[str, Any], ip: str, ua: str) -> SignIn:
@@ -222,12 +223,19 @@ class Accounts:
             creds.password_hash if creds else None, password
         )
         if not ok or user is None or creds is None:
+            log.info(
+                "console sign-in failed",
+                extra={"user_id": user.id if user else None, "ip": ip},
+            )
             raise AuthError("Wrong username or password.", code="invalid_credentials")
         await self._undo(user_key)  # a success is not a failed attempt
         if user.status != "active":
             raise PolicyError("This account is disabled.", code="account_disabled")
         if rehash:
             await self.store.set_password(user.id, await passwords.hash_password(password))
+        log.info(
+            "console sign-in", extra={"user_id": user.id, "ip": ip, "totp": creds.totp_enabled}
+        )
         if creds.totp_enabled:
             ticket = await self._issue(user.id, "totp", cfg.totp_ticket_ttl, ip, ua)
             return SignIn(user, ticket=ticket.session_id)
@@ -315,6 +323,7 @@ class Accounts:
         new = check_password(body.get("new_password"), "new_password")
         await self._check_own_password(cur.user, body.get("current_password"), "current_password")
         await self.store.set_password(cur.user.id, await passwords.hash_password(new))
+        log.info("console password changed", extra={"user_id": cur.user.id})
         return await self.store.delete_user_sessions(cur.user.id, keep=cur.session.id_hash)
 
     def _decrypt(self, token: str) -> str:
@@ -363,6 +372,7 @@ class Accounts:
             totp_enabled=True,
             totp_last_step=step,
         )
+        log.info("console two-factor on", extra={"user_id": cur.user.id})
 
     async def totp_disable(self, cur: Current, body: dict[str, Any]) -> None:
         _only(body, ("password", "code"))
@@ -377,6 +387,7 @@ class Accounts:
         await self.store.update_totp(
             cur.user.id, totp_secret=None, totp_pending=None, totp_enabled=False
         )
+        log.info("console two-factor off", extra={"user_id": cur.user.id})
 
 
 def _only(body: dict[str, Any], known: tuple[str, ...]) -> None:
