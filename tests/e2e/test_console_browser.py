@@ -155,6 +155,16 @@ def test_new_user_signs_up_creates_a_key_uses_it_sees_the_charge_and_redeems(
     page.get_by_test_id("log-apply").click()
     expect(rows).to_have_count(1)
 
+    with page.expect_download() as download:
+        page.get_by_test_id("log-export").click()
+    exported = Path(download.value.path()).read_text()
+    assert "gpt-4o-mini" in exported and key not in exported
+
+    # --- the public catalogue lists the model ---
+    page.get_by_test_id("nav-models").click()
+    page.get_by_test_id("model-search").fill("4o-mini")
+    expect(page.get_by_test_id("model-row").first).to_contain_text("gpt-4o-mini")
+
     page.get_by_test_id("nav-dashboard").click()
     balance = _amount(page.get_by_test_id("balance").inner_text())
     assert balance == Decimal(5) - cost
@@ -199,12 +209,13 @@ def test_dashboard_fits_a_phone_screen(gateway: Gateway, browser: object) -> Non
     page.get_by_test_id("password").fill("another strong one")
     page.get_by_test_id("submit").click()
     expect(page.get_by_test_id("page-dashboard")).to_be_visible()
-    for path in ("/", "/keys", "/logs", "/quickstart"):
+    for path in ("/", "/keys", "/logs", "/models", "/redeem", "/quickstart", "/settings"):
         page.goto(f"/console#{path}")
         page.wait_for_load_state("networkidle")
         overflow = page.evaluate(
             "document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 0, (path, overflow)
+    page.goto("/console#/quickstart")
     expect(page.get_by_test_id("base-url")).to_have_text(f"{gateway.base}/v1")
     context.close()

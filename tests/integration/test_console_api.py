@@ -328,6 +328,13 @@ def test_key_shown_once_used_with_the_sdk_logged_and_revoked(gw: Gateway, browse
     _error(browser.call("GET", "/logs", params={"channel_id": "1"}), 400)
     _error(browser.call("GET", "/logs", params={"user_id": "1"}), 400)
 
+    csv = browser.call("GET", "/logs.csv", params={"model": "gpt-4o-mini"})
+    assert csv.status_code == 200 and csv.headers["content-type"].startswith("text/csv")
+    assert "attachment" in csv.headers["content-disposition"]
+    lines = csv.text.strip().splitlines()
+    assert len(lines) == 2 and "gpt-4o-mini" in lines[1] and "channel_id" not in lines[0]
+    _error(browser.call("GET", "/logs.csv", params={"limit": "5"}), 400)
+
     account = browser.call("GET", "/account").json()["data"]
     assert account["balance_units"] == 5_000_000 - rows[0]["cost_units"]
 

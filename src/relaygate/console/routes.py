@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import Response, StreamingResponse
 
 from relaygate.api.account_routes import _balance, _used  # the account API's own figures
 from relaygate.billing.money import format_amount
@@ -233,6 +233,23 @@ async def logs(request: Request, call: Call) -> Response:
     return ok(page)
 
 
+async def logs_csv(request: Request, call: Call) -> Response:
+    """The same rows as CSV, every matching row (streamed; cells that a spreadsheet would
+    run as formulas are quoted by ``services/reports.py``)."""
+    st = call.st
+    if st.usage_log is not None:
+        await st.usage_log.flush()
+    body = await reports.user_logs_csv(st.repo, call.me.user.id, _params(request))
+    return StreamingResponse(
+        body,
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": 'attachment; filename="requests.csv"',
+            "Cache-Control": "no-store",
+        },
+    )
+
+
 async def daily(request: Request, call: Call) -> Response:
     page = await reports.user_daily_usage(call.st.repo, call.me.user.id, _params(request))
     return ok(page)
@@ -268,6 +285,7 @@ ROUTES: dict[tuple[str, str], tuple[Handler, bool]] = {
     ("/keys/{id}", "DELETE"): (revoke_key, True),
     ("/account", "GET"): (account, True),
     ("/logs", "GET"): (logs, True),
+    ("/logs.csv", "GET"): (logs_csv, True),
     ("/usage/daily", "GET"): (daily, True),
     ("/redeem", "POST"): (redeem, True),
 }

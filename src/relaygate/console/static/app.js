@@ -6,6 +6,7 @@ import * as auth from "./pages/auth.js";
 import * as dashboard from "./pages/dashboard.js";
 import * as keys from "./pages/keys.js";
 import * as logs from "./pages/logs.js";
+import * as models from "./pages/models.js";
 import * as quickstart from "./pages/quickstart.js";
 import * as redeem from "./pages/redeem.js";
 import * as settings from "./pages/settings.js";
@@ -14,6 +15,7 @@ const PAGES = {
   "/": { page: dashboard, title: "nav.dashboard" },
   "/keys": { page: keys, title: "nav.keys" },
   "/logs": { page: logs, title: "nav.logs" },
+  "/models": { page: models, title: "nav.models" },
   "/redeem": { page: redeem, title: "nav.redeem" },
   "/quickstart": { page: quickstart, title: "nav.quickstart" },
   "/settings": { page: settings, title: "nav.settings" },

@@ -26,12 +26,17 @@ export async function render(ctx, root) {
   const body = h("tbody");
   const more = h("button", { class: "secondary", type: "button", hidden: true, "data-testid": "log-more" }, t("logs.more"));
   const status = h("div");
+  const exportLink = h("a", { href: "/console/api/logs.csv", download: "requests.csv", "data-testid": "log-export" },
+    t("logs.export"));
   let cursor = null;
 
   async function fetchPage(reset) {
     const params = new URLSearchParams({ limit: "50" });
     if (model.value.trim()) params.set("model", model.value.trim());
     if (!reset && cursor) params.set("cursor", cursor);
+    const only = new URLSearchParams();
+    if (params.has("model")) only.set("model", params.get("model"));
+    exportLink.href = `/console/api/logs.csv${only.toString() ? `?${only}` : ""}`;
     clear(status);
     try {
       const page = await api("GET", `/logs?${params}`);
@@ -47,7 +52,7 @@ export async function render(ctx, root) {
 
   const form = h("form", { class: "row", "data-testid": "log-filter" },
     field(t("logs.model"), model), datalist,
-    h("button", { type: "submit", "data-testid": "log-apply" }, t("logs.filter")));
+    h("button", { type: "submit", "data-testid": "log-apply" }, t("logs.filter")), exportLink);
   form.addEventListener("submit", (e) => { e.preventDefault(); fetchPage(true); });
   more.addEventListener("click", () => fetchPage(false));
 
