@@ -254,6 +254,8 @@ def test_blocked_prompt_is_audited(gw: Gateway) -> None:
     since = call(gw, "GET", f"/audit?list_id={row['list_id']}&since=2000-01-01T00:00:00Z")
     assert [x["id"] for x in since.json()["data"]] == [row["id"]]
     assert call(gw, "GET", "/audit?until=2000-01-01T00:00:00Z").json()["data"] == []
+    writer = call(gw, "GET", "/audit?limit=1").json()["writer"]
+    assert writer["written"] >= 1 and writer["dropped"] == 0 and writer["backlog"] == 0
     for q in ("limit=0", "limit=x", "since=yesterday", "user=1", "before_id=-4"):
         assert call(gw, "GET", f"/audit?{q}").status_code == 403, q
 

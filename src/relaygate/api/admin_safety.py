@@ -12,7 +12,8 @@
 * ``POST /admin/api/safety/test`` - ``{"text", "group"?}``: the hits of the saved lists, as
   this worker compiled them;
 * ``GET /admin/api/safety/audit`` - hits, newest first (``limit``, ``before_id``,
-  ``user_id``, ``list_id``, ``since``, ``until``).
+  ``user_id``, ``list_id``, ``since``, ``until``), with this worker's audit writer's
+  ``backlog``, ``written`` and ``dropped`` rows.
 
 The routes are built with the admin app's helpers (``api/admin_kit.AdminKit``):
 authentication, error bodies, the 405 of other methods. The admin app reloads this
@@ -114,7 +115,11 @@ def safety_routes(kit: AdminKit) -> list[Route]:
         return respond({"data": SafetyService.test_text(safety.holder.policy, body)})
 
     async def audit(request: Request, _: AdminService, st: AppState) -> Response:
-        return respond(await _service(st).audit(request.query_params))
+        page = await _service(st).audit(request.query_params)
+        if st.safety is not None:  # this worker's writer: rows waiting, rows lost
+            w = st.safety.audit
+            page["writer"] = {"backlog": w.backlog, "written": w.written, "dropped": w.dropped}
+        return respond(page)
 
     return [
         kit.resource("/safety/lists", {"GET": list_lists, "POST": create_list}),
