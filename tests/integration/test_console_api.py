@@ -217,6 +217,10 @@ def test_cross_site_requests_refused(browser: Browser) -> None:
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     _error(r, 415, "unsupported_media_type")
+    # behind a reverse proxy that rewrites Host, the forwarded host is the origin's
+    proxied = {"Origin": "https://gw.example.com", "X-Forwarded-Host": "gw.example.com"}
+    r = browser.call("POST", "/sign-in", {"username": name, "password": "p" * 10}, headers=proxied)
+    _error(r, 401, "invalid_credentials")  # past the origin check
     # same origin passes
     own = {"Origin": browser.gw.base}
     r = browser.call("POST", "/sign-up", {"username": name, "password": "p" * 10}, headers=own)

@@ -120,8 +120,13 @@ def check_origin(request: Request) -> None:
     )
     origin = request.headers.get("origin")
     if origin is not None:
-        host = request.headers.get("host", "").lower()
-        if origin == "null" or urlsplit(origin).netloc.lower() != host:
+        # the host the browser addressed: Host, or the first X-Forwarded-Host a reverse
+        # proxy that rewrites Host adds (a cross-site page cannot set that header)
+        hosts = {request.headers.get("host", "").lower()}
+        forwarded = request.headers.get("x-forwarded-host")
+        if forwarded:
+            hosts.add(forwarded.split(",", 1)[0].strip().lower())
+        if origin == "null" or urlsplit(origin).netloc.lower() not in hosts:
             raise refused
     if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
         raise refused
