@@ -3,6 +3,8 @@ separators, traditional → simplified) and the index map back to the original t
 
 from __future__ import annotations
 
+import unicodedata
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -83,3 +85,40 @@ def test_normalisation_is_per_character(text: str) -> None:
     assert len(m.starts) == len(N(text)) == len(m.ends) == len(m.gap) - 1
     for k, (s, e) in enumerate(zip(m.starts, m.ends, strict=True)):
         assert N(text[s:e]).startswith(N(text)[k]) or N(text)[k] in N(text[s:e])
+
+
+def _reference_map(text: str) -> tuple[list[int], list[bool]]:
+    """The index map, one character at a time (what index_map must equal)."""
+    starts: list[int] = []
+    gap: list[bool] = []
+    pending = False
+    for i, ch in enumerate(text):
+        out = N(ch)
+        if not out:
+            pending = pending or (unicodedata.category(ch)[0] in "ZPSC" and not _invisible(ch))
+            continue
+        for _ in out:
+            starts.append(i)
+            gap.append(pending)
+            pending = False
+    gap.append(pending)
+    return starts, gap
+
+
+def _invisible(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cf", "Me", "Mn") or ch in "\u115f\u1160\u3164\uffa0"
+
+
+_MAP_ALPHABET = st.sampled_from(
+    [*"ab 敏感\u200b\u00ad\u3000.,ﬁ㎏😀\ufe0f\x00\x01\x02\n", "\U000e0100", "\U0001d41f", "e\u0301"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_MAP_ALPHABET, max_size=40).map("".join))
+def test_index_map_equals_the_per_character_reference(text: str) -> None:
+    m = index_map(N, text)
+    starts, gap = _reference_map(text)
+    assert m.starts == starts
+    assert m.ends == [s + 1 for s in starts]
+    assert m.gap == gap

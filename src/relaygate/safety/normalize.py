@@ -210,30 +210,54 @@ def get_normalizer(t2s: bool) -> Normalizer:
     return Normalizer(t2s)
 
 
+@cache
+def _marks() -> tuple[list[str], dict[int, str]]:
+    """Translate tables that keep a text's length and mark each removed separator
+    ``\x02``, each other removed character ``\x00`` and each character that becomes
+    several ``\x01`` (the same in both tables: t2s maps one character to one)."""
+    table = _base_table()
+    marks: dict[int, str] = {}
+    for cp, out in table.items():
+        if not out:
+            sep = unicodedata.category(chr(cp)) in _SEPARATOR_CATEGORIES
+            marks[cp] = "\x02" if sep else "\x00"
+        elif len(out) > 1:
+            marks[cp] = "\x01"
+    for cp in (0, 1, 2):  # the marks themselves (controls: removed separators)
+        marks[cp] = "\x02"
+    bmp = list(_bmp_chars())
+    for cp, mark in marks.items():
+        if cp <= 0xFFFF:
+            bmp[cp] = mark
+    return bmp, marks
+
+
+_RUNS = re.compile("[\x00\x02]+|\x01")
+
+
 def index_map(norm: Normalizer, text: str) -> NormMap:
-    """The index map of ``text`` (see :class:`NormMap`); slow-ish, used only on hits."""
+    """The index map of ``text`` (see :class:`NormMap`), built from the runs of removed
+    characters (and the rare characters that become several); used only on hits."""
+    bmp, marks = _marks()
+    marked = text.translate(bmp)
+    if not marked.isascii() and _ASTRAL.search(marked) is not None:
+        marked = text.translate(marks)
     table = norm.table
     starts: list[int] = []
-    ends: list[int] = []
-    gap: list[bool] = []
-    pending_gap = False
-    sep_cats = _SEPARATOR_CATEGORIES
-    category = unicodedata.category
-    for i, ch in enumerate(text):
-        cp = ord(ch)
-        if cp in table:
-            out = table[cp]
-            if not out:
-                if not pending_gap and category(ch) in sep_cats:
-                    pending_gap = True
-                continue
-            n = len(out)
-        else:
-            n = 1
-        for _ in range(n):
-            starts.append(i)
-            ends.append(i + 1)
-            gap.append(pending_gap)
-            pending_gap = False
-    gap.append(pending_gap)
-    return NormMap(starts, ends, gap)
+    gaps: list[int] = []
+    pos = 0
+    for m in _RUNS.finditer(marked):
+        a, b = m.span()
+        if a > pos:
+            starts.extend(range(pos, a))
+        if marked[a] == "\x01":  # one character, several normalised ones
+            out = table.get(ord(text[a])) or ""
+            starts.extend([a] * len(out))
+        elif "\x02" in m.group():
+            gaps.append(len(starts))
+        pos = b
+    starts.extend(range(pos, len(text)))
+    gap = [False] * (len(starts) + 1)
+    for k in gaps:
+        gap[k] = True
+    return NormMap(starts, [s + 1 for s in starts], gap)
