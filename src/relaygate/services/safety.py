@@ -204,7 +204,10 @@ class SafetyService:
     async def _save(
         self, lst: SafetyListRecord, check: WordCheck, *, replace: bool
     ) -> dict[str, Any]:
-        got = await self.store.add_words(lst.id, check.words, replace=replace)
+        try:
+            got = await self.store.add_words(lst.id, check.words, replace=replace)
+        except Conflict as exc:
+            raise ConflictError(str(exc), param="words") from None
         if got is None:
             raise NotFound(f"No safety list with id {lst.id}.", code="safety_list_not_found")
         added, existing = got

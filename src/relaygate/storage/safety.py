@@ -218,7 +218,19 @@ class SafetyStore:
     ) -> tuple[int, int] | None:
         """Add ``words`` (validated, distinct) to the list in one transaction; with
         ``replace`` the list's words are these afterwards. Returns (added, already there),
-        or None when there is no such list."""
+        or None when there is no such list. Raises :class:`Conflict` when a concurrent
+        write added one of the words (or removed the list) first: nothing is saved."""
+        try:
+            return await self._add_words(list_id, words, replace)
+        except IntegrityError as exc:
+            raise Conflict(
+                "the list was changed by another write at the same time; nothing was saved, "
+                "try again"
+            ) from exc
+
+    async def _add_words(
+        self, list_id: int, words: Sequence[StoredWord], replace: bool
+    ) -> tuple[int, int] | None:
         async with self.engine.begin() as conn:
             exists = await conn.scalar(
                 select(safety_lists.c.id).where(safety_lists.c.id == list_id)
