@@ -254,3 +254,12 @@ def test_filter_is_inert_without_a_policy() -> None:
     raw = chunk({"content": "敏感"})
     assert chain.on_chunks(ctx, [raw]) == [raw]
     assert chain.on_end(ctx) == []
+
+
+def test_filter_releases_text_sent_after_a_finish_at_the_end() -> None:
+    chain = chain_for("mask", Audit())
+    ctx = RelayContext("r1", "chat")
+    out = chain.on_chunks(ctx, [chunk({"content": "first part"}, 0, "stop")])
+    out += chain.on_chunks(ctx, [chunk({"content": "late porn text"})])
+    out += chain.on_end(ctx)
+    assert texts(out) == "first partlate *** text"

@@ -39,7 +39,6 @@ _REASONING_KEYS = ("reasoning_content", "reasoning")
 class _StreamState:
     guard: StreamGuard
     template: dict[str, Any] = field(default_factory=dict)  # id, created, model
-    finished: set[int] = field(default_factory=set)  # choices whose finish went out
 
 
 _STREAM: Slot[_StreamState] = Slot("safety.stream")
@@ -217,7 +216,6 @@ class SafetyFilter:
                 if not isinstance(delta, dict):
                     delta = choice["delta"] = {}
                 changed |= self._flush_choice(ctx, st, index, delta)
-                st.finished.add(index)
         if changed:
             chunk.replace(obj)
         return [chunk]
@@ -298,15 +296,14 @@ class SafetyFilter:
         return Chunk.of(obj)
 
     def on_end(self, ctx: RelayContext) -> list[Chunk]:
-        """The stream ends without a finish chunk for some choice: release what is held."""
+        """The stream ends: release what the windows still hold (a choice that had no
+        finish chunk, or text after it)."""
         st = ctx.get(_STREAM)
         if st is None:
             return []
         indexes = sorted({k[0] for k in st.guard.field_keys() if isinstance(k, tuple)})
         out: list[Chunk] = []
         for index in indexes:
-            if index in st.finished:
-                continue
             delta: dict[str, Any] = {}
             if self._flush_choice(ctx, st, index, delta):
                 obj = {

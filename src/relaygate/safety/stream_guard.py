@@ -78,7 +78,7 @@ class FieldGuard:
         #: (lo, hi, fallback): never cut in lo..hi (right after a refused candidate)
         self._forbidden: set[tuple[int, int, int]] = set()
         self.base = 0  # absolute offset of _buf[0] in the field's whole text
-        self.stopped = False
+        self.stopped = False  # a block was found: nothing more is released
 
     @property
     def held(self) -> str:
@@ -92,11 +92,18 @@ class FieldGuard:
         return self._step(final=False)
 
     def flush(self) -> Step:
-        """The stream ends: decide the deferred hits and release the rest."""
+        """The field ends (its choice finished, or the stream): decide the deferred hits
+        and release the rest. Text fed afterwards starts a fresh window."""
         if self.stopped:
             return Step()
         step = self._step(final=True)
-        self.stopped = True
+        if not self.stopped:
+            self.base += len(self._buf)
+            self._buf = ""
+            self._released = self._old_norm = 0
+            self._deferred.clear()
+            self._masks.clear()
+            self._forbidden.clear()
         return step
 
     def _step(self, *, final: bool) -> Step:
