@@ -318,3 +318,17 @@ def test_hot_reload_across_gateways_on_postgres(tmp_path: Path, upstreams: Upstr
         finally:
             two.stop()
             one.stop()
+
+
+def test_safety_off(tmp_path: Path, upstreams: Upstreams) -> None:
+    g = Gateway(tmp_path, {"RELAYGATE_SAFETY": "0"}).start()
+    try:
+        _channel(g, upstreams)
+        key = g.create_key(g.create_user("unfiltered"))
+        new_list(g, "inert", words=["okapi"])  # lists can still be edited
+        assert chat(g, key, "an okapi").status_code == 200
+        r = call(g, "POST", "/test", json={"text": "okapi"})
+        assert r.status_code == 503 and "RELAYGATE_SAFETY=0" in error_of(r)["message"]
+        assert "safety lists loaded" not in g.logs()
+    finally:
+        g.stop()
