@@ -19,12 +19,23 @@ MAX_PASSWORD = 128  # characters; hashing a megabyte of "password" is refused be
 CONCURRENT = 2
 
 _hasher = PasswordHasher()
-_slots = asyncio.Semaphore(CONCURRENT)
+_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
 _dummy: str | None = None
 
 
+def _slot() -> asyncio.Semaphore:
+    """This event loop's semaphore (a worker has one loop; tests may run several)."""
+    loop = asyncio.get_running_loop()
+    sem = _slots.get(loop)
+    if sem is None:
+        for old in [lp for lp in _slots if lp.is_closed()]:
+            del _slots[old]
+        sem = _slots[loop] = asyncio.Semaphore(CONCURRENT)
+    return sem
+
+
 async def hash_password(password: str) -> str:
-    async with _slots:
+    async with _slot():
         return await asyncio.to_thread(_hasher.hash, password)
 
 
@@ -47,5 +58,5 @@ def _verify(stored: str | None, password: str) -> tuple[bool, bool]:
 async def verify_password(stored: str | None, password: str) -> tuple[bool, bool]:
     """(matches, needs a rehash with today's parameters). ``stored`` None: a user without
     a password, checked against a dummy hash (never matches)."""
-    async with _slots:
+    async with _slot():
         return await asyncio.to_thread(_verify, stored, password)
