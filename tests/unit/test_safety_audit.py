@@ -103,3 +103,39 @@ async def test_holder_reloads_and_keeps_the_old_policy(store: SafetyStore) -> No
         await conn.execute(text("ALTER TABLE gone RENAME TO safety_words"))
     await holder.config_changed(0)
     assert holder.policy is None  # the only list is disabled now
+
+
+async def test_runtime_check_and_chain_swap(store: SafetyStore) -> None:
+    from relaygate.safety.base import SafetySettings
+    from relaygate.safety.config import SafetyRuntime
+    from relaygate.stages import FilterChain
+
+    class Word:  # a chunk filter standing for the word-list filter
+        def on_chunk(self, ctx: RelayContext, chunk: Any) -> list[Any]:
+            return [chunk]
+
+        def on_end(self, ctx: RelayContext) -> list[Any]:
+            return []
+
+    class State:
+        filters = FilterChain([])
+
+    holder = ListHolder(store, compile_policy)
+    await holder.load()
+    audit = SafetyAudit(store)
+    word = Word()
+    runtime = SafetyRuntime(SafetySettings(), holder, audit, word)
+    state = State()
+    runtime.pick_chain(state, ["other", word])
+    assert state.filters.chunk_filters == []  # no list holds a word
+    ctx = RelayContext(request_id="r", endpoint="chat")
+    assert runtime.check(ctx, "a snippet about okapis", "search") == []
+    await store.create_list(LIST, [("okapi", None, None)])
+    await holder.config_changed(0)
+    assert state.filters.chunk_filters == [word]
+    hits = runtime.check(ctx, "a snippet about okapis", "search")
+    assert [(h.word, h.action) for h in hits] == [("okapi", "block")]
+    assert audit.backlog == 1
+    await runtime.close()
+    rows = await store.list_audit(AuditQuery())
+    assert rows[0]["where"] == "search" and rows[0]["excerpt"] == "a snippet about okapis"

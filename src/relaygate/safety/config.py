@@ -9,6 +9,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from relaygate.context import RelayContext
 from relaygate.safety.audit import SafetyAudit
 from relaygate.safety.base import SafetyHit, SafetySettings
 from relaygate.safety.lists import ListHolder
@@ -101,6 +102,18 @@ class SafetyRuntime:
         list holds a word)."""
         policy = self.holder.policy
         return policy.scan(text, group) if policy is not None else []
+
+    def check(self, ctx: RelayContext, text: str, where: str) -> list[SafetyHit]:
+        """:meth:`screen` for the request's user group, each hit audited (``where``:
+        ``search`` for a search snippet, …). A caller drops the text when a hit's action
+        is ``block`` (and may mask ``mask`` hits with ``safety/matcher.py`` ``mask_text``)."""
+        if not text or self.holder.policy is None:
+            return []
+        group = ctx.user.group_name if ctx.user is not None else "default"
+        hits = self.screen(text, group)
+        if hits:
+            self.audit.record(ctx, hits, where, text)
+        return hits
 
     def pick_chain(self, state: HasFilters, stages: Sequence[object]) -> None:
         """Keep ``state.filters`` on ``stages`` while some list holds a word, and on
