@@ -52,8 +52,8 @@ def grounded_reply(messages: list[Any]) -> str:
     if not sources:
         return ""
     title, body = sources[0]
-    first = body.split(". ")[0].strip().rstrip(".")[:200] or title
-    reply = f"According to {title}: {first} [1]."
+    sentence = body.split(". ")[0].strip().rstrip(".")[:200] or title
+    reply = f"According to {title}: {sentence} [1]."
     if len(sources) > 1:
         reply += f" See also {sources[1][0]} [2]."
     return reply
