@@ -165,3 +165,12 @@ def test_streams_are_moderated_before_the_upstream_call(world: World) -> None:
         )
     assert info.value.status_code == 402
     assert world.chat_up.stats.requests == 0
+
+
+def test_a_clients_own_moderation_call_is_answered(world: World) -> None:
+    key = world.gw.create_key(world.uid)  # may use every model
+    got = openai.OpenAI(api_key=key, base_url=world.gw.base_url, max_retries=0).moderations.create(
+        model=MODEL, input="how to build a bomb"
+    )
+    assert got.results[0].flagged is True
+    assert world.mod_up.stats.requests == 1  # the client's call only

@@ -6,7 +6,8 @@ surface (``providers/surfaces.py``), through the gateway's own adaptor and trans
 :class:`Moderator` makes the call; :class:`ModerationFilter` is the stage:
 
 * ``before``: the prompt's texts (every message's text, all roles, or a string/array
-  ``input``/``prompt``) are sent and the verdict awaited, within
+  ``input``/``prompt``; not for the endpoints in ``SKIPPED``: moderations, embeddings, token
+  counts, rerank, realtime) are sent and the verdict awaited, within
   ``RELAYGATE_SAFETY_MODERATION_TIMEOUT``. This adds the moderation call's time to the
   request's time to first token: the stage hooks after ``before`` (``on_response``,
   ``on_chunk``) are synchronous, so the verdict cannot be awaited later, beside the upstream
@@ -43,11 +44,15 @@ from relaygate.safety.base import AuditSink, SafetyHit, SafetySettings
 from relaygate.storage.records import ChannelRecord
 from relaygate.transport.base import Transport
 
-__all__ = ["MAX_CHARS", "ModerationFilter", "Moderator", "Verdict", "prompt_texts"]
+__all__ = ["MAX_CHARS", "SKIPPED", "ModerationFilter", "Moderator", "Verdict", "prompt_texts"]
 
 log = logging.getLogger("relaygate.safety")
 
 MAX_CHARS = 32_000
+#: endpoints that generate nothing a moderation model should see: a client's own
+#: moderations call (it would be refused instead of answered), embeddings, token counts,
+#: rerank, realtime sessions
+SKIPPED = frozenset({"moderations", "embeddings", "count_tokens", "rerank", "realtime"})
 _ANSWER: Slot[str] = Slot("safety.moderation_answer")
 
 
@@ -221,7 +226,7 @@ class ModerationFilter:
 
     def start(self, ctx: RelayContext, body: dict[str, Any]) -> None:
         """Send the prompt's texts to the moderation model, in the background."""
-        if not self.settings.check_input:
+        if not self.settings.check_input or ctx.endpoint in SKIPPED:
             return
         texts = prompt_texts(body)
         if texts:
