@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from relaygate.safety.normalize import get_normalizer, index_map
+from relaygate.safety.normalize import BREAK, get_normalizer, index_map
 
 N = get_normalizer(False)
 T = get_normalizer(True)
@@ -92,16 +92,19 @@ def _reference_map(text: str) -> tuple[list[int], list[bool]]:
     starts: list[int] = []
     gap: list[bool] = []
     pending = False
+    run = 0
     for i, ch in enumerate(text):
         out = N(ch)
         if not out:
             pending = pending or (unicodedata.category(ch)[0] in "ZPSC" and not _invisible(ch))
+            run += 1
             continue
         for _ in out:
             starts.append(i)
-            gap.append(pending)
+            gap.append(pending or run > BREAK)
             pending = False
-    gap.append(pending)
+            run = 0
+    gap.append(pending or run > BREAK)
     return starts, gap
 
 
@@ -110,7 +113,10 @@ def _invisible(ch: str) -> bool:
 
 
 _MAP_ALPHABET = st.sampled_from(
-    [*"ab 敏感\u200b\u00ad\u3000.,ﬁ㎏😀\ufe0f\x00\x01\x02\n", "\U000e0100", "\U0001d41f", "e\u0301"]
+    [
+        *"ab 敏感\u200b\u00ad\u3000.,ﬁ㎏😀\ufe0f\x00\x01\x02\n",
+        *("\U000e0100", "\U0001d41f", "e\u0301", "\u200b" * 33, " " * 20),
+    ]
 )
 
 
@@ -122,3 +128,6 @@ def test_index_map_equals_the_per_character_reference(text: str) -> None:
     assert m.starts == starts
     assert m.ends == [s + 1 for s in starts]
     assert m.gap == gap
+    # a break is a run of more than BREAK removed characters
+    at = [*m.starts, len(text)]
+    assert all(at[k] - (at[k - 1] + 1 if k else 0) > BREAK for k in m.breaks)

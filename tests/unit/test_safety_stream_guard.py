@@ -44,6 +44,8 @@ def answers(draw: st.DrawFn) -> str:
                 seps = st.lists(st.sampled_from(SEPS), max_size=2).map("".join)
                 word = "".join(c + draw(seps) for c in word[:-1]) + word[-1]
             parts.append(word)
+        elif draw(st.integers(0, 5)) == 0:  # a long run: words end there
+            parts.append(draw(st.sampled_from([" ", "\u200b", "。"])) * draw(st.integers(30, 40)))
         else:
             parts.append("".join(draw(st.lists(st.sampled_from(FILLER), max_size=8))))
     return "".join(parts)
@@ -246,6 +248,19 @@ def test_filter_keeps_choices_apart() -> None:
         ctx, [chunk({"content": "好"}, 0, "stop"), chunk({"content": "好"}, 1, "stop")]
     )
     assert texts(out) == "敏好感好"
+
+
+def test_a_long_run_of_spaces_does_not_grow_the_window() -> None:
+    guard = FieldGuard(POLICIES["block"], "default", "*")
+    out = [guard.feed("开始 b")]
+    out += [guard.feed(" ") for _ in range(10_000)]
+    assert len(guard.held) <= 40
+    out += [guard.feed("adword"), guard.flush()]  # not one word across the run
+    assert all(s.blocked is None for s in out)
+    assert "".join(s.released for s in out) == "开始 b" + " " * 10_000 + "adword"
+    spaced = FieldGuard(POLICIES["block"], "default", "*")
+    spaced.feed("b" + " " * 30)
+    assert spaced.feed("adword!").blocked is not None  # 30 spaces: still one word
 
 
 def test_filter_is_inert_without_a_policy() -> None:

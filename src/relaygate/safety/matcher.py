@@ -14,13 +14,15 @@ The whole-token rule, for ASCII letters and digits only (CJK has no word boundar
   ``porn``, ``has expired`` holds ``sex``).
 
 A token boundary lies between two normalised characters unless both are ASCII letters or
-digits with no separator removed between them. The start and end of the text are
+digits with no separator removed between them. No word is read across a run of more than
+``normalize.BREAK`` removed characters. The start and end of the text are
 boundaries. A stream scan does not know the next character yet: a hit whose end check
 depends on it is *deferred* (the stream guard holds it until it knows).
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from dataclasses import dataclass, field
 
 import ahocorasick_rs
@@ -128,10 +130,15 @@ class CompiledPolicy:
         nmap = index_map(self.normalizer, text)
         found.nmap = nmap
         gap = nmap.gap
+        breaks = nmap.breaks
         n = len(norm)
         entries = self._entries
         short = self._short
         for p, ns, ne in matches:
+            if breaks:
+                b = bisect_right(breaks, ns)
+                if b < len(breaks) and breaks[b] < ne:
+                    continue  # a long run of removed characters inside: not one word
             rule = short[p]
             if not rule:
                 rule = any(gap[ns + 1 : ne])

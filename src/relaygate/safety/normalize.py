@@ -34,7 +34,12 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache
 
-__all__ = ["NormMap", "Normalizer", "get_normalizer", "index_map"]
+__all__ = ["BREAK", "NormMap", "Normalizer", "get_normalizer", "index_map"]
+
+#: a run of more than this many removed characters (spaces, punctuation, invisible
+#: characters) ends a word: no listed word is read across it, and a stream window holding
+#: one is released (so a long run of whitespace never grows the window)
+BREAK = 32
 
 #: removed: they change nothing visible and are used to split a word
 _INVISIBLE_RANGES = (
@@ -158,11 +163,14 @@ class NormMap:
     """Where each normalised character came from: ``starts[k]``/``ends[k]`` are the
     original offsets of the character that produced normalised character ``k``;
     ``gap[k]`` says a separator (not merely an invisible character) was removed between
-    normalised characters ``k-1`` and ``k``; ``gap[len]`` is for the end of the text."""
+    normalised characters ``k-1`` and ``k``, or a run of more than :data:`BREAK` removed
+    characters; ``gap[len]`` is for the end of the text. ``breaks``: the ``k`` (in order)
+    after such a long run: no word is read across one."""
 
     starts: list[int]
     ends: list[int]
     gap: list[bool]
+    breaks: list[int]
 
 
 class Normalizer:
@@ -245,6 +253,7 @@ def index_map(norm: Normalizer, text: str) -> NormMap:
     table = norm.table
     starts: list[int] = []
     gaps: list[int] = []
+    breaks: list[int] = []
     pos = 0
     for m in _RUNS.finditer(marked):
         a, b = m.span()
@@ -253,6 +262,9 @@ def index_map(norm: Normalizer, text: str) -> NormMap:
         if marked[a] == "\x01":  # one character, several normalised ones
             out = table.get(ord(text[a])) or ""
             starts.extend([a] * len(out))
+        elif b - a > BREAK:
+            gaps.append(len(starts))
+            breaks.append(len(starts))
         elif "\x02" in m.group():
             gaps.append(len(starts))
         pos = b
@@ -260,4 +272,4 @@ def index_map(norm: Normalizer, text: str) -> NormMap:
     gap = [False] * (len(starts) + 1)
     for k in gaps:
         gap[k] = True
-    return NormMap(starts, [s + 1 for s in starts], gap)
+    return NormMap(starts, [s + 1 for s in starts], gap, breaks)

@@ -16,6 +16,10 @@ What is released is held back further when needed:
 - the window is never cut right after a candidate refused because a letter follows it,
   so the released text never ends on a listed word.
 
+A run of more than ``normalize.BREAK`` removed characters (whitespace, punctuation,
+invisible characters) ends every word, so a window that ends with one is released whole:
+the window stays short however long a run of spaces the model writes.
+
 A ``block`` hit stops the guard: nothing more of that text is released (the filter ends
 the stream with the notice). ``mask`` spans are replaced as :func:`matcher.mask_text`
 would replace them in the whole text; ``log`` hits pass.
@@ -28,6 +32,7 @@ from dataclasses import dataclass, field, replace
 
 from relaygate.safety.base import SafetyHit
 from relaygate.safety.matcher import CompiledPolicy, Found, mask_spans, mask_text
+from relaygate.safety.normalize import BREAK
 
 __all__ = ["FieldGuard", "Step", "StreamGuard"]
 
@@ -89,11 +94,16 @@ class FieldGuard:
         if self.stopped:
             return Step()
         self._buf += text
+        buf = self._buf
+        if len(buf) > BREAK and not self._policy.normalizer(buf[-BREAK - 1 :]):
+            # a long run of removed characters ends every word: release everything
+            return self.flush()
         return self._step(final=False)
 
     def flush(self) -> Step:
-        """The field ends (its choice finished, or the stream): decide the deferred hits
-        and release the rest. Text fed afterwards starts a fresh window."""
+        """The field ends (its choice finished, or the stream, or a long run of removed
+        characters came): decide the deferred hits and release the rest. Text fed
+        afterwards starts a fresh window."""
         if self.stopped:
             return Step()
         step = self._step(final=True)
