@@ -75,6 +75,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, P
         assert m, text
         for name in DEMO_NAMES:  # the banner names every demo model
             assert name in text, name
+        assert "/console" in text and "demo-admin" in text  # the console's demo accounts
         yield base, m.group(1), data
     finally:
         proc.terminate()

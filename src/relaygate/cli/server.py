@@ -10,6 +10,7 @@ import click
 
 from relaygate import demo as demo_setup
 from relaygate.cli.base import main, noop, run_service
+from relaygate.console.demo import console_banner, demo_console_accounts
 from relaygate.emulator.server import PROVIDERS as EMULATED
 from relaygate.settings import Settings
 
@@ -84,6 +85,8 @@ def _seed_demo(host: str, port: int) -> None:
         run_service(lambda svc, s: demo_setup.load_demo_index(s))
         os.environ["RELAYGATE_SEARCH_BACKEND"] = "local"  # the workers inherit it
     click.echo(demo_setup.banner(host, port, plain), err=True)
+    accounts = run_service(lambda svc, s: demo_console_accounts(svc, s.data_dir))
+    click.echo(console_banner(host, port, accounts), err=True)  # the console's demo users
     sys.stderr.flush()
 
 
