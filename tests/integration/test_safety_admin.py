@@ -261,24 +261,24 @@ def test_blocked_prompt_is_audited(gw: Gateway) -> None:
 
 
 # ---- hot reload ------------------------------------------------------------------------
-def _blocked_everywhere(gw: Gateway, key: str, text: str, within: float) -> float:
-    """Seconds after which ``text`` was refused on every one of 10 fresh connections
-    in a row (the start of that streak)."""
+def _settled(gw: Gateway, key: str, text: str, status: int, within: float) -> float:
+    """Seconds after which ``text`` was answered ``status`` on every one of 10 fresh
+    connections in a row (the start of that streak)."""
     started = time.monotonic()
     streak_from = 0.0
     streak = 0
     while time.monotonic() - started < within:
         sent = time.monotonic() - started
         r = chat(gw, key, text)
-        if r.status_code == 402:
+        assert r.status_code in (200, 402), r.text
+        if r.status_code == status:
             streak_from = streak_from if streak else sent
             streak += 1
         else:
-            assert r.status_code == 200, r.text
             streak = 0
         if streak >= 10:
             return streak_from
-    raise AssertionError(f"not blocked on every worker within {within} s")
+    raise AssertionError(f"not {status} on every worker within {within} s")
 
 
 def test_hot_reload_two_workers(tmp_path: Path, upstreams: Upstreams) -> None:
@@ -290,11 +290,11 @@ def test_hot_reload_two_workers(tmp_path: Path, upstreams: Upstreams) -> None:
         time.sleep(1.2)  # every worker has the channel and the key
         assert chat(g, key, "tell me about zebrafish").status_code == 200
         call(g, "POST", f"/lists/{lid}/words", json={"words": ["zebrafish"]})
-        # RELAYGATE_REFRESH_INTERVAL is 0.5 s in tests: both workers within about that
-        assert _blocked_everywhere(g, key, "tell me about zebrafish", 10) < 3
+        # RELAYGATE_REFRESH_INTERVAL is 0.5 s in tests; the bound leaves room for a loaded
+        # 2-core machine (a reload is a snapshot load plus a compile in a thread)
+        assert _settled(g, key, "tell me about zebrafish", 402, 15) < 4
         call(g, "PATCH", f"/lists/{lid}", json={"enabled": False})
-        time.sleep(1.2)
-        assert all(chat(g, key, "zebrafish").status_code == 200 for _ in range(10))
+        assert _settled(g, key, "tell me about zebrafish", 200, 15) < 4
     finally:
         g.stop()
 
@@ -312,7 +312,7 @@ def test_hot_reload_across_gateways_on_postgres(tmp_path: Path, upstreams: Upstr
             time.sleep(1.2)
             assert chat(two, key, "what is a quokka").status_code == 200
             new_list(one, "pg-hot", words=["quokka"])
-            assert _blocked_everywhere(two, key, "what is a quokka", 10) < 3
+            assert _settled(two, key, "what is a quokka", 402, 15) < 4
             r = call(two, "POST", "/test", json={"text": "quokka"})
             assert [h["word"] for h in r.json()["data"]["hits"]] == ["quokka"]
         finally:
