@@ -540,3 +540,34 @@ def test_an_anthropic_channel_taking_messages_natively_gets_the_sources(world: W
     assert sent["model"] == "claude-online"
     assert sent["system"].startswith("Be brief.\n\nA web search was run")
     assert "URL: https://relaygate.invalid/docs/storage" in sent["system"]
+
+
+def test_search_results_pass_content_safety(world: World) -> None:
+    """A search hit holding a blocked word is dropped (and audited), a masked word masked;
+    the answer says how many were filtered."""
+    made = world.gw.admin(
+        "POST",
+        "/safety/lists",
+        {"name": "online-test", "category": "test", "action": "block", "words": ["vacation"]},
+    )["data"]
+    try:
+        time.sleep(1.5)  # every worker reloads the lists
+        answer = _client(world).chat.completions.create(
+            model="gpt-4o-mini",
+            messages=[{"role": "user", "content": "intranet handbook policy"}],
+            extra_body={"online": True},
+        )
+        online = (answer.model_extra or {})["online"]
+        assert online.get("filtered", 0) >= 1
+        sent = world.up.stats.last_body
+        assert "vacation" not in orjson.dumps(sent).decode()
+        for _ in range(50):  # the audit rows are written in the background
+            audit = world.gw.admin("GET", "/safety/audit")["data"]
+            if any(row["where"] == "search" and row["word"] == "vacation" for row in audit):
+                break
+            time.sleep(0.2)
+        else:
+            raise AssertionError(f"no search audit row: {audit}")
+    finally:
+        world.gw.admin("DELETE", f"/safety/lists/{made['id']}")
+        time.sleep(1.2)

@@ -25,7 +25,7 @@ from relaygate.online.base import Hit, OnlineSettings, SearchBackend, SearchFail
 from relaygate.online.inject import inject_sources
 from relaygate.online.query import search_query
 
-__all__ = ["ONLINE", "SUFFIX", "OnlineRequest", "OnlineStage", "Rewrite"]
+__all__ = ["ONLINE", "SUFFIX", "OnlineRequest", "OnlineStage", "Rewrite", "Screen"]
 
 log = logging.getLogger("relaygate.online")
 
@@ -37,6 +37,9 @@ Fetch = Callable[[list[Hit], float], Awaitable[Any]]
 #: the rewrite model's call: messages -> query ("" when it gave none)
 Rewrite = Callable[[list[Any]], Awaitable[str]]
 Rank = Callable[[list[Hit], int], list[Hit]]
+#: content safety on a hit (its title, snippet and page text): the hit, masked where the
+#: lists say so, or None to drop it (``relay/online.py``)
+Screen = Callable[[Hit], Hit | None]
 
 
 @dataclass(slots=True)
@@ -52,6 +55,7 @@ class OnlineRequest:
     reason: str = ""
     ms: int = 0
     block: str = ""  # the sources as put before the conversation (status ok)
+    filtered: int = 0  # hits dropped by content safety
 
     @property
     def searched(self) -> bool:
@@ -62,6 +66,8 @@ class OnlineRequest:
         out: dict[str, Any] = {"status": self.status, "query": self.query, "hits": len(self.hits)}
         if self.reason:
             out["reason"] = self.reason
+        if self.filtered:
+            out["filtered"] = self.filtered
         return out
 
 
@@ -132,7 +138,11 @@ class OnlineStage:
 
     # ---- the search (after routing and the before-filters) --------------------------------
     async def search(
-        self, ctx: RelayContext, body: dict[str, Any], rewrite: Rewrite | None = None
+        self,
+        ctx: RelayContext,
+        body: dict[str, Any],
+        rewrite: Rewrite | None = None,
+        screen: Screen | None = None,
     ) -> OnlineRequest | None:
         """Search for ``ctx``'s online request and put the sources into ``body``; None
         when the request is not online. Never raises for the backend's failures."""
@@ -141,7 +151,7 @@ class OnlineStage:
             return None
         began = time.perf_counter()
         try:
-            await self._search(ctx, job, body, rewrite)
+            await self._search(ctx, job, body, rewrite, screen)
         finally:
             job.ms = round((time.perf_counter() - began) * 1000)
             if not job.searched:
@@ -149,7 +159,12 @@ class OnlineStage:
         return job
 
     async def _search(
-        self, ctx: RelayContext, job: OnlineRequest, body: dict[str, Any], rewrite: Rewrite | None
+        self,
+        ctx: RelayContext,
+        job: OnlineRequest,
+        body: dict[str, Any],
+        rewrite: Rewrite | None,
+        screen: Screen | None,
     ) -> None:
         backend = self.backend
         if backend is None:
@@ -193,6 +208,10 @@ class OnlineStage:
                     await self._fetch(hits, deadline)
             except TimeoutError:
                 log.info("page fetches cut at the deadline", extra={"request_id": ctx.request_id})
+        if screen is not None:  # content safety: search results are text the model reads
+            kept = [h for h in map(screen, hits) if h is not None]
+            job.filtered = len(hits) - len(kept)
+            hits = kept
         job.hits = self._rank(hits, job.results)
         if not job.hits:
             job.status = "empty"

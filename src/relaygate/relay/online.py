@@ -20,12 +20,14 @@ import orjson
 
 from relaygate.asgi import Request
 from relaygate.context import RelayContext
+from relaygate.online.base import Hit
 from relaygate.online.citations import CitationTap
 from relaygate.online.query import read_rewrite, rewrite_prompt
-from relaygate.online.stage import ONLINE, OnlineStage, Rewrite
+from relaygate.online.stage import ONLINE, OnlineStage, Rewrite, Screen
 from relaygate.relay.attempt import build_request, fetch
 from relaygate.relay.present import PRESENTER, open_writer
 from relaygate.relay.stream import OPEN_WRITER, SSEWriter
+from relaygate.safety.matcher import mask_text
 from relaygate.stages import TAP
 from relaygate.state import AppState
 
@@ -68,13 +70,35 @@ async def ground(state: AppState, req: Request, ctx: RelayContext, body: dict[st
         ctx.put(OPEN_WRITER, out)
         await out.emit([_notice(ctx, _SEARCHING, None)])
     rewrite = _rewriter(state, ctx, stage) if stage.settings.rewrite_model else None
-    job = await stage.search(ctx, body, rewrite)
+    job = await stage.search(ctx, body, rewrite, _screen(state, ctx))
     assert job is not None
     summary = job.summary()
     ctx.search = orjson.dumps({"status": job.status, "hits": len(job.hits), "ms": job.ms}).decode()
     if out is not None:
         await out.emit([_notice(ctx, {}, "function_call", online=summary)])
     ctx.put(TAP, CitationTap(job.hits, summary, announce=out is None))
+
+
+def _screen(state: AppState, ctx: RelayContext) -> Screen | None:
+    """Content safety on search results (issue 16): a hit with a blocked word is dropped,
+    masked words are masked; every hit is audited as ``search``. None when no list is on."""
+    safety = state.safety
+    if safety is None or safety.holder.policy is None:
+        return None
+    mask = safety.settings.mask
+
+    def screen(hit: Hit) -> Hit | None:
+        for name in ("title", "snippet", "text"):
+            value: str = getattr(hit, name)
+            found = safety.check(ctx, value, "search")
+            if any(h.action == "block" for h in found):
+                return None
+            spans = [(h.start, h.end) for h in found if h.action == "mask"]
+            if spans:
+                setattr(hit, name, mask_text(value, spans, mask))
+        return hit
+
+    return screen
 
 
 def _rewriter(state: AppState, ctx: RelayContext, stage: OnlineStage) -> Rewrite:
