@@ -134,6 +134,50 @@ def main() -> None:
         chunks = len(answer) // 4
         per = timed(lambda p=pol, a=answer: stream(p, a), 3, 1) / chunks  # type: ignore[misc]
         report(f"stream guard, 4-char chunks, {label}:", per * 1e6, "µs per chunk")
+    filter_chunks(policy, clean_text[:40_000], report)
+
+
+def filter_chunks(policy: object, answer: str, report: object) -> None:
+    """The whole chunk hook as the relay runs it: parse the payload, feed the window,
+    re-encode the chunk (``FilterChain.on_chunks``), against no filter at all."""
+    import orjson
+
+    from relaygate.context import RelayContext
+    from relaygate.filters.safety import SafetyFilter
+    from relaygate.safety.base import SafetySettings
+    from relaygate.stages import FilterChain
+
+    class Holder:
+        def __init__(self, p: object) -> None:
+            self.policy = p
+
+    class Audit:
+        def record(self, *args: object) -> None:
+            return None
+
+    assert callable(report)
+    payloads = [
+        orjson.dumps(
+            {
+                "id": "chatcmpl-1",
+                "object": "chat.completion.chunk",
+                "created": 1,
+                "model": "m",
+                "choices": [{"index": 0, "delta": {"content": answer[i : i + 4]}}],
+            }
+        )
+        for i in range(0, len(answer), 4)
+    ]
+    on = FilterChain([SafetyFilter(Holder(policy), Audit(), SafetySettings())])  # type: ignore[arg-type]
+
+    def run() -> None:
+        ctx = RelayContext("r", "chat")
+        for p in payloads:
+            on.on_chunks(ctx, [p])
+        on.on_end(ctx)
+
+    per = timed(run, 3, 1) / len(payloads)
+    report("filter hook (parse+window+encode):", per * 1e6, "µs per chunk")
 
 
 if __name__ == "__main__":
