@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 import orjson
@@ -82,6 +83,17 @@ def _has_token(payload: bytes) -> bool:
         if isinstance(choice, dict) and choice.get("finish_reason"):
             return True
     return False
+
+
+def _stopped_usage(upstream: Usage | None, body: dict[str, Any], produced: StreamMeter) -> Usage:
+    """The usage of a stream a filter stopped: the upstream's prompt side (counted here
+    when it sent none yet) and the completion tokens it produced up to the stop."""
+    if upstream is not None:
+        usage = replace(upstream, completion_tokens=produced.tokens, reasoning_tokens=0)
+    else:
+        usage = Usage(prompt_tokens=count_prompt(body), completion_tokens=produced.tokens)
+    usage.total_tokens = usage.prompt_tokens + usage.completion_tokens
+    return usage
 
 
 async def handle_chat(
@@ -185,6 +197,8 @@ async def _stream(
             ctx.claim(target)
             if waiting:
                 tail = waiting + tail
+            if tail:  # the response starts with these last bytes: the row must know
+                ctx.first_byte_at = time.perf_counter()
         ctx.finished = True
         record(state, ctx)
         await out.close(tail)
@@ -212,6 +226,9 @@ async def _stream(
             ctx.put(METER, meter)
         feed = meter.feed
         billing = state.billing
+        # what the upstream produced, before the filters: a stream a filter stops is billed
+        # for it (docs/safety.md), held-back and blocked text included
+        produced = StreamMeter() if filtering else None
 
         async def deliver(payloads: list[bytes]) -> None:
             if ctx.race is not None and not out.started and payloads:
@@ -223,7 +240,9 @@ async def _stream(
                 ctx.claim(target)
                 payloads = waiting[:]
                 waiting.clear()
-            if filtering and payloads:
+            if produced is not None and payloads:
+                for p in payloads:
+                    produced.feed(p)
                 payloads = chain.on_chunks(ctx, payloads)
             if tap is not None and payloads:
                 payloads = tap.chunks(payloads)
@@ -276,8 +295,8 @@ async def _stream(
                 if ctx.include_usage:
                     tail.append(usage_chunk(meter, ctx.model or "", local.to_openai()))
         except StopStream as stop:
-            ctx.usage = tr.usage
             tail = [c.raw for c in stop.final]
+            ctx.usage = _stopped_usage(tr.usage, body, produced or meter)
         except RelayError as err:
             ctx.usage = tr.usage
             if not out.started:
