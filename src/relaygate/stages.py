@@ -15,6 +15,8 @@ A request passes these stages in order (``relay/`` drives them)::
                             drop; several: release held ones); ``StopStream`` ends
                             the stream cleanly
     on_end(ctx)             the stream is ending: release anything held
+    gate(ctx, answer)       awaited by the chat relay just before its first write: checks
+                            started beside the upstream call (a moderation model)
     after(ctx)              always, once the request is over (must not raise)
     billing.settle(ctx)     always, in ``finally`` (must not raise)
 
@@ -42,6 +44,8 @@ __all__ = [
     "Chunk",
     "ChunkFilter",
     "FilterChain",
+    "GATED",
+    "GateFilter",
     "NoBilling",
     "PlanLimits",
     "PrepareStage",
@@ -152,6 +156,21 @@ class ChunkFilter(Protocol):
 
 
 @runtime_checkable
+class GateFilter(Protocol):
+    """A check started beside the upstream call (in ``before``) whose verdict the chat
+    relay awaits just before it writes the first byte of an answer: ``answer`` is the
+    whole non-stream answer (the filter may check and change it), None for a stream. It
+    raises a RelayError to refuse (nothing has been written yet). A relay that cannot
+    await it says so by leaving :data:`GATED` unset, and the filter waits in ``before``."""
+
+    async def gate(self, ctx: RelayContext, answer: dict[str, Any] | None) -> None: ...
+
+
+#: set by a relay that awaits the gate filters before its first write (``relay/chat.py``)
+GATED: Slot[bool] = Slot("stages.gated")
+
+
+@runtime_checkable
 class AfterFilter(Protocol):
     async def after(self, ctx: RelayContext) -> None: ...
 
@@ -228,6 +247,22 @@ class FilterChain:
         self.response_filters = [f for f in filters if isinstance(f, ResponseFilter)]
         self.chunk_filters = [f for f in filters if isinstance(f, ChunkFilter)]
         self.after_filters = [f for f in filters if isinstance(f, AfterFilter)]
+        self.gate_filters = [f for f in filters if isinstance(f, GateFilter)]
+        # response/chunk filters that may change answers declare ``modifies_output``
+        hooks = (*self.response_filters, *self.chunk_filters)
+        self._modifiers = [f for f in hooks if hasattr(f, "modifies_output")]
+
+    def output_filtered(self) -> bool:
+        """Whether a filter of this chain may change (mask, block) an answer right now:
+        a filter says so with a ``modifies_output`` attribute (``filters/safety.py``:
+        output checks on and some list holds a word). The native paths of other client
+        formats, which relay upstream frames as sent, use the translated path (or check
+        the whole answer) while this is true (docs/safety.md)."""
+        return any(bool(getattr(f, "modifies_output", False)) for f in self._modifiers)
+
+    async def gate(self, ctx: RelayContext, answer: dict[str, Any] | None) -> None:
+        for f in self.gate_filters:
+            await f.gate(ctx, answer)
 
     async def prepare(self, ctx: RelayContext, body: dict[str, Any]) -> None:
         for f in self.prepare_stages:

@@ -18,6 +18,7 @@ import pytest
 from gateway import Gateway
 
 from relaygate.emulator import EmulatorServer, Knobs
+from relaygate.safety.base import SafetySettings
 
 MODEL = "omni-moderation-latest"
 
@@ -96,7 +97,7 @@ def audit_rows(w: World, want: int) -> list[dict[str, Any]]:
         time.sleep(0.2)
 
 
-def test_flagged_prompt_is_refused_and_not_sent(world: World) -> None:
+def test_flagged_prompt_is_refused_before_any_answer(world: World) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         client(world).chat.completions.create(
             model="gpt-4o-mini",
@@ -109,7 +110,9 @@ def test_flagged_prompt_is_refused_and_not_sent(world: World) -> None:
     body: Any = info.value.body
     assert body["code"] == "content_policy_violation"
     assert "moderation" in body["message"] and "illicit" in body["message"]
-    assert world.chat_up.stats.requests == 0  # never sent upstream
+    # the moderation ran beside the upstream call: the upstream may have answered, but
+    # nothing of it reached the client
+    assert world.chat_up.stats.requests <= 1
     sent = world.mod_up.stats.bodies[-1]
     assert sent["model"] == MODEL and sent["input"] == [
         "You are helpful.",
@@ -142,21 +145,22 @@ def test_failing_moderation_does_not_block(world: World, knobs: dict[str, Any]) 
     assert "the moderation model failed; not blocking" in world.gw.logs()
 
 
-def test_flagged_answer_is_audited(world: World) -> None:
+def test_a_flagged_whole_answer_is_replaced_by_the_notice(world: World) -> None:
     world.chat_up.configure(reply="Here is how to kill the process: use SIGTERM.")
     before = len(audit_rows(world, 0))
     got = client(world).chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "stop a program"}]
     )
-    assert "kill" in (got.choices[0].message.content or "")
+    assert got.choices[0].message.content == SafetySettings().notice
+    assert got.choices[0].finish_reason == "content_filter"
     rows = audit_rows(world, before + 1)
     assert len(rows) == before + 1
     row = rows[0]
-    assert row["where"] == "moderation" and row["action"] == "log"
+    assert row["where"] == "moderation" and row["action"] == "block"
     assert "kill" in row["excerpt"]
 
 
-def test_streams_are_moderated_before_the_upstream_call(world: World) -> None:
+def test_streams_are_refused_before_their_first_byte(world: World) -> None:
     with pytest.raises(openai.APIStatusError) as info:
         client(world).chat.completions.create(
             model="gpt-4o-mini",
@@ -164,7 +168,24 @@ def test_streams_are_moderated_before_the_upstream_call(world: World) -> None:
             stream=True,
         )
     assert info.value.status_code == 402
-    assert world.chat_up.stats.requests == 0
+    assert world.chat_up.stats.requests <= 1
+
+
+def test_the_moderation_runs_beside_the_upstream_call(world: World) -> None:
+    """Moderation 0.4 s and upstream 0.4 s: one after the other would take 0.8 s."""
+    world.mod_up.configure(latency_ms=400)
+    world.chat_up.configure(latency_ms=400)
+    c = client(world)
+    c.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}])
+    started = time.monotonic()
+    stream = c.chat.completions.create(
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "Hello there"}], stream=True
+    )
+    first = next(iter(stream))  # a stream's answer is not moderated: only the prompt's check
+    elapsed = time.monotonic() - started
+    assert first.choices
+    assert 0.4 <= elapsed < 0.75, elapsed
+    list(stream)
 
 
 def test_a_clients_own_moderation_call_is_answered(world: World) -> None:

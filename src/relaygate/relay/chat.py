@@ -40,7 +40,7 @@ from relaygate.relay.present import PRESENTER, open_writer
 from relaygate.relay.shaping import shaped_chat
 from relaygate.relay.sse import SSEDecoder
 from relaygate.relay.stream import OPEN_WRITER, error_payload
-from relaygate.stages import TAP, StopStream
+from relaygate.stages import GATED, TAP, StopStream
 from relaygate.state import AppState
 
 __all__ = ["chat_attempt", "handle_chat", "take_chat_body"]
@@ -109,6 +109,8 @@ async def handle_chat(
     ctx = RelayContext(req.request_id, "chat", client_ip=req.client_ip)
     if prepare is not None:
         prepare(ctx)
+    if state.filters.gate_filters:
+        ctx.put(GATED, True)  # the gate filters are awaited before the first write
 
     def make_call(body: dict[str, Any]) -> Call:
         async def call(adaptor: Adaptor, target: Target) -> None:
@@ -164,6 +166,9 @@ async def _unary(
     ctx.usage = usage
     if state.filters.response_filters:
         state.filters.on_response(ctx, obj)
+    gated = ctx.get(GATED)
+    if gated and state.filters.gate_filters:
+        await state.filters.gate(ctx, obj)  # checks run beside the upstream call
     tap = ctx.get(TAP)  # the request's own watcher (an online request's citations)
     if tap is not None:
         tap.on_response(obj)
@@ -191,6 +196,8 @@ async def _stream(
     out = ctx.get(OPEN_WRITER) or open_writer(state, req, ctx)
 
     waiting: list[bytes] = []  # chunks held while hedged attempts race
+    gated = ctx.get(GATED)
+    gate = bool(chain.gate_filters) and gated is True  # awaited before the first write
 
     async def end(tail: list[bytes]) -> None:
         if not out.started:
@@ -231,6 +238,10 @@ async def _stream(
         produced = StreamMeter() if filtering else None
 
         async def deliver(payloads: list[bytes]) -> None:
+            nonlocal gate
+            if gate and payloads:  # checks run beside the upstream call: their verdict
+                gate = False
+                await chain.gate(ctx, None)
             if ctx.race is not None and not out.started and payloads:
                 # hedged: chunks wait until one carries a token; the first stream to
                 # have one wins the race (relay/hedge.py)
@@ -318,4 +329,13 @@ async def _stream(
             return
         finally:
             out.stop_keepalive()
+    if gate:  # no chunk went out before the end: the gate's verdict first
+        gate = False
+        try:
+            await chain.gate(ctx, None)
+        except RelayError as err:
+            if not out.started:
+                raise
+            await end_with_error(err)
+            return
     await end(tail)

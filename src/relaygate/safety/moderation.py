@@ -5,21 +5,22 @@ surface (``providers/surfaces.py``), through the gateway's own adaptor and trans
 
 :class:`Moderator` makes the call; :class:`ModerationFilter` is the stage:
 
-* ``before``: the prompt's texts (every message's text, all roles, or a string/array
-  ``input``/``prompt``; not for the endpoints in ``SKIPPED``: moderations, embeddings, token
-  counts, rerank, realtime) are sent and the verdict awaited, within
-  ``RELAYGATE_SAFETY_MODERATION_TIMEOUT``. This adds the moderation call's time to the
-  request's time to first token: the stage hooks after ``before`` (``on_response``,
-  ``on_chunk``) are synchronous, so the verdict cannot be awaited later, beside the upstream
-  call. A flagged prompt is refused with 402 ``content_policy_violation`` (audited with
-  ``where="moderation"``) and never sent upstream. The stage is split for a relay that
-  can do better: ``start`` sends the texts in the background and ``gate`` awaits the
-  verdict; a relay awaiting ``gate`` just before it writes an answer's first byte would run
-  the moderation beside the upstream call (a flagged prompt is then still refused before
-  anything reaches the client, but after the upstream call began).
-* completed non-stream answers (``on_response`` keeps the text, ``after`` sends it): a
-  flagged answer is audited (``action="log"``); it has already been delivered, so it is
-  not blocked (that needs an awaited hook before the answer is written).
+* ``before`` starts the check of the prompt's texts (every message's text, all roles, or a
+  string/array ``input``/``prompt``; not for the endpoints in ``SKIPPED``: moderations,
+  embeddings, token counts, rerank, realtime) in the background, **beside the upstream
+  call**, within ``RELAYGATE_SAFETY_MODERATION_TIMEOUT``.
+* ``gate`` (``stages.py`` ``GateFilter``), awaited by the chat relay just before the first
+  byte of the answer is written: a flagged prompt is refused with 402
+  ``content_policy_violation`` (audited with ``where="moderation"``) and nothing of the
+  answer reaches the client (the upstream call has run, and is not charged). For a whole
+  (non-stream) answer, ``gate`` then checks the answer itself: a flagged answer is replaced
+  by the notice with ``finish_reason: "content_filter"`` (audited, ``action="block"``).
+  The time to first token grows only when the moderation call is slower than the upstream's
+  first byte.
+* A relay that does not await the gate (the native paths of other client formats, the
+  endpoints beyond chat: it leaves ``stages.GATED`` unset) gets the old behaviour: the
+  verdict is awaited in ``before``, before the upstream call, and completed non-stream
+  answers are only audited, in ``after``. Streamed answers are not sent to the model.
 
 A moderation call that fails or times out does not block: it is logged
 (``relaygate.safety``) and the request goes on. Texts longer than ``MAX_CHARS`` in total are
@@ -41,6 +42,7 @@ from relaygate.providers.base import Target, UpstreamRequest
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.providers.surfaces import SurfaceCall, channel_serves
 from relaygate.safety.base import AuditSink, SafetyHit, SafetySettings
+from relaygate.stages import GATED
 from relaygate.storage.records import ChannelRecord
 from relaygate.transport.base import Transport
 
@@ -232,15 +234,33 @@ class ModerationFilter:
         if texts:
             ctx.put(_TASK, asyncio.get_running_loop().create_task(self.moderator.check(texts)))
 
-    async def gate(self, ctx: RelayContext) -> None:
+    async def gate(self, ctx: RelayContext, answer: dict[str, Any] | None = None) -> None:
         """Wait for the verdict of :meth:`start` (bounded by the moderation timeout) and
-        refuse a flagged prompt. A relay that awaits this just before it writes the first
-        byte of the answer runs the moderation beside the upstream call."""
+        refuse a flagged prompt; then check a whole ``answer`` (the chat relay calls this
+        just before it writes the first byte, so the moderation ran beside the upstream
+        call)."""
         task = ctx.get(_TASK)
-        if task is None:
+        if task is not None:
+            ctx.put(_TASK, None)
+            self._refuse(ctx, await task)
+        if answer is not None and self.settings.check_output:
+            await self._check_answer(ctx, answer)
+
+    async def _check_answer(self, ctx: RelayContext, answer: dict[str, Any]) -> None:
+        text = _answer_text(answer)
+        verdict = await self.moderator.check([text]) if text else None
+        if verdict is None or not verdict.flagged:
             return
-        ctx.put(_TASK, None)
-        verdict = await task
+        self.audit.record(ctx, [_hit(verdict, self.moderator.model, "block")], "moderation", text)
+        for choice in answer.get("choices") or ():
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if isinstance(message, dict):
+                message["content"] = self.settings.notice
+                message.pop("reasoning_content", None)
+                message.pop("tool_calls", None)
+                choice["finish_reason"] = "content_filter"
+
+    def _refuse(self, ctx: RelayContext, verdict: Verdict | None) -> None:
         if verdict is None or not verdict.flagged:
             return
         hit = _hit(verdict, self.moderator.model, "block")
@@ -252,13 +272,12 @@ class ModerationFilter:
         )
 
     async def before(self, ctx: RelayContext, body: dict[str, Any]) -> None:
-        # the stage hooks after ``before`` are synchronous: the verdict is awaited here,
-        # before the upstream call (see the module's docstring)
         self.start(ctx, body)
-        await self.gate(ctx)
+        if not ctx.get(GATED):  # this relay does not await the gate: wait here
+            await self.gate(ctx)
 
     def on_response(self, ctx: RelayContext, obj: dict[str, Any]) -> None:
-        if self.settings.check_output:
+        if self.settings.check_output and not ctx.get(GATED):  # gated: checked in gate
             text = _answer_text(obj)
             if text:
                 ctx.put(_ANSWER, text)
