@@ -131,3 +131,20 @@ def test_index_map_equals_the_per_character_reference(text: str) -> None:
     # a break is a run of more than BREAK removed characters
     at = [*m.starts, len(text)]
     assert all(at[k] - (at[k - 1] + 1 if k else 0) > BREAK for k in m.breaks)
+
+
+def test_the_table_kept_between_processes_is_the_table_built() -> None:
+    """The cached translate table (a file read by the next process) equals a fresh build,
+    and a damaged file is rebuilt rather than trusted."""
+    from relaygate.safety import normalize
+
+    built = normalize._build_base_table()
+    normalize._base_table.cache_clear()
+    assert normalize._base_table() == built  # written (or read) through the cache file
+    path = normalize._cache_file()
+    assert path is not None and path.exists()
+    normalize._base_table.cache_clear()
+    assert normalize._base_table() == built  # read back from the file
+    path.write_bytes(b"{not json")
+    normalize._base_table.cache_clear()
+    assert normalize._base_table() == built  # damaged: built again

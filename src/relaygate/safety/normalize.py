@@ -28,11 +28,17 @@ automaton found something, which is rare.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import sys
+import tempfile
 import unicodedata
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
+
+import orjson
 
 __all__ = ["BREAK", "NormMap", "Normalizer", "get_normalizer", "index_map"]
 
@@ -91,10 +97,50 @@ def _normal_form(ch: str) -> str:
     return _clean(out)
 
 
+def _cache_file() -> Path | None:
+    """Where the built table is kept between processes: a private directory of this user
+    under the temporary directory, named after this module's source, the Unicode data and
+    the Python version (so any change builds it again). None when that directory is not
+    safely ours (another user made it, or others may write to it)."""
+    key = hashlib.sha256(
+        Path(__file__).read_bytes() + unicodedata.unidata_version.encode() + sys.version.encode()
+    ).hexdigest()[:24]
+    folder = Path(tempfile.gettempdir()) / f"relaygate-{os.getuid()}"
+    try:
+        folder.mkdir(mode=0o700, exist_ok=True)
+        st = folder.stat()
+    except OSError:
+        return None
+    if st.st_uid != os.getuid() or st.st_mode & 0o022:
+        return None
+    return folder / f"normalize-{key}.json"
+
+
 @cache
 def _base_table() -> dict[int, str | None]:
     """The translate table: code point → replacement ("" or None: removed). Code points
-    not in it are kept as they are (most CJK ideographs, lower-case ASCII)."""
+    not in it are kept as they are (most CJK ideographs, lower-case ASCII). Building it
+    walks every code point (about 2 s of CPU), so the result is kept in a file that the
+    next process reads in milliseconds (:func:`_cache_file`)."""
+    path = _cache_file()
+    if path is not None:
+        try:
+            raw = orjson.loads(path.read_bytes())
+            return {int(cp): out for cp, out in raw.items()}
+        except (OSError, ValueError, AttributeError):
+            pass  # missing or damaged: build it
+    table = _build_base_table()
+    if path is not None:
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        try:
+            tmp.write_bytes(orjson.dumps({str(cp): out for cp, out in table.items()}))
+            os.replace(tmp, path)
+        except OSError:
+            tmp.unlink(missing_ok=True)
+    return table
+
+
+def _build_base_table() -> dict[int, str | None]:
     table: dict[int, str | None] = {}
     category = unicodedata.category
     for cp in range(sys.maxunicode + 1):
