@@ -36,6 +36,7 @@ import orjson
 from relaygate.context import RelayContext, Slot
 
 __all__ = [
+    "GATED",
     "PLAN_LIMITS",
     "TAP",
     "AfterFilter",
@@ -44,7 +45,6 @@ __all__ = [
     "Chunk",
     "ChunkFilter",
     "FilterChain",
-    "GATED",
     "GateFilter",
     "NoBilling",
     "PlanLimits",
@@ -248,8 +248,8 @@ class FilterChain:
         self.chunk_filters = [f for f in filters if isinstance(f, ChunkFilter)]
         self.after_filters = [f for f in filters if isinstance(f, AfterFilter)]
         self.gate_filters = [f for f in filters if isinstance(f, GateFilter)]
-        # response/chunk filters that may change answers declare ``modifies_output``
-        hooks = (*self.response_filters, *self.chunk_filters)
+        # answer-checking filters that may change answers declare ``modifies_output``
+        hooks = (*self.response_filters, *self.chunk_filters, *self.gate_filters)
         self._modifiers = [f for f in hooks if hasattr(f, "modifies_output")]
 
     def output_filtered(self) -> bool:

@@ -66,6 +66,12 @@ class SafetyFilter:
 
     # -- shared ------------------------------------------------------------------
 
+    @property
+    def modifies_output(self) -> bool:
+        """Whether answers may be changed now (``stages.py`` ``FilterChain.output_filtered``):
+        output checks on and some list holds a word."""
+        return self.settings.check_output and self._policy() is not None
+
     def _policy(self) -> CompiledPolicy | None:
         policy = self.holder.policy
         if not isinstance(policy, CompiledPolicy) or not policy.words:

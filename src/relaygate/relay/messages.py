@@ -14,7 +14,13 @@ limits, filters) like chat. Each attempt picks its path by the channel it lands 
 
 So failover between an Anthropic channel and another works as for chat. Blocks chat cannot
 carry (``server_tool_use``, a document by URL, …) go to an Anthropic channel as sent and are
-the client's error on any other. Errors are in
+the client's error on any other.
+
+While a filter may change answers (``FilterChain.output_filtered``: content safety with a
+word list, docs/safety.md), an Anthropic channel gets the chat translation too, so the
+answer is filtered as chat's is, chunk by chunk; only a request with blocks chat cannot
+carry still goes as sent, and its answer is checked whole before anything is sent (a
+stream is held until the upstream finished: ``relay/native_stream.py`` ``Guard``). Errors are in
 Anthropic's shape (``{"type": "error", "error": {"type", "message"}}``), with the HTTP
 status of the gateway's error table; mid-stream as an ``event: error`` frame.
 
@@ -46,6 +52,7 @@ from relaygate.relay.attempt import Call, build_request
 from relaygate.relay.chat import chat_attempt, take_chat_body
 from relaygate.relay.envelope import envelope_on, enveloped, wrap_ok
 from relaygate.relay.messages_native import native_attempt, thinking_secret
+from relaygate.relay.native_stream import Guard
 from relaygate.relay.pipeline import (
     authenticate,
     internal_error,
@@ -97,6 +104,18 @@ class MessagesPresenter:
         )
         return TranslatingWriter(send, ctx, request_id, keepalive, stream.feed, stream.finish)
 
+    def guard(self, ctx: RelayContext) -> Guard:
+        """A native answer checked whole (``relay/native_stream.py``), shown by this
+        presenter when a filter changed it."""
+
+        def stream(payloads: list[bytes]) -> bytes:
+            res = ctx.get(RESERVATION)
+            prompt = res.prompt_tokens if res is not None else 0
+            events = MessagesStream(ctx.model or "", prompt, key=self.secret, stops=self.stops)
+            return events.feed(payloads) + events.finish()
+
+        return Guard(stream, lambda obj: self.unary(ctx, obj))
+
 
 def _presenter(state: AppState) -> MessagesPresenter:
     return MessagesPresenter(
@@ -129,8 +148,11 @@ async def handle_messages(state: AppState, req: Request) -> None:
 
     def make_call(body: dict[str, Any]) -> Call:
         async def call(adaptor: Adaptor, target: Target) -> None:
-            if target.provider == NATIVE:
-                await native_attempt(state, req, ctx, adaptor, target, sent[0], body)
+            # while a filter may change answers, native only for what chat cannot carry
+            filtering = state.filters.output_filtered()
+            if target.provider == NATIVE and (dropped or not filtering):
+                guard = presenter.guard(ctx) if filtering else None
+                await native_attempt(state, req, ctx, adaptor, target, sent[0], body, guard)
             elif dropped:
                 raise InvalidRequest(
                     f"{dropped[0]} can only be sent to an Anthropic model; `{ctx.model}` is "

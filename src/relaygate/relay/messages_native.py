@@ -14,6 +14,12 @@ translator as a shadow: its OpenAI chunks feed the stream meter (a stream cut mi
 charged for what was delivered) and the chunk filters, which observe here (the content
 log) but cannot rewrite the native frames. A whole answer carries the ``code``/``msg``
 envelope when ``RELAYGATE_ENVELOPE_FORMATS`` names ``anthropic``.
+
+While a filter may change answers (content safety with a word list) only a request with
+blocks chat cannot carry comes here (``relay/messages.py``), with a ``Guard``: a whole
+answer's chat view goes through the response filters before anything is sent, a stream
+is held whole and checked (``relay/native_stream.py``); what a filter changed is shown by
+the Messages presenter, the rest goes as the upstream sent it.
 """
 
 from __future__ import annotations
@@ -36,7 +42,7 @@ from relaygate.providers.anthropic_stream import anthropic_error, usage_from_ant
 from relaygate.providers.base import Adaptor, Target, UpstreamRequest, Usage, parse_json_object
 from relaygate.relay.attempt import build_request, fetch, upstream_failure
 from relaygate.relay.envelope import envelope_on, wrap_ok
-from relaygate.relay.native_stream import frame, pump
+from relaygate.relay.native_stream import Guard, filter_whole, frame, pump
 from relaygate.relay.pipeline import record
 from relaygate.relay.shaping import attempt_rules
 from relaygate.services.shaping import shape_anthropic
@@ -71,9 +77,11 @@ async def native_attempt(
     target: Target,
     sent: dict[str, Any],
     chat_body: dict[str, Any],
+    guard: Guard | None = None,
 ) -> None:
     """``sent``: the client's Messages body; ``chat_body``: its chat translation (for a
-    local count when the upstream reports no usage)."""
+    local count when the upstream reports no usage); ``guard``: check the answer whole
+    before it is sent (module docstring)."""
     sent = strip_gateway_thinking(sent, thinking_secret(state))  # never Anthropic's
     job = ctx.get(ONLINE)
     if job is not None and job.block:  # an online request's sources (docs/online.md)
@@ -86,9 +94,9 @@ async def native_attempt(
         target, lambda: native_request(target, sent, ctx.stream, version=version, beta=beta)
     )
     if ctx.stream:
-        await _stream(state, req, ctx, adaptor, target, ureq, chat_body)
+        await _stream(state, req, ctx, adaptor, target, ureq, chat_body, guard)
     else:
-        await _unary(state, req, ctx, adaptor, target, ureq, chat_body)
+        await _unary(state, req, ctx, adaptor, target, ureq, chat_body, guard)
 
 
 async def _unary(
@@ -99,6 +107,7 @@ async def _unary(
     target: Target,
     ureq: UpstreamRequest,
     chat_body: dict[str, Any],
+    guard: Guard | None,
 ) -> None:
     raw = await fetch(state, adaptor, target, ureq)
     obj = parse_json_object(raw)
@@ -109,7 +118,8 @@ async def _unary(
     usage_raw = obj.get("usage")
     usage = usage_from_anthropic(usage_raw) if isinstance(usage_raw, dict) else None
     view: dict[str, Any] | None = None
-    if usage is None or state.filters.response_filters:
+    chain = state.filters
+    if usage is None or chain.response_filters:
         view = adaptor.chat_response(target, raw)[0]  # the OpenAI view of the answer
     if usage is None:
         assert view is not None
@@ -118,12 +128,20 @@ async def _unary(
         usage.total_tokens = prompt + completion
     ctx.claim(target)  # hedged: the first answer wins (relay/hedge.py)
     ctx.usage = usage
-    if view is not None and state.filters.response_filters:
-        state.filters.on_response(ctx, view)
+    changed = False
+    if view is not None and chain.response_filters:
+        if guard is not None:
+            changed = guard.changed = filter_whole(chain, ctx, view)
+        else:
+            chain.on_response(ctx, view)
     ctx.first_byte_at = time.perf_counter()
     ctx.finished = True
     record(state, ctx)
-    out = wrap_ok(obj, True) if envelope_on(state.settings, "anthropic") else raw
+    if changed:  # the filtered answer, shown by the Messages presenter
+        assert guard is not None and view is not None
+        out = guard.whole(view)
+    else:
+        out = wrap_ok(obj, True) if envelope_on(state.settings, "anthropic") else raw
     await send_json(req.send, 200, out, req.request_id)
 
 
@@ -135,6 +153,7 @@ async def _stream(
     target: Target,
     ureq: UpstreamRequest,
     chat_body: dict[str, Any],
+    guard: Guard | None,
 ) -> None:
     async with state.transport.request(ureq, stream=True) as resp:
         if resp.status >= 400:
@@ -157,4 +176,5 @@ async def _stream(
             shadow,
             error_frame=_error_frame,
             local_prompt=lambda: count_prompt(chat_body),
+            guard=guard,
         )

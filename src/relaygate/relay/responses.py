@@ -17,6 +17,15 @@ Two ways to answer a new response (``docs/responses-api.md``):
   shows the answer as a ``response`` object or as the Responses events
   (``inbound/responses_answer.py``).
 
+While a filter may change answers (``FilterChain.output_filtered``: content safety with a
+word list, docs/safety.md), a request the translation can carry takes the translated way
+even on channels serving the Responses API, so its answer is filtered as chat's, chunk by
+chunk. One only the native way can carry (built-in tools, a native
+``previous_response_id``, …) is checked whole before anything is sent (a stream is held
+until the upstream finished: ``relay/native_stream.py`` ``Guard``); an answer a filter
+changed is rebuilt from its filtered chat view (``content_filter``: ``incomplete``) and
+not recorded, so its id cannot fetch the upstream's copy.
+
 Each response is recorded with its owner and channel (``relay/responses_state.py``):
 ``previous_response_id`` and the calls on an id go to the channel that made it (native), or
 are answered from the gateway's own copy (translated); anyone but the owner gets a 404.
@@ -54,7 +63,7 @@ from relaygate.providers.surfaces import SurfaceCall
 from relaygate.relay.attempt import Call, build_request, fetch, run_attempts, upstream_failure
 from relaygate.relay.chat import chat_attempt, take_chat_body
 from relaygate.relay.envelope import envelope_on, plain_openai_error, wrap_ok
-from relaygate.relay.native_stream import frame, pump
+from relaygate.relay.native_stream import Guard, filter_whole, frame, pump
 from relaygate.relay.passthrough import Reply, exchange
 from relaygate.relay.pipeline import (
     answer_failure,
@@ -215,7 +224,10 @@ async def _create(state: AppState, req: Request) -> None:
             candidates = router.channel_candidate(prev.record.channel_id, ctx.model)
         else:
             every = router.candidates(ctx.model, ctx.key, ctx.user.group_name, affinity)
-            own = [c for c in every if serves(c[0], SURFACE)] if prev is None else []
+            # while answers are filtered, the translated way for what it can carry
+            translate = chain.output_filtered() and untranslated is None and _plain(body)
+            solo = prev is None and not translate
+            own = [c for c in every if serves(c[0], SURFACE)] if solo else []
             native = bool(own)
             candidates = own or every
         if native:
@@ -250,6 +262,11 @@ def _error_shape(state: AppState, ctx: RelayContext) -> None:
         ctx.put(ERROR_RENDER, plain_openai_error)
 
 
+def _plain(body: dict[str, Any]) -> bool:
+    """Whether :func:`_translatable` lets ``body`` through."""
+    return body.get("background") is not True and body.get("conversation") is None
+
+
 def _translatable(body: dict[str, Any]) -> None:
     if body.get("background") is True:
         raise InvalidRequest(
@@ -274,6 +291,8 @@ def _native_call(
     through a chat view, recorded for later calls on its id (unless ``store: false``)."""
     kept = body.get("store") is not False
     chain = state.filters
+    filtering = chain.output_filtered()
+    model = ctx.model or ""
 
     async def call(adaptor: Adaptor, target: Target) -> None:
         # the model's and the channel's shaping rules, per attempt (docs/request-shaping.md)
@@ -287,7 +306,15 @@ def _native_call(
                 prompt, done = count_prompt(chat), count_completion(chat_view(obj))
                 ctx.usage = Usage(prompt_tokens=prompt, completion_tokens=done)
                 ctx.usage.total_tokens = prompt + done
-            if chain.response_filters:
+            if filtering:  # checked whole; a changed answer rebuilt from its chat view
+                view = chat_view(obj)
+                if filter_whole(chain, ctx, view):
+                    usage = obj.get("usage")
+                    obj = to_response(view, str(obj.get("id") or new_id("resp_")), body, model)
+                    obj["usage"] = usage if isinstance(usage, dict) else obj["usage"]
+                    await _send_json(state, req, ctx, target, obj)
+                    return  # not recorded: the upstream's copy holds the words
+            elif chain.response_filters:
                 chain.on_response(ctx, chat_view(obj))
             if kept and isinstance(obj.get("id"), str):
                 await keep(state, ctx, obj["id"], target.channel_id, {"mode": "native"})
@@ -301,8 +328,11 @@ def _native_call(
                     "The upstream provider answered a streaming request without a stream."
                 )
             shadow = ResponsesShadow()
+            guard = _guard(body, model, shadow) if filtering else None
 
             async def before_end() -> None:
+                if guard is not None and guard.changed:
+                    return  # not recorded: the upstream's copy holds the words
                 if kept and shadow.response_id is not None:
                     await keep(
                         state, ctx, shadow.response_id, target.channel_id, {"mode": "native"}
@@ -318,9 +348,21 @@ def _native_call(
                 error_frame=_error_frame,
                 local_prompt=lambda: count_prompt(chat),
                 before_end=before_end,
+                guard=guard,
             )
 
     return call
+
+
+def _guard(body: dict[str, Any], model: str, shadow: ResponsesShadow) -> Guard:
+    """A held native stream shown, when a filter changed it, as the Responses events of
+    its filtered chunks (under the upstream's response id)."""
+
+    def stream(payloads: list[bytes]) -> bytes:
+        events = ResponsesStream(shadow.response_id or new_id("resp_"), body, model)
+        return events.feed(payloads) + events.finish()
+
+    return Guard(stream, lambda obj: orjson.dumps(obj))  # whole answers: handled in place
 
 
 def _surface(adaptor: Adaptor) -> SurfaceAdaptor:
