@@ -58,6 +58,7 @@ from relaygate.relay.attempt import build_request, run_attempts
 from relaygate.relay.pipeline import authenticate, finish, internal_error, record
 from relaygate.relay.realtime_events import ClientFrames
 from relaygate.relay.realtime_pump import Ending, error_event, relay_frames
+from relaygate.relay.realtime_safety import RealtimeSafety
 from relaygate.relay.shaping import attempt_rules
 from relaygate.routing.router import Candidate
 from relaygate.state import AppState
@@ -287,7 +288,8 @@ async def _attempt(
         async with open_session(state.settings, ureq) as up:
             ctx.claim(target)
             ctx.first_byte_at = time.perf_counter()
-            return await relay_frames(state, ctx, req.receive, req.send, up, frames)
+            safety = RealtimeSafety(state.safety, ctx)
+            return await relay_frames(state, ctx, req.receive, req.send, up, frames, safety)
     except Refused as refused:
         err = adaptor.error(target, refused.status, refused.body)
         err.upstream_status = refused.status

@@ -19,6 +19,12 @@ A client that leaves while responses are in progress (``response.created`` seen,
 ``response.done`` yet): the gateway sends ``response.cancel`` upstream and waits up to
 :data:`DRAIN_SECONDS` for their ``response.done`` (a cancelled response reports what it
 used), charging them, before it closes the upstream socket.
+
+Content safety (``relay/realtime_safety.py``): client text frames go through
+:meth:`RealtimeSafety.client` (a refused one is answered with its ``error`` event, not sent
+upstream) and upstream text frames through :meth:`RealtimeSafety.upstream` while it is
+watching (a list holds a word, or a response is being filtered); billing reads the
+upstream's own ``response.done``.
 """
 
 from __future__ import annotations
@@ -37,6 +43,7 @@ from relaygate.context import RelayContext
 from relaygate.errors import RelayError
 from relaygate.relay.pipeline import record
 from relaygate.relay.realtime_events import ClientFrames, event_id, realtime_usage
+from relaygate.relay.realtime_safety import RealtimeSafety
 from relaygate.state import AppState
 
 __all__ = ["DRAIN_SECONDS", "Ending", "error_event", "realtime_usage", "relay_frames"]
@@ -168,6 +175,7 @@ async def _client_to_upstream(
     up: aiohttp.ClientWebSocketResponse[Any],
     frames: ClientFrames,
     client: _Client,
+    safety: RealtimeSafety,
 ) -> Ending:
     while True:
         message = await receive()
@@ -180,7 +188,12 @@ async def _client_to_upstream(
                     if error is not None:
                         await client.text(error_event(error))
                         continue
-                    await up.send_str(text)
+                    checked, refusal = safety.client(text)
+                    if checked is None:
+                        if refusal is not None:
+                            await client.text(refusal)
+                        continue
+                    await up.send_str(checked)
                 else:
                     await up.send_bytes(message.get("bytes") or b"")
             except (aiohttp.ClientError, ConnectionError, RuntimeError):
@@ -194,6 +207,7 @@ async def _upstream_to_client(
     client: _Client,
     biller: _Biller,
     frames: ClientFrames,
+    safety: RealtimeSafety,
 ) -> Ending:
     while True:
         msg = await up.receive()
@@ -202,12 +216,18 @@ async def _upstream_to_client(
             text: str = msg.data
             if frames.initial_id is not None and frames.hides(text):
                 continue
-            if '"response.' in text:
-                ending = await _observe(text, biller)
-                if ending is not None:
-                    await client.text(text)
-                    return ending
-            await client.text(text)
+            ending = await _observe(text, biller) if '"response.' in text else None
+            if safety.watching():
+                out, cancel = safety.upstream(text)
+                if cancel is not None:
+                    with contextlib.suppress(aiohttp.ClientError, ConnectionError, RuntimeError):
+                        await up.send_str(cancel)
+                for frame in out:
+                    await client.text(frame)
+            else:
+                await client.text(text)
+            if ending is not None:
+                return ending
         elif kind is aiohttp.WSMsgType.BINARY:
             await client.binary(msg.data)
         elif kind is aiohttp.WSMsgType.ERROR:
@@ -263,6 +283,7 @@ async def relay_frames(
     send: Send,
     up: aiohttp.ClientWebSocketResponse[Any],
     frames: ClientFrames,
+    safety: RealtimeSafety,
 ) -> Ending:
     """Relay frames between the client (ASGI ``receive``/``send``) and ``up`` until one
     side goes away or the balance runs out; both directions' tasks are over on return."""
@@ -275,8 +296,8 @@ async def relay_frames(
         except (aiohttp.ClientError, ConnectionError, RuntimeError):
             return Ending("upstream", 1011, _LOST)
     loop = asyncio.get_running_loop()
-    inbound = loop.create_task(_client_to_upstream(receive, up, frames, client))
-    outbound = loop.create_task(_upstream_to_client(up, client, biller, frames))
+    inbound = loop.create_task(_client_to_upstream(receive, up, frames, client, safety))
+    outbound = loop.create_task(_upstream_to_client(up, client, biller, frames, safety))
     try:
         done, _ = await asyncio.wait((inbound, outbound), return_when=asyncio.FIRST_COMPLETED)
         if _left(inbound, done) and biller.pending and not outbound.done():
