@@ -278,3 +278,29 @@ def test_clean_reply_with_a_list(world: World, lists: None) -> None:
     got = asyncio.run(session())
     assert deltas(got, "response.text.delta") == CLEAN
     assert [e["text"] for e in got if e["type"] == "response.text.done"] == [CLEAN]
+
+
+@pytest.mark.parametrize("beta", [True, False])
+def test_blocked_word_in_transcript(world: World, lists: None, beta: bool) -> None:
+    reply = f"Sure: {BLOCKED} is it"
+    world.emu.configure(reply=reply, chunks=30)
+    prefix = "response.audio" if beta else "response.output_audio"
+    modes = {"modalities": ["text", "audio"]} if beta else {"output_modalities": ["audio"]}
+
+    async def session() -> list[dict[str, Any]]:
+        async with world.connect(beta) as ws:
+            await recv_until(ws, "session.created")
+            await ws.send(json.dumps({"type": "session.update", "session": modes}))
+            await recv_until(ws, "session.updated")
+            await ws.send(item("speak"))
+            return await answer(ws)
+
+    got = asyncio.run(session())
+    shown = deltas(got, f"{prefix}_transcript.delta")
+    assert BLOCKED not in shown and shown.startswith("Sure") and shown.endswith(NOTICE)
+    assert [e["transcript"] for e in got if e["type"] == f"{prefix}_transcript.done"] == [shown]
+    assert got[-1]["response"]["output"][0]["content"][0]["transcript"] == shown
+    assert BLOCKED not in json.dumps(got)
+    # the audio after the block is not sent (the audio before it was: it cannot be filtered)
+    audio = [e for e in got if e["type"] == f"{prefix}.delta"]
+    assert 0 < len(audio) < len(reply)

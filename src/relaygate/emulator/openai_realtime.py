@@ -13,7 +13,10 @@ and ``response.done`` whose ``usage`` counts the conversation's text (input) and
 ``modalities`` / ``output_modalities`` include ``"audio"`` answers with
 :data:`AUDIO_TOKENS_PER_TEXT_TOKEN` audio tokens per reply token. ``response.done``
 reports them in ``input_token_details`` / ``output_token_details`` ``audio_tokens`` (and in
-``input_tokens`` / ``output_tokens``). ``response.cancel`` is accepted silently (a response
+``input_tokens`` / ``output_tokens``); such a session's reply comes as audio deltas (a little
+silence) each followed by a transcript delta (``response.audio_transcript.*`` beta,
+``response.output_audio_transcript.*`` GA) and an ``audio`` / ``output_audio`` content part.
+``response.cancel`` is accepted silently (a response
 here is always done before the next event is read). Event names follow the GA API; a
 client that sent ``OpenAI-Beta: realtime=v1`` gets the beta names
 (``response.text.delta``/``.done``). A binary frame is echoed back (not an API feature: it
@@ -51,6 +54,17 @@ _CLOSE_AFTER = re.compile(r"close-after-(\d+)")
 AUDIO_BYTES_PER_TOKEN = 4800
 #: audio tokens of a reply per text token, when the session outputs audio
 AUDIO_TOKENS_PER_TEXT_TOKEN = 3
+#: (beta, audio output) -> the reply's delta and done events, its text field, its part type
+_OUTPUT = {
+    (True, False): ("response.text.delta", "response.text.done", "text", "output_text"),
+    (False, False): ("response.output_text.delta", "response.output_text.done", "text",
+                     "output_text"),
+    (True, True): ("response.audio_transcript.delta", "response.audio_transcript.done",
+                   "transcript", "audio"),
+    (False, True): ("response.output_audio_transcript.delta",
+                    "response.output_audio_transcript.done", "transcript", "output_audio"),
+}  # fmt: skip
+_SILENCE = base64.b64encode(bytes(480)).decode()  # 10 ms of 24 kHz pcm16 mono, base64
 
 
 @dataclass(slots=True)
@@ -116,12 +130,15 @@ class _Session:
         reply = knobs.reply
         base = {"object": "realtime.response", "id": rid, "output_modalities": ["text"]}
         out = [self.event("response.created", response={**base, "status": "in_progress"})]
-        delta = "response.text.delta" if self.beta else "response.output_text.delta"
-        done = "response.text.done" if self.beta else "response.output_text.done"
+        speaks = self.outputs_audio()
+        delta, done, name, part = _OUTPUT[(self.beta, speaks)]
         where = {"response_id": rid, "item_id": item, "output_index": 0, "content_index": 0}
         for piece in split_text(reply, knobs.chunks):
+            if speaks:  # a little silence before each piece of its transcript
+                audio = "response.audio.delta" if self.beta else "response.output_audio.delta"
+                out.append(self.event(audio, **where, delta=_SILENCE))
             out.append(self.event(delta, **where, delta=piece))
-        out.append(self.event(done, **where, text=reply))
+        out.append(self.event(done, **where, **{name: reply}))
         extra = request.get("instructions") if isinstance(request, dict) else None
         prompt_text = " ".join([self.instructions, *self.items, str(extra or "")])
         text_in = max(1, count_tokens(prompt_text))
@@ -145,7 +162,7 @@ class _Session:
             "type": "message",
             "role": "assistant",
             "status": "completed",
-            "content": [{"type": "output_text", "text": reply}],
+            "content": [{"type": part, name: reply}],
         }
         self.items.append(reply)
         response = {**base, "status": "completed", "output": [message], "usage": usage}
