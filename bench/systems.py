@@ -225,14 +225,16 @@ async def start_relaygate(
     workers: int,
     name: str = "relaygate",
     max_inflight: int | None = None,
+    extra_env: dict[str, str] | None = None,
 ) -> System:
-    """Start ``relaygate serve`` on a fresh copy of the template data dir."""
+    """Start ``relaygate serve`` on a fresh copy of the template data dir (``extra_env``:
+    more environment variables for the server, e.g. ``RELAYGATE_SAFETY=0``)."""
     exe = relaygate_bin()
     assert exe is not None
     tdir, key = template
     data = Path(tempfile.mkdtemp(prefix=f"{name}-w{workers}-data-", dir=workdir))
     shutil.copytree(tdir, data, dirs_exist_ok=True)
-    env = child_env({"RELAYGATE_DATA_DIR": str(data)})
+    env = child_env({**(extra_env or {}), "RELAYGATE_DATA_DIR": str(data)})
     if max_inflight is not None:
         env["RELAYGATE_MAX_INFLIGHT"] = str(max_inflight)
     port = free_port()
@@ -247,7 +249,9 @@ async def start_relaygate(
     url = f"http://{HOST}:{port}/v1"
 
     async def restart() -> System:
-        return await start_relaygate(workdir, template, mock_urls, workers, name, max_inflight)
+        return await start_relaygate(
+            workdir, template, mock_urls, workers, name, max_inflight, extra_env
+        )
 
     return System(
         "relaygate", dict.fromkeys(mock_urls, url), dict(MODELS), key, proc, workers, restart
