@@ -28,11 +28,13 @@ def _ctx(request_id: str, attempts: list[Attempt] | None) -> RelayContext:
     return ctx
 
 
-def test_writer_row_carries_the_chain_last() -> None:
+def test_writer_row_carries_the_chain() -> None:
     row = _row(_ctx("r1", CHAIN), None, 200, None, "uid-1")
-    assert len(row) == len(LOG_COLUMNS) and LOG_COLUMNS[-1] == "attempts"
-    assert orjson.loads(row[-1]) == [a.to_json() for a in CHAIN]
-    assert _row(_ctx("r2", None), None, 200, None, "uid-2")[-1] is None
+    at = LOG_COLUMNS.index("attempts")
+    assert len(row) == len(LOG_COLUMNS) and LOG_COLUMNS[at + 1 :] == ("search",)
+    assert orjson.loads(row[at]) == [a.to_json() for a in CHAIN]
+    assert _row(_ctx("r2", None), None, 200, None, "uid-2")[at] is None
+    assert row[-1] is None  # no online search
 
 
 async def test_admins_see_the_chain_users_do_not(repo: Repository) -> None:
