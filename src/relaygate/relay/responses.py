@@ -38,14 +38,12 @@ they are plain OpenAI bodies with OpenAI's statuses.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qsl
 
 import orjson
 
-from relaygate.asgi import Message, Request, Send, send_json
+from relaygate.asgi import Message, Request, Send
 from relaygate.billing.tokens import count_completion, count_prompt
 from relaygate.context import RelayContext
 from relaygate.errors import InvalidRequest, NotFound, RelayError, UpstreamError, send_error
@@ -58,24 +56,29 @@ from relaygate.inbound.responses_view import (
     estimate_chat,
     usage_of,
 )
-from relaygate.providers.base import Adaptor, SurfaceAdaptor, Target, Usage, parse_json_object
+from relaygate.providers.base import Adaptor, Target, Usage, parse_json_object
 from relaygate.providers.surfaces import SurfaceCall
 from relaygate.relay.attempt import Call, build_request, fetch, run_attempts, upstream_failure
 from relaygate.relay.chat import chat_attempt, take_chat_body
 from relaygate.relay.envelope import envelope_on, plain_openai_error, wrap_ok
 from relaygate.relay.native_stream import Guard, filter_whole, frame, pump
-from relaygate.relay.passthrough import Reply, exchange
 from relaygate.relay.pipeline import (
     answer_failure,
     authenticate,
     end_request,
     parse_json_body,
-    record,
     require_model,
     run_watched,
     take_stream_flags,
 )
-from relaygate.relay.present import ERROR_RENDER, PRESENTER
+from relaygate.relay.present import PRESENTER
+from relaygate.relay.responses_calls import (
+    FORMAT,
+    error_shape,
+    on_response,
+    send_answer,
+    surface_of,
+)
 from relaygate.relay.responses_state import Stored, keep, owned_response
 from relaygate.relay.shaping import attempt_rules
 from relaygate.relay.stream import SSEWriter, TranslatingWriter
@@ -87,8 +90,6 @@ from relaygate.state import AppState
 __all__ = ["handle_responses"]
 
 SURFACE = "responses"
-#: the client format's name in RELAYGATE_ENVELOPE_FORMATS
-FORMAT = "responses"
 _SUBS = {("GET", ""), ("DELETE", ""), ("GET", "/input_items"), ("POST", "/cancel")}
 
 
@@ -107,7 +108,7 @@ async def handle_responses(state: AppState, req: Request, rest: str) -> None:
     if not resp_id or (req.method, sub) not in _SUBS:
         await _refuse(state, req, NotFound(f"Unknown request URL: {req.method} {req.path}."))
         return
-    await _on_response(state, req, resp_id, sub)
+    await on_response(state, req, resp_id, sub)
 
 
 async def _refuse(state: AppState, req: Request, err: Exception) -> None:
@@ -186,7 +187,7 @@ def _keep_before_end(
 
 async def _create(state: AppState, req: Request) -> None:
     ctx = RelayContext(req.request_id, "responses", client_ip=req.client_ip)
-    _error_shape(state, ctx)
+    error_shape(state, ctx)
     chain = state.filters
     try:
         authenticate(state, req, ctx)
@@ -255,13 +256,6 @@ async def _create(state: AppState, req: Request) -> None:
         await end_request(state, req, ctx)
 
 
-def _error_shape(state: AppState, ctx: RelayContext) -> None:
-    """With the envelope on but ``responses`` left out of RELAYGATE_ENVELOPE_FORMATS,
-    errors are plain OpenAI ones (with OpenAI's statuses, as the other formats')."""
-    if state.settings.envelope and not envelope_on(state.settings, FORMAT):
-        ctx.put(ERROR_RENDER, plain_openai_error)
-
-
 def _plain(body: dict[str, Any]) -> bool:
     """Whether :func:`_translatable` lets ``body`` through."""
     return body.get("background") is not True and body.get("conversation") is None
@@ -298,7 +292,7 @@ def _native_call(
         # the model's and the channel's shaping rules, per attempt (docs/request-shaping.md)
         shaped = apply_all(shape_responses, body, attempt_rules(state, ctx, target))
         sc = SurfaceCall("POST", "/responses", json=shaped)
-        ureq = build_request(target, lambda: _surface(adaptor).surface_request(target, sc))
+        ureq = build_request(target, lambda: surface_of(adaptor).surface_request(target, sc))
         if not ctx.stream:
             obj = parse_json_object(await fetch(state, adaptor, target, ureq))
             ctx.usage = usage_of(obj.get("usage"))
@@ -312,13 +306,13 @@ def _native_call(
                     usage = obj.get("usage")
                     obj = to_response(view, str(obj.get("id") or new_id("resp_")), body, model)
                     obj["usage"] = usage if isinstance(usage, dict) else obj["usage"]
-                    await _send_json(state, req, ctx, target, obj)
+                    await send_answer(state, req, ctx, target, obj)
                     return  # not recorded: the upstream's copy holds the words
             elif chain.response_filters:
                 chain.on_response(ctx, chat_view(obj))
             if kept and isinstance(obj.get("id"), str):
                 await keep(state, ctx, obj["id"], target.channel_id, {"mode": "native"})
-            await _send_json(state, req, ctx, target, obj)
+            await send_answer(state, req, ctx, target, obj)
             return
         async with state.transport.request(ureq, stream=True) as resp:
             if resp.status >= 400:
@@ -365,29 +359,10 @@ def _guard(body: dict[str, Any], model: str, shadow: ResponsesShadow) -> Guard:
     return Guard(stream, lambda obj: orjson.dumps(obj))  # whole answers: handled in place
 
 
-def _surface(adaptor: Adaptor) -> SurfaceAdaptor:
-    if not isinstance(adaptor, SurfaceAdaptor):  # routing keeps such channels out
-        raise UpstreamError("This channel's provider cannot serve this endpoint.")
-    return adaptor
-
-
 def _error_frame(err: RelayError) -> bytes:
     """A gateway failure after the first event, as the Responses stream's ``error`` event."""
     obj = {"type": "error", "code": err.code, "message": err.message, "param": None}
     return frame("error", orjson.dumps(obj))
-
-
-async def _send_json(
-    state: AppState, req: Request, ctx: RelayContext, target: Target, obj: dict[str, Any]
-) -> None:
-    """A whole native answer: the row recorded, then the body (with the envelope when
-    RELAYGATE_ENVELOPE_FORMATS says so)."""
-    ctx.claim(target)  # hedged: the first answer wins
-    ctx.first_byte_at = time.perf_counter()
-    ctx.finished = True
-    record(state, ctx)
-    body = wrap_ok(obj, envelope_on(state.settings, FORMAT))
-    await send_json(req.send, 200, body, req.request_id)
 
 
 def _translated_call(
@@ -419,93 +394,3 @@ def _translated_call(
         await chat_attempt(state, req, ctx, adaptor, target, chat)
 
     return call
-
-
-# ---- calls on a response ----------------------------------------------------------------
-async def _on_response(state: AppState, req: Request, resp_id: str, sub: str) -> None:
-    ctx = RelayContext(req.request_id, "responses", client_ip=req.client_ip)
-    _error_shape(state, ctx)
-    try:
-        authenticate(state, req, ctx)
-        assert ctx.user is not None
-        stored = await owned_response(state, resp_id, ctx.user.id)
-        ctx.model = stored.record.model
-        if stored.mode == "translated":
-            await _answer_local(state, req, ctx, stored, sub)
-            return
-        candidates = state.router.channel_candidate(stored.record.channel_id, None)
-        method = req.method
-
-        async def on_json(obj: dict[str, Any], target: Target) -> None:
-            if method == "DELETE" and obj.get("deleted") is True:
-                await state.repo.objects.update(resp_id, deleted=True)
-
-        query = req.scope.get("query_string", b"")
-        sc = SurfaceCall(method, f"/responses/{resp_id}{sub}", query, set_model=False)
-        if method == "POST":
-            sc.json = {}
-
-        same = envelope_on(state.settings, FORMAT) == state.settings.envelope
-        streamed = b"stream=true" in query.lower()
-
-        async def call(adaptor: Adaptor, target: Target) -> None:
-            if same or streamed:  # the envelope as for the OpenAI endpoints
-                await exchange(state, req, ctx, adaptor, target, sc, Reply(on_json=on_json))
-                return
-            ureq = build_request(target, lambda: _surface(adaptor).surface_request(target, sc))
-            obj = parse_json_object(await fetch(state, adaptor, target, ureq))
-            await on_json(obj, target)
-            await _send_json(state, req, ctx, target, obj)
-
-        await run_watched(req, ctx, lambda: run_attempts(state, ctx, candidates, call))
-    except (Exception, asyncio.CancelledError) as exc:
-        await answer_failure(state, req, ctx, exc)
-    finally:
-        await end_request(state, req, ctx)
-
-
-async def _answer_local(
-    state: AppState, req: Request, ctx: RelayContext, stored: Stored, sub: str
-) -> None:
-    """A translated response's calls, answered from the gateway's copy."""
-    resp_id = stored.record.id
-    if req.method == "POST":  # cancel: only background responses can be cancelled
-        raise InvalidRequest(
-            "Only responses created with background=true can be cancelled.", param="response_id"
-        )
-    if req.method == "DELETE":
-        await state.repo.objects.update(resp_id, deleted=True)
-        out: dict[str, Any] = {"id": resp_id, "object": "response", "deleted": True}
-    elif sub == "/input_items":
-        out = _items_page(stored.input, req)
-    else:
-        out = stored.response
-    ctx.first_byte_at = ctx.started
-    ctx.finished = True
-    record(state, ctx)
-    await send_json(
-        req.send, 200, wrap_ok(out, envelope_on(state.settings, FORMAT)), req.request_id
-    )
-
-
-def _items_page(items: list[dict[str, Any]], req: Request) -> dict[str, Any]:
-    query = dict(parse_qsl(req.scope.get("query_string", b"").decode("latin-1")))
-    order = query.get("order", "desc")
-    if order not in ("asc", "desc"):
-        raise InvalidRequest("`order` must be asc or desc.", param="order")
-    limit_text = query.get("limit", "20")
-    if not limit_text.isascii() or not limit_text.isdigit() or not 1 <= int(limit_text) <= 100:
-        raise InvalidRequest("`limit` must be an integer from 1 to 100.", param="limit")
-    seq = items if order == "asc" else list(reversed(items))
-    after = query.get("after")
-    if after is not None:
-        ids = [i.get("id") for i in seq]
-        seq = seq[ids.index(after) + 1 :] if after in ids else seq
-    page = seq[: int(limit_text)]
-    return {
-        "object": "list",
-        "data": page,
-        "first_id": page[0].get("id") if page else None,
-        "last_id": page[-1].get("id") if page else None,
-        "has_more": len(seq) > len(page),
-    }
