@@ -98,7 +98,7 @@ class DuckDuckGoProxy:
             await writer.start_tls(self.tls)
             await self._serve_one(target.split(":")[0], reader, writer)
         except (OSError, ValueError, asyncio.IncompleteReadError, ssl.SSLError):
-            pass
+            return  # the client (ddgs) went away or spoke no TLS: nothing to answer
         finally:
             with contextlib.suppress(Exception):
                 await writer.drain()
