@@ -88,7 +88,8 @@ class RelayGateApp:
         self.state: AppState | None = None
         self.cors = Cors(settings.cors_origins)
         self._admin = build_admin_app(self._require_state)
-        self._console = build_console_app(self._require_state)  # /console (docs/console.md)
+        # /console (docs/console.md); its admin pages reach the admin API in-process
+        self._console = build_console_app(self._require_state, self._admin)
         self._rollup: UsageRollup | None = None
         self._book: Book | None = None
 

@@ -45,9 +45,24 @@ from relaygate.relay.pipeline import extract_key
 from relaygate.services.admin import AdminService
 from relaygate.services.throttle import Throttle
 from relaygate.state import AppState
-from relaygate.storage.records import KeyRecord, UserRecord
+from relaygate.storage.admin_audit import AuditEntry, AuditStore
+from relaygate.storage.records import UserRecord
 
-__all__ = ["TOKEN_RECHECK_INTERVAL", "build_admin_app"]
+__all__ = [
+    "CONSOLE_ADMIN",
+    "CONSOLE_IP",
+    "CONSOLE_PATH",
+    "TOKEN_RECHECK_INTERVAL",
+    "build_admin_app",
+]
+
+#: ASGI scope keys set by the console's admin bridge (``console/admin_bridge.py``) once it
+#: has checked the session, the admin role and the CSRF token: the acting user, the
+#: console path the browser called, and the client's address. Only in-process code can set
+#: scope keys, so a request from outside can never present them.
+CONSOLE_ADMIN = "relaygate.console_admin"
+CONSOLE_PATH = "relaygate.console_path"
+CONSOLE_IP = "relaygate.console_ip"
 
 log = logging.getLogger("relaygate.admin")
 audit = logging.getLogger("relaygate.audit")
@@ -108,6 +123,39 @@ class _JSONErrors:
             await self.fallback()(scope, receive, send)
 
 
+def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    if not raw.isascii() or not raw.isdigit() or not low <= int(raw) <= high:
+        raise InvalidRequest(f"`{name}` must be a whole number from {low} to {high}.", param=name)
+    return int(raw)
+
+
+async def _audit(st: AppState, request: Request, user: UserRecord, status: int) -> None:
+    """One ``admin_audit`` row for a state-changing call (also logged). A failure to write it
+    is logged and does not change the answer: the change itself is already saved."""
+    via = "console" if request.scope.get(CONSOLE_ADMIN) is not None else "api"
+    path = request.scope.get(CONSOLE_PATH) or request.url.path
+    client = request.client
+    ip = str(request.scope.get(CONSOLE_IP) or (client.host if client else ""))
+    fields = getattr(request.state, "audit_fields", ())
+    audit.info(
+        "admin action",
+        extra={
+            "admin_user_id": user.id,
+            "via": via,
+            "method": request.method,
+            "path": path,
+            "status": status,
+        },
+    )
+    entry = AuditEntry(user.id, user.username, via, request.method, path, status, fields, ip)
+    try:
+        await AuditStore(st.repo.engine).add(entry)
+    except Exception:
+        log.exception("writing the admin audit row failed", extra={"path": path})
+
+
 def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
     """The admin app; ``state`` returns the worker's state once it has started."""
 
@@ -135,7 +183,10 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
     def internal_error() -> Response:
         return fail(RelayError("The server failed to handle this request; the error is logged."))
 
-    async def authenticate(st: AppState, request: Request) -> tuple[KeyRecord, UserRecord]:
+    async def authenticate(st: AppState, request: Request) -> UserRecord:
+        console_admin = request.scope.get(CONSOLE_ADMIN)
+        if isinstance(console_admin, UserRecord):
+            return console_admin  # the console checked the session, the role and CSRF
         headers = {k.encode(): v.encode() for k, v in request.headers.items()}
         key_hash = st.secrets.hash_key(extract_key(headers))
         try:
@@ -149,12 +200,13 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
             key, user = st.catalog.authenticate(key_hash)
         if key.kind != "admin" or user.role != "admin":
             raise PolicyError("This endpoint needs an admin token.", code="admin_required")
-        return key, user
+        return user
 
     async def run(fn: Handler, request: Request) -> Response:
         st = state()
+        user: UserRecord | None = None
         try:
-            _, user = await authenticate(st, request)
+            user = await authenticate(st, request)
             request.state.admin_user = user  # the actor of billing writes
             s = st.settings
             svc = AdminService(
@@ -166,18 +218,13 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
             response = await fn(request, svc, st)
             if request.method != "GET":
                 await st.catalog.load()
-                audit.info(
-                    "admin action",
-                    extra={
-                        "admin_user_id": user.id,
-                        "method": request.method,
-                        "path": request.url.path,
-                        "status": response.status_code,
-                    },
-                )
+                await _audit(st, request, user, response.status_code)
             return response
         except RelayError as err:
-            return fail(err)
+            response = fail(err)
+            if user is not None and request.method != "GET":
+                await _audit(st, request, user, response.status_code)
+            return response
         except ClientDisconnect:  # the client went away mid-body: nobody to answer
             log.info("admin API client disconnected", extra={"path": request.url.path})
             return Response(status_code=499)
@@ -220,6 +267,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
             raise InvalidRequest("The request body is not valid JSON.") from None
         if not isinstance(body, dict):
             raise InvalidRequest("The request body must be a JSON object.")
+        request.state.audit_fields = tuple(str(k) for k in body)  # names only, never values
         return body
 
     def path_id(request: Request) -> str:
@@ -270,6 +318,20 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         await svc.delete_channel(path_id(request))
         return respond({})
 
+    # ---- admin audit log ---------------------------------------------------------------
+    async def list_audit(request: Request, svc: AdminService, st: AppState) -> Response:
+        q = request.query_params
+        limit = _int_param(q.get("limit"), "limit", 50, 1, 500)
+        before = q.get("before")
+        actor = q.get("actor_id")
+        rows = await AuditStore(st.repo.engine).list(
+            limit=limit,
+            before_id=None if before is None else _int_param(before, "before", 0, 1, 2**62),
+            actor_id=None if actor is None else _int_param(actor, "actor_id", 0, 1, 2**31),
+            path_prefix=(q.get("path") or "")[:256],
+        )
+        return respond({"data": rows, "has_more": len(rows) == limit})
+
     # ---- read-only -----------------------------------------------------------------------
     async def list_providers(request: Request, svc: AdminService, st: AppState) -> Response:
         return respond(
@@ -303,6 +365,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         resource("/channels/{id}", {"PATCH": update_channel, "DELETE": delete_channel}),
         *health_routes(kit),  # /channels/{id}/test
         resource("/providers", {"GET": list_providers}),
+        resource("/audit", {"GET": list_audit}),
         *provider_routes(kit),  # /channel-types, /channels/{id}/discover-models
         *report_routes(kit),  # /logs, /logs.csv, /usage/daily
         *billing_routes(kit),  # codes, balances, plans

@@ -24,6 +24,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaygate.console.accounts import Accounts
+from relaygate.console.admin_bridge import PREFIX, AdminBridge
 from relaygate.console.config import ConsoleSettings
 from relaygate.console.kit import COOKIE, Call, Handler, check_csrf, check_origin, fail
 from relaygate.console.routes import ROUTES
@@ -135,8 +136,9 @@ class _Endpoint:
             return _internal()
 
 
-def build_console_app(state: Callable[[], AppState]) -> ASGIApp:
-    """The console app; ``state`` returns the worker's state once it has started.
+def build_console_app(state: Callable[[], AppState], admin: ASGIApp | None = None) -> ASGIApp:
+    """The console app; ``state`` returns the worker's state once it has started; ``admin``
+    is the admin API app the admin pages reach through ``admin_bridge.py``.
     The console's settings are read from the environment here (``RELAYGATE_CONSOLE_*``)."""
     cfg = ConsoleSettings.from_env()
     built: dict[int, Accounts] = {}
@@ -178,6 +180,9 @@ def build_console_app(state: Callable[[], AppState]) -> ASGIApp:
         log.error("console request failed", exc_info=exc, extra={"path": request.url.path})
         return _internal()
 
+    if admin is not None:
+        bridge = AdminBridge(admin, context)
+        routes += [Route(PREFIX, bridge), Route(PREFIX + "/{rest:path}", bridge)]
     routes += [
         Route("/console", index, methods=["GET", "HEAD"]),
         Route("/console/", index, methods=["GET", "HEAD"]),

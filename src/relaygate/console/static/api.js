@@ -16,6 +16,42 @@ export class ApiError extends Error {
   }
 }
 
+async function call(method, url, body) {
+  const headers = { Accept: "application/json" };
+  const init = { method, headers, credentials: "same-origin" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  if (method !== "GET" && csrfToken) headers["X-CSRF-Token"] = csrfToken;
+  const response = await fetch(url, init);
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) throw new ApiError(response.status, data);
+  return data;
+}
+
+// The admin API (docs/console.md, "Admin pages"): /console/api/admin/<path> is
+// /admin/api/<path> for a signed-in admin. Answers are the admin API's own JSON, returned
+// whole (most carry `data`; lists may carry `has_more`); the envelope's code/msg are dropped.
+export async function adminApi(method, path, body) {
+  const data = await call(method, `/console/api/admin${path}`, body);
+  if (data && typeof data === "object") {
+    delete data.code;
+    delete data.msg;
+  }
+  return data;
+}
+
+// A URL under the admin bridge, for downloads (CSV exports) opened by the browser itself.
+export function adminUrl(path) {
+  return `/console/api/admin${path}`;
+}
+
 export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
   const init = { method, headers, credentials: "same-origin" };

@@ -10,6 +10,9 @@ import * as models from "./pages/models.js";
 import * as quickstart from "./pages/quickstart.js";
 import * as redeem from "./pages/redeem.js";
 import * as settings from "./pages/settings.js";
+import { PAGES as EXTRA_PAGES } from "./pages/extras.js";
+import { PAGES as ADMIN_OPS } from "./pages/admin/ops.js";
+import { PAGES as ADMIN_ACCOUNTS } from "./pages/admin/accounts.js";
 
 const PAGES = {
   "/": { page: dashboard, title: "nav.dashboard" },
@@ -19,7 +22,24 @@ const PAGES = {
   "/redeem": { page: redeem, title: "nav.redeem" },
   "/quickstart": { page: quickstart, title: "nav.quickstart" },
   "/settings": { page: settings, title: "nav.settings" },
+  ...EXTRA_PAGES,
 };
+// shown to admins only (the server refuses everyone else: admin_bridge.py)
+const ADMIN_PAGES = { ...ADMIN_OPS, ...ADMIN_ACCOUNTS };
+
+function isAdmin() {
+  return Boolean(state.me && state.me.user && state.me.user.role === "admin");
+}
+
+function pageFor(path) {
+  if (PAGES[path]) return PAGES[path];
+  if (isAdmin() && ADMIN_PAGES[path]) return ADMIN_PAGES[path];
+  return null;
+}
+
+function testId(path) {
+  return path.slice(1).replace(/\//g, "-") || "dashboard";
+}
 const PUBLIC = { "/sign-in": "signin", "/sign-up": "signup" };
 
 const state = { me: null, config: { signup: true, currency: "" } };
@@ -68,10 +88,15 @@ async function signOut() {
 
 function layout(path, content) {
   const user = state.me.user;
+  const link = ([p, info]) =>
+    h("a", { href: `#${p}`, class: p === path ? "active" : "", "data-testid": `nav-${testId(p)}` },
+      t(info.title));
+  const admin = isAdmin() && Object.keys(ADMIN_PAGES).length
+    ? [h("div", { class: "menu-group", "data-testid": "nav-admin" }, t("nav.admin")),
+       ...Object.entries(ADMIN_PAGES).map(link)]
+    : [];
   const nav = h("nav", { class: "menu", "aria-label": t("nav.menu") },
-    Object.entries(PAGES).map(([p, info]) =>
-      h("a", { href: `#${p}`, class: p === path ? "active" : "", "data-testid": `nav-${p.slice(1) || "dashboard"}` },
-        t(info.title))));
+    Object.entries(PAGES).map(link), admin);
   return [
     h("header", { class: "top" },
       h("span", { class: "brand" }, "relaygate"),
@@ -96,10 +121,12 @@ async function render() {
     return;
   }
   if (!state.me) return go("/sign-in");
-  const info = PAGES[path] || PAGES["/"];
+  const found = pageFor(path);
+  const info = found || PAGES["/"];
+  const shown = found ? path : "/";
   document.title = `${t(info.title)} · relaygate`;
-  const content = h("div", { "data-testid": `page-${path.slice(1) || "dashboard"}` });
-  clear(root).append(...layout(path, content));
+  const content = h("div", { "data-testid": `page-${testId(shown)}` });
+  clear(root).append(...layout(shown, content));
   try {
     await info.page.render(ctx, content);
   } catch (err) {

@@ -10,10 +10,29 @@ let dict = {};
 let fallback = {};
 let lang = "zh-CN";
 
-async function fetchDict(code) {
-  const response = await fetch(`/console/assets/i18n/${code}.json`);
-  if (!response.ok) throw new Error(`no dictionary for ${code}`);
+// The base dictionary, then every part listed in i18n/parts/index.json (each area of the
+// console keeps its own texts in parts/<name>.<code>.json); a missing part is skipped.
+let partNames = null;
+
+async function fetchJson(path) {
+  const response = await fetch(`/console/assets/i18n/${path}`);
+  if (!response.ok) throw new Error(`no dictionary ${path}`);
   return response.json();
+}
+
+async function fetchDict(code) {
+  const base = await fetchJson(`${code}.json`);
+  if (partNames === null) {
+    try {
+      partNames = await fetchJson("parts/index.json");
+    } catch {
+      partNames = [];
+    }
+  }
+  const parts = await Promise.all(
+    partNames.map((name) => fetchJson(`parts/${name}.${code}.json`).catch(() => ({}))),
+  );
+  return Object.assign({}, base, ...parts);
 }
 
 export async function loadLanguage(code) {
