@@ -108,7 +108,7 @@ class RelayGateApp:
         repo = Repository(engine, secrets, log_engine=create_engine(log_url) if log_url else None)
         catalog = Catalog(repo)
         await catalog.load()
-        catalog.start_refresh(s.refresh_interval)
+        catalog.start_refresh(s.refresh_interval, s.redis_url, s.redis_prefix)  # + broadcast
         prices = await PriceTable.load(
             repo.prices, currency=s.currency, usd_rate=s.usd_rate, revision=catalog.revision
         )

@@ -1,8 +1,10 @@
 """In-memory view of keys, users, channels and models, served to the hot path.
 
 The snapshot is rebuilt from the database when the ``config`` revision changes:
-immediately in the worker that made the change, and within
-``RELAYGATE_REFRESH_INTERVAL`` seconds in every other worker or node.
+immediately in the worker that made the change; with Redis, in every other worker and node as
+soon as the change is announced (``sharedstate/broadcast.py`` calls :meth:`Catalog.follow`,
+typically a few milliseconds); and in any case within ``RELAYGATE_REFRESH_INTERVAL`` seconds
+(polling: the fallback while Redis is away, and without Redis).
 """
 
 from __future__ import annotations
@@ -13,11 +15,14 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from relaygate.errors import AuthError, ModelNotFound, PolicyError
 from relaygate.storage.records import ChannelRecord, KeyRecord, ModelRouteRecord, UserRecord
 from relaygate.storage.repo import Repository, Snapshot
+
+if TYPE_CHECKING:
+    from relaygate.sharedstate.broadcast import ConfigBroadcast
 
 __all__ = ["Catalog", "ModelEntry"]
 
@@ -62,6 +67,8 @@ class Catalog:
         self._hedges: dict[str, float] = {}  # model -> hedging threshold (seconds)
         self._shaping: dict[str, dict[str, Any]] = {}  # model -> shaping rules (routes)
         self._task: asyncio.Task[None] | None = None
+        self._reloading = asyncio.Lock()  # one check-and-reload at a time (poll, broadcast)
+        self.broadcast: ConfigBroadcast | None = None  # with Redis (start_refresh)
         #: called after every (re)load: caches built from the same revision (prices)
         self.listeners: list[Callable[[int], Awaitable[None]]] = []
 
@@ -110,20 +117,58 @@ class Catalog:
     def revision(self) -> int:
         return self._snap.revision
 
-    def start_refresh(self, interval: float) -> None:
+    def start_refresh(self, interval: float, redis_url: str = "", redis_prefix: str = "") -> None:
+        """Poll the revision every ``interval`` seconds; with ``redis_url``, also announce
+        this worker's changes and follow everyone's (``sharedstate/broadcast.py``)."""
         self._task = asyncio.get_running_loop().create_task(self._refresh_loop(interval))
+        if redis_url:
+            # imported only when configured (the redis client's memory, as sharedstate/)
+            from relaygate.sharedstate.broadcast import ConfigBroadcast
+
+            try:
+                self.broadcast = ConfigBroadcast(redis_url, redis_prefix, self.follow)
+            except ValueError:  # a malformed URL (the shared state logs it): polling only
+                return
+            self.broadcast.start()
 
     async def _refresh_loop(self, interval: float) -> None:
         while True:
             await asyncio.sleep(interval)
             try:
-                if await self._repo.revision() != self._snap.revision:
-                    await self.load()
-                    log.info("configuration reloaded", extra={"revision": self._snap.revision})
+                await self._reload_if_newer("poll")
             except Exception:
                 log.warning(
                     "configuration refresh failed; serving the last snapshot", exc_info=True
                 )
+
+    async def _reload_if_newer(self, why: str) -> bool:
+        async with self._reloading:
+            if await self._repo.revision() == self._snap.revision:
+                return False
+            await self.load()
+        log.info("configuration reloaded", extra={"revision": self._snap.revision, "by": why})
+        return True
+
+    async def follow(self, name: str, revision: int | None) -> None:
+        """A configuration change was announced (``sharedstate/broadcast.py``): reload once
+        the database shows ``revision`` of ``name`` (None: check whether anything changed).
+        The announcement may arrive a moment before the writer's commit is visible, so
+        the check is repeated a few times over about a second; polling covers the rest."""
+        if name != "config":  # ``safety`` also bumps ``config``; ``billing`` is read live
+            return
+        for pause in (0.0, 0.01, 0.03, 0.1, 0.3, 0.6):
+            if revision is not None and self._snap.revision >= revision:
+                return
+            if pause:
+                await asyncio.sleep(pause)
+            try:
+                if await self._reload_if_newer("broadcast") and revision is None:
+                    return
+            except Exception:
+                log.warning("reloading an announced configuration failed", exc_info=True)
+                return
+            if revision is None:
+                return
 
     async def reload_if_changed(self) -> bool:
         """Reload now if the database holds a newer revision (one small query).
@@ -137,6 +182,8 @@ class Catalog:
         return False
 
     async def stop(self) -> None:
+        if self.broadcast is not None:
+            await self.broadcast.close()
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -107,6 +107,7 @@ class Settings:
     tokenizer: str = "cl100k_base"  # local token counting vocabulary (billing/tokens.py)
     redis_url: str = ""  # shared state across workers and nodes (limits, reservations)
     redis_prefix: str = "rg:"  # of every Redis key (several installations on one Redis)
+    local_limit_share: float = 0.0  # a worker's share of each limit without Redis (0: 1/N)
     log_retention_days: int = 0  # raw request rows kept this long; 0 = forever
     log_database_url: str = ""  # request rows in a separate database (empty: the main one)
     # routing and failover (docs/routing.md)
@@ -160,6 +161,7 @@ class Settings:
             tokenizer=os.environ.get("RELAYGATE_TOKENIZER", "cl100k_base").strip(),
             redis_url=os.environ.get("RELAYGATE_REDIS_URL", "").strip(),
             redis_prefix=os.environ.get("RELAYGATE_REDIS_PREFIX", "rg:"),
+            local_limit_share=_float("RELAYGATE_LOCAL_LIMIT_SHARE", 0.0),
             log_retention_days=_int("RELAYGATE_LOG_RETENTION_DAYS", 0),
             log_database_url=os.environ.get("RELAYGATE_LOG_DATABASE_URL", "").strip(),
             retry_budget=_float("RELAYGATE_RETRY_BUDGET", 60.0),

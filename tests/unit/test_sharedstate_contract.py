@@ -16,6 +16,7 @@ import redis.asyncio as aioredis
 from relaygate.settings import Settings
 from relaygate.sharedstate.base import SharedState, SharedStateError
 from relaygate.sharedstate.factory import create_shared_state, redact_url
+from relaygate.sharedstate.fallback import FallbackState
 from relaygate.sharedstate.memory import InProcessState
 from relaygate.sharedstate.redis import RedisState
 
@@ -223,9 +224,14 @@ async def test_unreachable_redis_is_an_error_and_the_factory_falls_back(
     settings = Settings(redis_url="redis://:hunter2@127.0.0.1:1/0")
     with caplog.at_level(logging.ERROR, logger="relaygate"):
         st = await create_shared_state(settings)
-    assert isinstance(st, InProcessState)
-    assert any("in-process" in r.getMessage() for r in caplog.records)
+    try:  # local limits now, Redis once it answers (fallback.py)
+        assert isinstance(st, FallbackState) and st.degraded
+        assert await st.reserve("k", 1, 1) and not await st.reserve("k", 1, 1)
+    finally:
+        await st.close()
+    assert any("unavailable at start-up" in r.getMessage() for r in caplog.records)
     assert "hunter2" not in caplog.text
+    assert isinstance(await create_shared_state(Settings(redis_url="nope://x")), InProcessState)
     assert redact_url("redis://:hunter2@h:6379/0") == "redis://:***@h:6379/0"
     assert isinstance(await create_shared_state(Settings()), InProcessState)
 
@@ -233,7 +239,8 @@ async def test_unreachable_redis_is_an_error_and_the_factory_falls_back(
 async def test_factory_uses_redis_when_configured(redis_prefix: str) -> None:
     st = await create_shared_state(Settings(redis_url=REDIS_URL, redis_prefix=redis_prefix))
     try:
-        assert isinstance(st, RedisState) and st.prefix == redis_prefix
+        assert isinstance(st, FallbackState) and not st.degraded
+        assert st.primary.prefix == redis_prefix
     finally:
         await st.close()
 

@@ -13,8 +13,11 @@ per user and plan.
 Refusals: 402 ``ip_not_allowed`` for an address outside the allow-list; 429
 ``rate_limit_exceeded`` naming the limit, with ``retry_after`` (the ``Retry-After``
 header). A refused request gives back everything it took (admissions, slots, daily
-counts). A request with no limit anywhere costs three attribute tests. When the shared
-state fails (Redis down), limits fail open: the request goes through, a warning is logged.
+counts). A request with no limit anywhere costs three attribute tests. When Redis is away
+the shared state (``sharedstate/fallback.py``) counts in the worker, against its share of each
+limit (``RELAYGATE_LOCAL_LIMIT_SHARE``), and reconciles once Redis is back: limits keep
+holding. Only a shared state that errs otherwise (a Redis refusing a command) lets the
+request through, with a warning.
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ A channel's ``config.max_concurrency`` caps the requests in flight on it, and
 the shared state (``reserve`` / ``release``): with Redis the caps hold across every
 worker and node; with in-process state each of the node's ``RELAYGATE_WORKERS``
 workers enforces its share (the cap divided by the workers, at least 1), so the node
-as a whole stays within the cap whenever the cap is at least the worker count.
+as a whole stays within the cap whenever the cap is at least the worker count. While Redis
+is away, its fallback (``sharedstate/fallback.py``) applies the same kind of share
+(``RELAYGATE_LOCAL_LIMIT_SHARE``) in each worker.
 
 A request that finds no free slot waits up to ``config.queue_timeout`` seconds (at
 most ``config.queue_size`` requests wait per channel and worker), polling with a short
@@ -78,8 +80,8 @@ class Slots:
         self, channel: ChannelRecord, policy: ChannelPolicy, keys: tuple[str, ...]
     ) -> Slot | None:
         """A slot on ``channel`` (and on the first of ``keys`` with room), waiting up to
-        the channel's queue timeout; None when none came free. A shared state that does
-        not answer admits the request (caps fail open, like the rate limits)."""
+        the channel's queue timeout; None when none came free. A shared state that errs
+        (not an outage: ``fallback.py`` answers those locally) admits the request."""
         try:
             slot = await self._try(channel, policy, keys)
             if slot is not None or policy.queue_timeout <= 0:

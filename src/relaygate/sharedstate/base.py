@@ -11,12 +11,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
-__all__ = ["SharedState", "SharedStateError"]
+__all__ = ["SharedState", "SharedStateError", "SharedStateUnavailable"]
 
 
 class SharedStateError(Exception):
-    """The shared state could not answer (Redis unreachable or timing out). Callers
-    decide whether to fail open (rate limits do) or closed."""
+    """The shared state could not answer (Redis unreachable or timing out, or refusing a
+    command). Callers decide whether to fail open or closed."""
+
+
+class SharedStateUnavailable(SharedStateError):
+    """The shared state is away: Redis refused the connection, dropped it or timed out
+    (``fallback.py`` then answers locally until it is back)."""
 
 
 class SharedState(Protocol):

@@ -1,9 +1,9 @@
 """Pick the shared state for a worker: Redis when ``RELAYGATE_REDIS_URL`` is set, else
 in-process.
 
-A Redis that does not answer at start-up is logged as an error and the worker runs with
-in-process state (limits then hold per worker, not across workers) rather than not at
-all. Reconnecting to Redis later, and reconciling what was held meanwhile, is issue 18.
+The Redis state is wrapped in ``fallback.py``'s :class:`FallbackState`: when Redis does not
+answer (at start-up or later) the worker keeps serving with local limits (its share of each,
+``RELAYGATE_LOCAL_LIMIT_SHARE``) and goes back to Redis, reconciling, once it answers.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from relaygate.settings import Settings
 from relaygate.sharedstate.base import SharedState, SharedStateError
 from relaygate.sharedstate.memory import InProcessState
 
-__all__ = ["create_shared_state", "redact_url"]
+__all__ = ["create_shared_state", "local_share", "redact_url"]
 
 log = logging.getLogger("relaygate")
 
@@ -33,21 +33,39 @@ def redact_url(url: str) -> str:
         return "<unparsable URL>"
 
 
+def local_share(settings: Settings) -> float:
+    """The share of each limit one worker enforces while Redis is away:
+    ``RELAYGATE_LOCAL_LIMIT_SHARE`` when set, else ``1 / RELAYGATE_WORKERS``."""
+    share = settings.local_limit_share or 1.0 / max(1, settings.workers)
+    return min(1.0, max(share, 0.0001))
+
+
 async def create_shared_state(settings: Settings) -> SharedState:
     if not settings.redis_url:
         return InProcessState()
     where = redact_url(settings.redis_url)
     # imported only when configured: the redis client costs ~16 MiB of memory per worker
+    from relaygate.sharedstate.fallback import FallbackState
     from relaygate.sharedstate.redis import RedisState
 
     try:
-        state = await RedisState.connect(settings.redis_url, prefix=settings.redis_prefix)
-    except (SharedStateError, ValueError) as exc:  # ValueError: a malformed URL
+        primary = RedisState.create(settings.redis_url, prefix=settings.redis_prefix)
+    except ValueError as exc:  # a malformed URL: nothing to come back to
         log.error(
-            "Redis shared state unavailable: using in-process state, so limits hold per "
-            "worker only until this worker restarts",
+            "RELAYGATE_REDIS_URL is not a Redis URL: using in-process state, so limits hold "
+            "per worker only",
             extra={"redis_url": where, "error": str(exc)},
         )
         return InProcessState()
+    share = local_share(settings)
+    try:
+        await primary.ping()
+    except SharedStateError as exc:
+        log.error(
+            "Redis shared state unavailable at start-up: limits are enforced by each worker "
+            "alone until it answers (checked every second)",
+            extra={"redis_url": where, "error": str(exc), "local_limit_share": share},
+        )
+        return FallbackState(primary, share=share, up=False)
     log.info("shared state in Redis", extra={"redis_url": where, "prefix": settings.redis_prefix})
-    return state
+    return FallbackState(primary, share=share)

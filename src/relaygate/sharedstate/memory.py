@@ -153,6 +153,28 @@ class InProcessState:
         self._windows.pop(key, None)
         self._sums.pop(key, None)
 
+    def drain(
+        self, windows: dict[str, float]
+    ) -> tuple[list[tuple[str, int, float | None]], list[tuple[str, int, float]]]:
+        """Hand over and forget everything (``fallback.py`` after an outage): the counters
+        as ``(key, value, seconds left or None)``, and the totals of the token windows
+        named in ``windows`` (key -> window seconds) as ``(key, total, window)``."""
+        now = self._now()
+        counters: list[tuple[str, int, float | None]] = []
+        for key, (value, expires) in self._counters.items():
+            if value > 0 and (not expires or expires > now):
+                counters.append((key, int(value), expires - now if expires else None))
+        sums: list[tuple[str, int, float]] = []
+        for key, window in windows.items():
+            s, _, _ = self._sum(key, window, now)
+            if s is not None and s.total > 0:
+                sums.append((key, s.total, window))
+        self._counters.clear()
+        self._values.clear()
+        self._windows.clear()
+        self._sums.clear()
+        return counters, sums
+
     async def close(self) -> None:
         self._counters.clear()
         self._values.clear()

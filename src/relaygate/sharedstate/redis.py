@@ -11,8 +11,9 @@ admission windows (``w:``) and token windows (``s:``); every key has an expiry, 
 abandoned key goes away by itself.
 
 A Redis error or timeout is raised as :class:`~relaygate.sharedstate.base.SharedStateError`
-(each call waits at most ``timeout`` seconds); reconnecting after an outage is left to
-redis-py's pool (issue 18 adds reconciling what was held during one).
+(each call waits at most ``timeout`` seconds and is retried once at once, on a fresh
+connection, so a restarted server's stale pooled connections cost nothing); carrying on
+without Redis and reconciling afterwards is ``fallback.py``'s work.
 """
 
 from __future__ import annotations
@@ -24,9 +25,13 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from relaygate.sharedstate.base import SharedStateError
+from relaygate.sharedstate.base import SharedStateError, SharedStateUnavailable
 from relaygate.sharedstate.memory import BUCKETS
 
 __all__ = ["RedisState"]
@@ -136,7 +141,9 @@ def _ms(seconds: float | None) -> int:
 def _errors(what: str) -> Iterator[None]:
     try:
         yield
-    except (RedisError, OSError) as exc:
+    except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
+        raise SharedStateUnavailable(f"Redis {what} failed: {exc}") from exc
+    except RedisError as exc:  # the server answered with an error (e.g. a mistyped key)
         raise SharedStateError(f"Redis {what} failed: {exc}") from exc
 
 
@@ -156,23 +163,46 @@ class RedisState:
         self._total = client.register_script(_TOTAL)
 
     @classmethod
-    async def connect(cls, url: str, prefix: str = "rg:", io_timeout: float = 2.0) -> RedisState:
-        """A state on the server at ``url`` (``redis://[:password@]host:port/db``), after
-        one ``PING``; :class:`SharedStateError` when it does not answer. Every command
-        waits at most ``io_timeout`` seconds."""
+    def create(cls, url: str, prefix: str = "rg:", io_timeout: float = 2.0) -> RedisState:
+        """A state on the server at ``url`` (``redis://[:password@]host:port/db``), not
+        yet checked (``ValueError`` for a malformed URL). Every command waits at most
+        ``io_timeout`` seconds and is retried once, at once (redis-py's default of ten
+        retries with back-off would hold a request for seconds while Redis is away)."""
         client = aioredis.Redis.from_url(
             url,
             socket_timeout=io_timeout,
             socket_connect_timeout=io_timeout,
             health_check_interval=30,
+            retry=Retry(NoBackoff(), 1),
         )
-        try:
-            with _errors("PING"):
-                await client.ping()
-        except SharedStateError:
-            await client.aclose()
-            raise
         return cls(client, prefix)
+
+    @classmethod
+    async def connect(cls, url: str, prefix: str = "rg:", io_timeout: float = 2.0) -> RedisState:
+        """:meth:`create`, then one ``PING``; :class:`SharedStateError` when it does not
+        answer."""
+        state = cls.create(url, prefix, io_timeout)
+        try:
+            await state.ping()
+        except SharedStateError:
+            await state.close()
+            raise
+        return state
+
+    async def ping(self) -> None:
+        """One ``PING`` (:class:`SharedStateError` when the server does not answer)."""
+        with _errors("PING"):
+            await self._r.ping()
+
+    async def reset_connections(self) -> None:
+        """Drop the pooled connections (after an outage: the next calls connect afresh)."""
+        with contextlib.suppress(RedisError, OSError):
+            await self._r.connection_pool.disconnect()
+
+    @property
+    def client(self) -> aioredis.Redis:
+        """The redis-py client (the configuration broadcast publishes through it)."""
+        return self._r
 
     def _k(self, space: str, key: str) -> str:
         return f"{self.prefix}{space}:{key}"

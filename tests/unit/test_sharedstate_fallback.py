@@ -1,0 +1,224 @@
+"""The Redis state with its local fallback (``sharedstate/fallback.py``) against a private
+``redis-server`` this module starts, stops and starts again on its own port: limits hold
+locally while Redis is away, a reservation is released in the store it was taken in, and
+Redis gets what was counted meanwhile once it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+import redis.asyncio as aioredis
+
+from relaygate.sharedstate.base import SharedStateError
+from relaygate.sharedstate.fallback import FallbackState
+from relaygate.sharedstate.redis import RedisState
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class PrivateRedis:
+    """A redis-server of this test alone (no persistence): start, kill, start again."""
+
+    def __init__(self) -> None:
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [
+                *("redis-server", "--port", str(self.port), "--bind", "127.0.0.1"),
+                *("--save", "", "--appendonly", "no", "--daemonize", "no"),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None:
+            self.proc.kill()
+            self.proc.wait(10)
+            self.proc = None
+
+
+@pytest.fixture
+def redis_server() -> Iterator[PrivateRedis]:
+    r = PrivateRedis()
+    r.start()
+    yield r
+    r.kill()
+
+
+@pytest.fixture
+async def state(redis_server: PrivateRedis) -> AsyncIterator[FallbackState]:
+    st = FallbackState(
+        await RedisState.connect(redis_server.url, prefix="t:", io_timeout=0.5),
+        share=0.5,
+        probe_every=0.1,
+    )
+    yield st
+    await st.close()
+
+
+async def _until(cond: object, seconds: float = 5.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if callable(cond) and cond():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError("condition not reached")
+
+
+async def test_outage_limits_locally_and_reconciles(
+    redis_server: PrivateRedis, state: FallbackState, caplog: pytest.LogCaptureFixture
+) -> None:
+    # taken in Redis before the outage
+    assert await state.reserve("conc", 1, 4, ttl=60)
+    assert await state.hit_window("rpm", 10, 60) is None
+    redis_server.kill()
+    with caplog.at_level(logging.WARNING, logger="relaygate.sharedstate"):
+        # away: the local share of each limit (half of 4 slots, half of 10 a minute)
+        assert await state.reserve("conc", 1, 4, ttl=60)
+        assert state.degraded
+        assert await state.reserve("conc", 1, 4, ttl=60)
+        assert not await state.reserve("conc", 1, 4, ttl=60)
+        admitted = [await state.hit_window("rpm", 10, 60) is None for _ in range(8)]
+        assert admitted == [True] * 5 + [False] * 3
+        await state.add_window("tpm", 700, 60)
+        assert await state.window_over("tpm", 1000, 60) is not None  # 700 >= 1000 * 0.5
+        with pytest.raises(SharedStateError):  # cached values: callers keep their view
+            await state.get("v")
+        # a local slot goes back locally; then the Redis one (queued while away)
+        await state.release("conc", 1)
+        await state.release("conc", 1)
+        await state.release("conc", 1)
+        assert await state.reserve("conc", 1, 4, ttl=60)  # one local slot now held
+    warnings = [r for r in caplog.records if "Redis unavailable" in r.getMessage()]
+    assert len(warnings) == 1  # one per outage, not per call
+
+    redis_server.start()
+    await _until(lambda: not state.degraded)
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        await _until(lambda: True, 0.1)
+        # the restarted Redis lost everything: it now holds what the outage counted
+        assert await client.get("t:c:conc") == b"1"  # the slot still held, moved to Redis
+        assert 0 < await client.pttl("t:c:conc") <= 60_000
+        assert await state.window_total("tpm", 60) == 700
+        # and it is released there
+        await state.release("conc", 1)
+        assert await client.get("t:c:conc") is None
+        assert await state.reserve("conc", 1, 4, ttl=60)
+        assert await client.get("t:c:conc") == b"1"
+        assert await state.get("v") is None  # values answer again
+    finally:
+        await client.aclose()
+
+
+class Cut:
+    """A TCP relay to Redis that can be cut (connections dropped, new ones refused) and
+    joined again: Redis keeps its data, as in a network outage."""
+
+    def __init__(self, target_port: int) -> None:
+        self.target = target_port
+        self.port = _free_port()
+        self._server: asyncio.Server | None = None
+        self._writers: list[asyncio.StreamWriter] = []
+
+    async def join(self) -> None:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for w in self._writers:
+            w.close()
+        self._writers.clear()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers += [writer, up_w]
+
+        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+            try:
+                while data := await r.read(65536):
+                    w.write(data)
+                    await w.drain()
+            except (OSError, RuntimeError):
+                pass
+            finally:
+                w.close()
+
+        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
+
+
+async def test_releases_of_redis_reservations_are_replayed(redis_server: PrivateRedis) -> None:
+    """Redis kept its data (a network cut, not a restart): the slots released while it was
+    away are given back there once it answers, so nothing stays held for an hour."""
+    cut = Cut(redis_server.port)
+    await cut.join()
+    st = FallbackState(
+        await RedisState.connect(f"redis://127.0.0.1:{cut.port}/0", prefix="t:", io_timeout=0.5),
+        share=1.0,
+        probe_every=0.1,
+    )
+    client = aioredis.Redis.from_url(redis_server.url)
+    try:
+        assert await st.reserve("conc", 1, 3, ttl=600)
+        assert await st.reserve("conc", 1, 3, ttl=600)
+        await cut.cut()
+        await st.release("conc", 1)  # fails over: queued
+        assert st.degraded
+        await st.release("conc", 1)
+        assert await client.get("t:c:conc") == b"2"  # still held in Redis meanwhile
+        await cut.join()
+        await _until(lambda: not st.degraded)
+        assert await client.get("t:c:conc") is None
+    finally:
+        await client.aclose()
+        await st.close()
+        await cut.cut()
+
+
+async def test_start_without_redis_then_join_it(redis_server: PrivateRedis) -> None:
+    redis_server.kill()
+    st = FallbackState(
+        RedisState.create(redis_server.url, prefix="t:", io_timeout=0.5),
+        share=1.0,
+        probe_every=0.1,
+        up=False,
+    )
+    try:
+        assert st.degraded
+        assert await st.reserve("day", 1, 100, ttl=3600)
+        assert await st.incr("n", 3) == 3
+        redis_server.start()
+        await _until(lambda: not st.degraded)
+        assert await st.incr("n", 0) == 3
+        assert await st.reserve("day", 1, 2, ttl=3600)
+        assert not await st.reserve("day", 1, 2, ttl=3600)  # 2 of 2: the outage's one counts
+    finally:
+        await st.close()
