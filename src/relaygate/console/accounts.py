@@ -241,6 +241,20 @@ class Accounts:
             return SignIn(user, ticket=ticket.session_id)
         return SignIn(user, issued=await self._issue(user.id, "session", cfg.session_ttl, ip, ua))
 
+    async def sign_in_external(self, user: UserRecord, ip: str, ua: str) -> SignIn:
+        """A sign-in an external provider vouched for (``console/oauth.py``): a session,
+        or a ticket for the TOTP step when two-factor is on, as after a right password."""
+        if user.status != "active":
+            raise PolicyError("This account is disabled.", code="account_disabled")
+        creds = await self.store.credentials(user.id)
+        log.info("console external sign-in", extra={"user_id": user.id, "ip": ip})
+        if creds is not None and creds.totp_enabled:
+            ticket = await self._issue(user.id, "totp", self.cfg.totp_ticket_ttl, ip, ua)
+            return SignIn(user, ticket=ticket.session_id)
+        return SignIn(
+            user, issued=await self._issue(user.id, "session", self.cfg.session_ttl, ip, ua)
+        )
+
     async def sign_in_totp(
         self, body: dict[str, Any], ip: str, ua: str
     ) -> tuple[UserRecord, Issued]:

@@ -16,6 +16,7 @@ from relaygate.api.account_routes import _balance, _used  # the account API's ow
 from relaygate.billing.money import format_amount
 from relaygate.console.accounts import Current
 from relaygate.console.kit import Call, Handler, clear_cookie, ok, read_body, set_cookie
+from relaygate.console.oauth import OAUTH_ROUTES, providers
 from relaygate.errors import InvalidRequest, NotFound
 from relaygate.services import reports
 from relaygate.services.admin import AdminService
@@ -79,7 +80,8 @@ async def config(request: Request, call: Call) -> Response:
         {
             "signup": call.cfg.signup,
             "currency": call.st.settings.currency,
-            "sign_in_methods": ["password"],
+            "sign_in_methods": ["password", *(p["id"] for p in providers(call.cfg))],
+            "oauth_providers": providers(call.cfg),
             "key_kinds": list(USER_KEY_KINDS),
         }
     )
@@ -289,3 +291,4 @@ ROUTES: dict[tuple[str, str], tuple[Handler, bool]] = {
     ("/usage/daily", "GET"): (daily, True),
     ("/redeem", "POST"): (redeem, True),
 }
+ROUTES.update(OAUTH_ROUTES)  # sign-in with GitHub and OpenID Connect (oauth.py)
