@@ -16,7 +16,10 @@ let partNames = null;
 
 async function fetchJson(path) {
   const response = await fetch(`/console/assets/i18n/${path}`);
-  if (!response.ok) throw new Error(`no dictionary ${path}`);
+  if (!response.ok) {
+    await response.text().catch(() => "");  // an unread body keeps the request open
+    throw new Error(`no dictionary ${path}`);
+  }
   return response.json();
 }
 
