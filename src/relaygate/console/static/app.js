@@ -13,6 +13,7 @@ import * as settings from "./pages/settings.js";
 import { PAGES as EXTRA_PAGES } from "./pages/extras.js";
 import { PAGES as ADMIN_OPS } from "./pages/admin/ops.js";
 import { PAGES as ADMIN_ACCOUNTS } from "./pages/admin/accounts.js";
+import { PAGES as ADMIN_CONFIG } from "./pages/admin/config.js";
 
 const PAGES = {
   "/": { page: dashboard, title: "nav.dashboard" },
@@ -25,7 +26,7 @@ const PAGES = {
   ...EXTRA_PAGES,
 };
 // shown to admins only (the server refuses everyone else: admin_bridge.py)
-const ADMIN_PAGES = { ...ADMIN_OPS, ...ADMIN_ACCOUNTS };
+const ADMIN_PAGES = { ...ADMIN_OPS, ...ADMIN_ACCOUNTS, ...ADMIN_CONFIG };
 
 function isAdmin() {
   return Boolean(state.me && state.me.user && state.me.user.role === "admin");
