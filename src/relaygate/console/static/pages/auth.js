@@ -1,4 +1,6 @@
-// Sign in (with the TOTP step when two-factor is on) and sign up.
+// Sign in (with the TOTP step when two-factor is on) and sign up; the buttons of the
+// external sign-in providers (GitHub, OpenID Connect), whose flow comes back here with
+// #/sign-in?error=<code> or, for a two-factor account, #/sign-in?totp=oauth.
 import { api } from "../api.js";
 import { field, h, message } from "../dom.js";
 import { errorText, t } from "../i18n.js";
@@ -7,18 +9,21 @@ function submitting(form, busy) {
   for (const el of form.querySelectorAll("button, input")) el.disabled = busy;
 }
 
+// The TOTP step: after a password (the ticket is in the answer) or after an external
+// provider (the ticket is in an HttpOnly cookie, sent to /oauth/totp).
 function totpStep(ctx, ticket, box) {
   const code = h("input", { name: "code", inputmode: "numeric", autocomplete: "one-time-code",
     maxlength: 6, required: true, "data-testid": "totp-code" });
   const form = h("form", { class: "stack", "data-testid": "totp-form" },
-    h("p", {}, t("auth.totpPrompt")),
+    h("p", {}, ticket ? t("auth.totpPrompt") : t("oauth.totpPrompt")),
     field(t("auth.totpCode"), code),
     h("button", { type: "submit" }, t("auth.verify")));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submitting(form, true);
     try {
-      await api("POST", "/sign-in/totp", { ticket, code: code.value });
+      if (ticket) await api("POST", "/sign-in/totp", { ticket, code: code.value });
+      else await api("POST", "/oauth/totp", { code: code.value });
       await ctx.refreshMe();
       ctx.go("/");
     } catch (err) {
@@ -28,6 +33,21 @@ function totpStep(ctx, ticket, box) {
   });
   box.replaceChildren(form);
   code.focus();
+}
+
+function hashParams() {
+  return new URLSearchParams(location.hash.split("?")[1] || "");
+}
+
+function providerButtons(ctx) {
+  const providers = ctx.state.config.oauth_providers || [];
+  if (!providers.length) return null;
+  return h("div", { class: "stack", "data-testid": "oauth-providers" },
+    h("p", { class: "muted" }, t("oauth.or")),
+    providers.map((p) => h("button", {
+      type: "button", class: "secondary", "data-testid": `oauth-${p.id}`,
+      onclick: () => location.assign(`/console/api/oauth/${encodeURIComponent(p.id)}/start`),
+    }, t("oauth.signInWith", { name: p.name }))));
 }
 
 export async function render(ctx, mode, languageSwitch) {
@@ -62,6 +82,14 @@ export async function render(ctx, mode, languageSwitch) {
     }
   });
   box.append(form);
+  const params = hashParams();
+  const failed = params.get("error");
+  if (failed && /^[a-z_]{1,64}$/.test(failed)) {
+    form.prepend(message("error", errorText({ code: failed, message: t("oauth.failed", { code: failed }) }),
+      "oauth-error"));
+  }
+  if (params.has("error") || params.has("totp")) history.replaceState(null, "", "#/sign-in");
+  if (!signup && params.get("totp") === "oauth") totpStep(ctx, null, box);
   const other = signup
     ? h("p", {}, t("auth.haveAccount"), " ", h("a", { href: "#/sign-in" }, t("auth.signIn")))
     : ctx.state.config.signup
@@ -72,5 +100,6 @@ export async function render(ctx, mode, languageSwitch) {
   }
   return h("div", { class: "auth" },
     h("div", { class: "row" }, h("h1", {}, "relaygate"), languageSwitch),
-    h("div", { class: "card" }, h("h2", {}, signup ? t("auth.signUp") : t("auth.signIn")), box, other));
+    h("div", { class: "card" }, h("h2", {}, signup ? t("auth.signUp") : t("auth.signIn")), box,
+      signup && !ctx.state.config.signup ? null : providerButtons(ctx), other));
 }
