@@ -48,6 +48,7 @@ from relaygate.filters.content_log import ContentLogFilter
 from relaygate.filters.limits import LimitsFilter
 from relaygate.filters.safety import SafetyFilter
 from relaygate.logs import setup_logging
+from relaygate.metrics import Metrics, metrics_config
 from relaygate.online.factory import build_online
 from relaygate.pacing import freeze_startup_heap, limit_malloc_arenas, lower_helper_threads
 from relaygate.providers.registry import AdaptorRegistry
@@ -181,6 +182,8 @@ class RelayGateApp:
         )
         if safety is not None:  # the word-list filter only while a list holds a word
             safety.pick_chain(self.state, stages)
+        self.state.metrics = Metrics(metrics_config(), self.state)  # docs/metrics.md
+        self.state.metrics.start()
         self.state.ready = True
         self._watch_termination()
         lower_helper_threads()
@@ -279,6 +282,8 @@ class RelayGateApp:
         if st is None:
             return
         st.ready = False
+        if st.metrics is not None:
+            await st.metrics.close()
         await st.health.stop()
         if st.online is not None:
             await st.online.close()

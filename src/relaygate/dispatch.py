@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from urllib.parse import unquote
 
 from relaygate.api.account_routes import ACCOUNT_PATHS
-from relaygate.api.health import handle_live, handle_ready
+from relaygate.api.health import handle_live, handle_metrics, handle_ready
 from relaygate.api.openai_routes import handle_models
 from relaygate.api.pricing import handle_pricing
 from relaygate.asgi import Request
@@ -66,6 +66,7 @@ HEALTH: dict[str, Handler] = {
     "/healthz": handle_live,
     "/livez": handle_live,
     "/readyz": handle_ready,
+    "/metrics": handle_metrics,  # Prometheus (docs/metrics.md)
 }
 for _path in HEALTH:
     ALLOWED[_path] = ("GET",)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from relaygate.access_log import AccessLog
 from relaygate.billing.prices import PriceTable
 from relaygate.catalog import Catalog
+from relaygate.metrics import Metrics
 from relaygate.online.stage import OnlineStage
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.requestlog.writer import UsageLogWriter
@@ -52,6 +53,8 @@ class AppState:
     online: OnlineStage | None = None
     # content safety (safety/config.py): lists, audit, screen(); None when RELAYGATE_SAFETY=0
     safety: SafetyRuntime | None = None
+    # Prometheus metrics and the readiness report (metrics/); None only before start-up ends
+    metrics: Metrics | None = None
     inflight: int = 0
     ready: bool = False
     draining: bool = False  # shutting down: finishing open requests

@@ -12,6 +12,7 @@ from relaygate import demo as demo_setup
 from relaygate.cli.base import main, noop, run_service
 from relaygate.console.demo import console_banner, demo_console_accounts
 from relaygate.emulator.server import PROVIDERS as EMULATED
+from relaygate.metrics.multiproc import prepare_dir, remove_dir
 from relaygate.settings import Settings
 
 
@@ -23,14 +24,23 @@ from relaygate.settings import Settings
 @click.option("--server", type=click.Choice(["uvicorn"]), default="uvicorn", show_default=True)
 def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
     """Run the gateway (migrates the database first)."""
-    import uvicorn
-
     os.environ["RELAYGATE_WORKERS"] = str(max(1, workers))  # per-worker shares (routing.md)
     if demo:
         _seed_demo(host, port)
     else:
         # their in-process emulators only run with --demo
         run_service(demo_setup.park_emulator_channels)
+    # several workers: their metrics meet in a fresh private directory (docs/metrics.md)
+    metrics_dir = prepare_dir(Settings.from_env().data_dir, workers)
+    try:
+        _run_uvicorn(host, port, workers)
+    finally:
+        remove_dir(metrics_dir)
+
+
+def _run_uvicorn(host: str, port: int, workers: int) -> None:
+    import uvicorn
+
     uvicorn.run(
         "relaygate.app:create_app",
         factory=True,

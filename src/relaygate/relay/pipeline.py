@@ -245,6 +245,8 @@ def record(state: AppState, ctx: RelayContext) -> None:
     state.billing.settle(ctx)  # the charge is fixed now, so the row carries it
     if state.usage_log is not None and ctx.key is not None and ctx.endpoint != "models":
         state.usage_log.record(ctx)  # model listing is not a billable request
+    if state.metrics is not None:
+        state.metrics.observe(ctx)  # once per request, here (metrics/observe.py)
 
 
 def finish(state: AppState, req: Request, ctx: RelayContext) -> None:
