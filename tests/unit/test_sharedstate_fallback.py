@@ -123,6 +123,10 @@ async def test_outage_limits_locally_and_reconciles(
         assert await client.get("t:c:conc") == b"1"  # the slot still held, moved to Redis
         assert 0 < await client.pttl("t:c:conc") <= 60_000
         assert await state.window_total("tpm", 60) == 700
+        # the outage's five admissions count in Redis's window: five more of ten
+        assert await client.zcard("t:w:rpm") == 5
+        admitted = [await state.hit_window("rpm", 10, 60) is None for _ in range(6)]
+        assert admitted == [True] * 5 + [False]
         # and it is released there
         await state.release("conc", 1)
         assert await client.get("t:c:conc") is None

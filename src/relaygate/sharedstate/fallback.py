@@ -15,8 +15,9 @@ A reservation is released in the store it was taken in: amounts reserved locally
 per key, and a Redis reservation given back while Redis is away is queued. A probe PINGs Redis
 every ``probe_every`` seconds; when it answers, new calls go to Redis again and the outage is
 reconciled: the queued releases are replayed, the local counters (concurrency slots still held,
-daily request counts) are added to Redis's, and the tokens the local token windows counted are
-added to Redis's windows — so a TPM limit remembers what was used during the outage.
+daily request counts) are added to Redis's, the tokens the local token windows counted are added
+to Redis's windows, and the local admissions of the request windows are merged into Redis's (at
+their own times) — so RPM and TPM limits remember what was used during the outage.
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ class FallbackState:
         self._held: dict[str, int] = {}  # amounts reserved locally and not yet released
         self._releases: list[tuple[str, int]] = []  # Redis reservations freed while away
         self._windows: dict[str, float] = {}  # token windows written locally -> window
+        self._hits: dict[str, float] = {}  # request windows admitted locally -> window
         self._moving: set[str] = set()  # local counters not yet added to Redis's
         self._deferred: dict[str, int] = {}  # releases of those, applied once moved
         self._probe: asyncio.Task[None] | None = None
@@ -136,6 +138,7 @@ class FallbackState:
                 return await self._p.hit_window(key, limit, window)
             except SharedStateUnavailable as exc:
                 self._fail(exc)
+        self._hits[key] = window
         return await self._local.hit_window(key, self._cap(limit), window)
 
     async def undo_hit(self, key: str) -> None:
@@ -227,9 +230,10 @@ class FallbackState:
     async def _reconcile(self) -> None:
         """Redis answers again: new calls go there, and what was counted locally is added."""
         releases, self._releases = self._releases, []
-        counters, sums = self._local.drain(self._windows)
+        counters, sums, hits = self._local.drain(self._windows, self._hits)
         self._held.clear()
         self._windows = {}
+        self._hits = {}
         self._moving = {key for key, _, _ in counters}
         self._up = True
         replayed = added = 0
@@ -246,7 +250,10 @@ class FallbackState:
             for key, total, window in sums:
                 await self._p.add_window(key, total, window)
                 added += 1
+            for key, ages, window in hits:
+                await self._p.merge_hits(key, ages, window)
         except SharedStateError as exc:
+            # the admissions not merged are dropped: the local window restarts empty
             await self._keep(releases[replayed:], counters, sums[added:])
             self._fail(exc)
             return
@@ -257,6 +264,7 @@ class FallbackState:
                 "releases_replayed": len(releases),
                 "counters_added": len(counters),
                 "token_windows_added": len(sums),
+                "request_windows_merged": len(hits),
             },
         )
 

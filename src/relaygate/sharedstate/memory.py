@@ -12,11 +12,20 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import NamedTuple
 
-__all__ = ["BUCKETS", "InProcessState"]
+__all__ = ["BUCKETS", "Drained", "InProcessState"]
 
 #: buckets per token window (``add_window``): a bucket is ``window / BUCKETS`` seconds
 BUCKETS = 60
+
+
+class Drained(NamedTuple):
+    """What :meth:`InProcessState.drain` hands over."""
+
+    counters: list[tuple[str, int, float | None]]
+    sums: list[tuple[str, int, float]]
+    hits: list[tuple[str, list[float], float]]
 
 
 class _Sum:
@@ -153,12 +162,12 @@ class InProcessState:
         self._windows.pop(key, None)
         self._sums.pop(key, None)
 
-    def drain(
-        self, windows: dict[str, float]
-    ) -> tuple[list[tuple[str, int, float | None]], list[tuple[str, int, float]]]:
+    def drain(self, windows: dict[str, float], hits: dict[str, float]) -> Drained:
         """Hand over and forget everything (``fallback.py`` after an outage): the counters
-        as ``(key, value, seconds left or None)``, and the totals of the token windows
-        named in ``windows`` (key -> window seconds) as ``(key, total, window)``."""
+        as ``(key, value, seconds left or None)``, the totals of the token windows named
+        in ``windows`` (key -> window seconds) as ``(key, total, window)``, and the
+        admissions of the request windows named in ``hits`` (key -> window seconds) as
+        ``(key, [age in seconds, ...], window)``."""
         now = self._now()
         counters: list[tuple[str, int, float | None]] = []
         for key, (value, expires) in self._counters.items():
@@ -169,11 +178,16 @@ class InProcessState:
             s, _, _ = self._sum(key, window, now)
             if s is not None and s.total > 0:
                 sums.append((key, s.total, window))
+        admitted: list[tuple[str, list[float], float]] = []
+        for key, window in hits.items():
+            ages = [now - t for t in self._windows.get(key, ()) if now - t < window]
+            if ages:
+                admitted.append((key, ages, window))
         self._counters.clear()
         self._values.clear()
         self._windows.clear()
         self._sums.clear()
-        return counters, sums
+        return Drained(counters, sums, admitted)
 
     async def close(self) -> None:
         self._counters.clear()

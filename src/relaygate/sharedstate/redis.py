@@ -81,6 +81,19 @@ redis.call('PEXPIRE', KEYS[1], math.ceil(window))
 return false
 """
 
+# admissions made elsewhere (a worker's local fallback), as ages in ms: added at now - age
+_MERGE = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local window = tonumber(ARGV[1])
+for i = 3, #ARGV do
+  redis.call('ZADD', KEYS[1], now - tonumber(ARGV[i]), ARGV[2] .. ':' .. i)
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[1], math.ceil(window))
+return 1
+"""
+
 # token windows: a hash of bucket index -> amount; a bucket is window/BUCKETS ms and counts
 # until it is wholly out of the window (as in memory.py)
 _ADD = """
@@ -159,6 +172,7 @@ class RedisState:
         self._reserve = client.register_script(_RESERVE)
         self._release = client.register_script(_RELEASE)
         self._hit = client.register_script(_HIT)
+        self._merge = client.register_script(_MERGE)
         self._add = client.register_script(_ADD)
         self._total = client.register_script(_TOTAL)
 
@@ -226,6 +240,17 @@ class RedisState:
         with _errors("window hit"):
             wait = await self._hit(keys=[self._k("w", key)], args=[limit, window * 1000, member])
         return None if wait is None else float(wait) / 1000
+
+    async def merge_hits(self, key: str, ages: list[float], window: float) -> None:
+        """Add admissions made ``ages`` seconds ago (a worker's local ones during an outage)
+        to the window of ``key``, whatever its limit."""
+        if not ages:
+            return
+        self._seq += 1
+        args: list[Any] = [window * 1000, f"{self._tag}:m{self._seq}"]
+        args += [round(a * 1000, 3) for a in ages]
+        with _errors("window merge"):
+            await self._merge(keys=[self._k("w", key)], args=args)
 
     async def undo_hit(self, key: str) -> None:
         with _errors("ZPOPMAX"):
