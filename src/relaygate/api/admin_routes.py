@@ -22,6 +22,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from relaygate.api.admin_billing import billing_routes
+from relaygate.api.admin_console import console_routes
 from relaygate.api.admin_health import health_routes
 from relaygate.api.admin_kit import AdminKit
 from relaygate.api.admin_model_routes import model_route_routes
@@ -30,6 +31,8 @@ from relaygate.api.admin_providers import provider_routes
 from relaygate.api.admin_reports import report_routes
 from relaygate.api.admin_routing import routing_routes
 from relaygate.api.admin_safety import safety_routes
+from relaygate.api.admin_settings import settings_routes
+from relaygate.api.admin_status import status_routes
 from relaygate.catalog import Catalog
 from relaygate.errors import (
     AuthError,
@@ -275,7 +278,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
 
     # ---- users -------------------------------------------------------------------------
     async def list_users(request: Request, svc: AdminService, st: AppState) -> Response:
-        return respond({"data": [u.to_public() for u in await svc.list_users()]})
+        return respond(await svc.search_users(request.query_params))  # ?q=&limit=&after_id=
 
     async def create_user(request: Request, svc: AdminService, st: AppState) -> Response:
         user = await svc.create_user(await body_of(request))
@@ -373,6 +376,9 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         *model_route_routes(kit),  # aliases, fallbacks
         *routing_routes(kit),  # circuits
         *safety_routes(kit),  # word lists, import/export, test, audit
+        *settings_routes(kit),  # /settings: runtime settings (envelope, statuses, ...)
+        *console_routes(kit),  # /users/{id}/console-password
+        *status_routes(kit),  # status over time (the console's system status)
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, Exception: unexpected})
     return _JSONErrors(app, internal_error)
