@@ -305,6 +305,25 @@ def test_es256_id_tokens_and_userinfo_claims(
     assert email is None  # an unverified e-mail is not kept
 
 
+def test_a_rotated_signing_key_is_fetched(gw: Gateway, idp: OIDCEmulator) -> None:
+    login = _name("rot")
+    idp.configure(user={"sub": f"sub-{login}", "preferred_username": login})
+    first = Browser(gw)
+    try:
+        _signed_in(first.sign_in("oidc"))  # the gateway holds the provider's keys
+    finally:
+        first.close()
+    kid = idp.rotate()
+    time.sleep(5.2)  # the keys are fetched again for an unknown kid, at most every 5 s
+    second = Browser(gw)
+    try:
+        _signed_in(second.sign_in("oidc"))
+        assert second.me().json()["data"]["user"]["username"] == login
+    finally:
+        second.close()
+    assert kid.startswith("emu-rsa-")
+
+
 # ---- state and codes -------------------------------------------------------------------------
 def test_a_callback_made_in_another_browser_is_refused(
     gw: Gateway, idp: OIDCEmulator, browser: Browser
@@ -377,10 +396,21 @@ def test_github_replayed_code_is_bad_verification_code(gw: Gateway, browser: Bro
         ({"expired": True}, "oauth_id_token", "ExpiredSignatureError"),
         ({"wrong_audience": True}, "oauth_id_token", "InvalidAudienceError"),
         ({"bad_signature": True}, "oauth_id_token", "InvalidSignatureError"),
+        ({"alg": "none"}, "oauth_id_token", "algorithm 'none' is not accepted"),
+        ({"alg": "HS256"}, "oauth_id_token", "algorithm 'HS256' is not accepted"),
         ({"token_status": 500}, "oauth_provider", "the token endpoint answered 500"),
         ({"deny": True}, "oauth_denied", "error='access_denied'"),
     ],
-    ids=["nonce", "expired", "audience", "signature", "token-500", "denied"],
+    ids=[
+        "nonce",
+        "expired",
+        "audience",
+        "signature",
+        "alg-none",
+        "alg-hs256",
+        "token-500",
+        "denied",
+    ],
 )
 def test_oidc_failures_end_on_the_sign_in_page(
     gw: Gateway,

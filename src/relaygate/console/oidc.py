@@ -30,7 +30,7 @@ __all__ = ["authorize_url", "discovery", "forget_cache", "identify"]
 log = logging.getLogger("relaygate.console")
 
 DISCOVERY_TTL = 3600.0  # seconds a discovery document (and its JWKS) is kept
-JWKS_REFRESH_MIN = 30.0  # seconds between two fetches of the keys for an unknown kid
+JWKS_REFRESH_MIN = 5.0  # seconds between two fetches of the keys for an unknown kid
 ALGORITHMS = ("RS256", "ES256")
 LEEWAY = 60  # seconds of clock difference accepted on exp/iat
 

@@ -15,6 +15,8 @@ Server).
 - ``GET /api/v3/user``, ``GET /api/v3/user/emails`` (needs the ``user:email`` scope: 404
   without, as GitHub): ``401 {"message": "Bad credentials"}`` for an unknown token;
   ``emails_status`` answers that status instead.
+
+Run one by hand: ``python -m relaygate.emulator.github_oauth --port 8701``.
 """
 
 from __future__ import annotations
@@ -216,3 +218,20 @@ class GitHubOAuthEmulator(LoopbackServer[GitHubKnobs]):
         app.router.add_post("/login/oauth/access_token", self.access_token)
         app.router.add_get("/api/v3/user", self.user)
         app.router.add_get("/api/v3/user/emails", self.emails)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="A GitHub OAuth app emulator.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8701)
+    parser.add_argument("--client-id", default="Iv1.emulator")
+    parser.add_argument("--client-secret", default="emulator-secret")
+    args = parser.parse_args(argv)
+    knobs = GitHubKnobs(client_id=args.client_id, client_secret=args.client_secret)
+    GitHubOAuthEmulator(knobs, host=args.host, port=args.port).serve_forever()
+
+
+if __name__ == "__main__":
+    main()

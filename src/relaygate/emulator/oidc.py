@@ -16,7 +16,10 @@ loopback for the console's external sign-in tests (docs/emulator.md, "Sign-in em
 Failure knobs: ``deny``, ``wrong_nonce``, ``expired`` (the ID token's ``exp`` in the past),
 ``wrong_audience``, ``bad_signature`` (signed by another key under the same ``kid``),
 ``token_status`` (the token endpoint answers that status), ``profile_in_id_token`` off (only
-``/userinfo`` names the user).
+``/userinfo`` names the user), ``alg`` ``none`` or ``HS256`` (keyed by the client secret's SHA-256:
+tokens a client must refuse). ``rotate()`` replaces the RSA key and its ``kid``.
+
+Run one by hand: ``python -m relaygate.emulator.oidc --port 8700``.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ class OIDCKnobs:
     client_id: str = "relaygate-console"
     client_secret: str = "emulator-secret"
     user: dict[str, Any] = field(default_factory=lambda: dict(DEFAULT_USER))
-    alg: str = "RS256"  # or ES256
+    alg: str = "RS256"  # or ES256; none and HS256 for the refusal tests
     require_pkce: bool = True
     profile_in_id_token: bool = True
     deny: bool = False
@@ -88,6 +91,7 @@ class OIDCEmulator(LoopbackServer[OIDCKnobs]):
     def __init__(self, knobs: OIDCKnobs | None = None, **kw: Any) -> None:
         super().__init__(knobs or OIDCKnobs(), **kw)
         self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.rsa_kid = "emu-rsa"
         self.ec_key = ec.generate_private_key(ec.SECP256R1())
         self.rogue_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         self.grants: dict[str, _Grant] = {}
@@ -101,7 +105,7 @@ class OIDCEmulator(LoopbackServer[OIDCKnobs]):
     def _jwks(self) -> dict[str, Any]:
         rsa_jwk = dict(RSAAlgorithm.to_jwk(self.rsa_key.public_key(), as_dict=True))
         ec_jwk = dict(ECAlgorithm.to_jwk(self.ec_key.public_key(), as_dict=True))
-        rsa_jwk.update(kid="emu-rsa", use="sig", alg="RS256")
+        rsa_jwk.update(kid=self.rsa_kid, use="sig", alg="RS256")
         ec_jwk.update(kid="emu-ec", use="sig", alg="ES256")
         return {"keys": [rsa_jwk, ec_jwk]}
 
@@ -122,10 +126,21 @@ class OIDCEmulator(LoopbackServer[OIDCKnobs]):
         if knobs.alg == "ES256":
             key: Any = self.ec_key
             kid = "emu-ec"
+        elif knobs.alg == "none":
+            key, kid = None, self.rsa_kid
+        elif knobs.alg == "HS256":
+            key = hashlib.sha256(knobs.client_secret.encode()).digest()  # 32 bytes
+            kid = self.rsa_kid
         else:
             key = self.rogue_key if knobs.bad_signature else self.rsa_key
-            kid = "emu-rsa"
+            kid = self.rsa_kid
         return jwt.encode(claims, key, algorithm=knobs.alg, headers={"kid": kid})
+
+    def rotate(self) -> str:
+        """A new RSA signing key under a new ``kid`` (the old one leaves the JWKS)."""
+        self.rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        self.rsa_kid = "emu-rsa-" + secrets.token_hex(4)
+        return self.rsa_kid
 
     @staticmethod
     def _error(error: str, desc: str, status: int = 400) -> web.Response:
@@ -256,3 +271,20 @@ class OIDCEmulator(LoopbackServer[OIDCKnobs]):
         app.router.add_get("/authorize", self.authorize)
         app.router.add_post("/token", self.token)
         app.router.add_get("/userinfo", self.userinfo)
+
+
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
+    parser = argparse.ArgumentParser(description="An OpenID Connect provider emulator.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8700)
+    parser.add_argument("--client-id", default="relaygate-console")
+    parser.add_argument("--client-secret", default="emulator-secret")
+    args = parser.parse_args(argv)
+    knobs = OIDCKnobs(client_id=args.client_id, client_secret=args.client_secret)
+    OIDCEmulator(knobs, host=args.host, port=args.port).serve_forever()
+
+
+if __name__ == "__main__":
+    main()
