@@ -159,7 +159,7 @@ async def _free_username(store: IdentityStore, login: str) -> str:
     for candidate in [base] + [f"{base}-{n}" for n in range(2, 10)]:
         if not await store.username_taken(candidate):
             return candidate
-    return f"{base}-{pysecrets.token_hex(3)}"
+    return f"{base[:25]}-{pysecrets.token_hex(3)}"  # at most 32 characters
 
 
 async def _user_for(call: Call, ident: ExternalIdentity) -> UserRecord:
