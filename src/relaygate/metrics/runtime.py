@@ -58,7 +58,12 @@ class Metrics:
         observer = RequestObserver(inst, view.catalog, view.settings.currency)
         self.observe = observer.observe
         self._sampler = Sampler(
-            inst, view, observer.labels, cfg.interval, removable=self.multiproc_dir is None
+            inst,
+            view,
+            observer.labels,
+            cfg.interval,
+            removable=self.multiproc_dir is None,
+            flush=observer.flush,
         )
 
     def start(self) -> None:
@@ -68,7 +73,7 @@ class Metrics:
     async def render(self) -> bytes:
         """The exposition of this worker (one worker) or of every worker of the node."""
         if self._sampler is not None:
-            self._sampler.sample()  # this worker's gauges as of now
+            self._sampler.sample()  # this worker's requests and gauges as of now
         if self.registry is not None:
             return generate_latest(self.registry)
         path = self.multiproc_dir

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from relaygate.metrics.instruments import Instruments
 from relaygate.metrics.labels import Labels
@@ -33,8 +34,11 @@ class Sampler:
         interval: float,
         *,
         removable: bool = True,
+        flush: Callable[[], None] = lambda: None,
     ) -> None:
         self._inst = inst
+        #: the per-request observations held since the last sample (observe.py)
+        self._flush = flush
         #: series can be removed (not in multiprocess mode, where prometheus_client cannot:
         #: a deleted channel's series keep their last values until the node restarts)
         self._removable = removable
@@ -47,7 +51,9 @@ class Sampler:
         self._channels: set[str] = set()
 
     def sample(self) -> None:
-        """Set every sampled gauge now (memory only: no I/O, no await)."""
+        """Flush the requests observed since the last time and set every sampled gauge
+        (memory only, in multiprocess mode the worker's own files: no await)."""
+        self._flush()
         v, inst = self._view, self._inst
         inst.workers.set(1)
         inst.inflight.set(v.inflight)
@@ -104,3 +110,4 @@ class Sampler:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        self._flush()  # the last requests of a worker that stops
