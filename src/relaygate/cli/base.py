@@ -17,6 +17,7 @@ from relaygate.services.fields import ValidationError
 from relaygate.settings import Settings
 from relaygate.storage.crypto import Secrets, load_or_create_secret
 from relaygate.storage.db import create_engine, migrate, sqlite_path
+from relaygate.storage.fingerprint import SecretMismatch, check_secret
 from relaygate.storage.repo import Repository
 
 __all__ = ["OPTIONS", "csv_list", "expiry_of", "main", "noop", "run_service"]
@@ -87,6 +88,10 @@ def run_service(
             if log_engine is not None:
                 await migrate(log_engine)
             secrets = Secrets(load_or_create_secret(settings.secret_key, settings.data_dir))
+            try:
+                await check_secret(engine, secrets)
+            except SecretMismatch as exc:
+                raise click.ClickException(str(exc)) from None
             svc = AdminService(
                 Repository(engine, secrets, log_engine=log_engine),
                 api_key_prefix=settings.api_key_prefix,

@@ -45,6 +45,10 @@ class Secrets:
         fernet_key = base64.urlsafe_b64encode(hashlib.sha256(b"relaygate-fernet:" + raw).digest())
         self._fernet = Fernet(fernet_key)
 
+    def fingerprint(self) -> str:
+        """16 hex digits naming this secret (storage/fingerprint.py); reveals nothing of it."""
+        return hmac.new(self._hmac_key, b"relaygate-fingerprint", hashlib.sha256).hexdigest()[:16]
+
     def hash_key(self, key: str) -> str:
         return hmac.new(self._hmac_key, key.encode(), hashlib.sha256).hexdigest()
 
