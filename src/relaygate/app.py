@@ -73,6 +73,7 @@ from relaygate.stages import BillingStage, FilterChain, NoBilling
 from relaygate.state import AppState
 from relaygate.storage.crypto import Secrets, load_or_create_secret
 from relaygate.storage.db import create_engine
+from relaygate.storage.fingerprint import check_secret
 from relaygate.storage.plans import PlanStore
 from relaygate.storage.repo import Repository
 from relaygate.transport.base import Transport
@@ -106,6 +107,7 @@ class RelayGateApp:
         secrets = Secrets(load_or_create_secret(s.secret_key, s.data_dir))
         engine = create_engine(s.resolved_database_url())
         log_url = s.resolved_log_database_url()  # request rows elsewhere (usage-reports.md)
+        await check_secret(engine, secrets)  # one secret for every node (storage/fingerprint.py)
         repo = Repository(engine, secrets, log_engine=create_engine(log_url) if log_url else None)
         catalog = Catalog(repo)
         await catalog.load()
