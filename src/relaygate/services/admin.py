@@ -16,8 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from relaygate.billing.money import format_amount
 from relaygate.errors import InvalidRequest, NotFound
 from relaygate.services.channel_checks import ChannelShape, check_host_resolves, check_weights
+from relaygate.services.fields import choice, string
 from relaygate.services.validation import (
     ValidationError,
     check_key_status_change,
@@ -36,6 +38,8 @@ from relaygate.storage.records import ChannelRecord, KeyRecord, UserRecord
 from relaygate.storage.repo import Repository
 
 __all__ = ["AdminService", "ConflictError"]
+
+USERS_PAGE_MAX = 500  # users per page of GET /admin/api/users
 
 
 class ConflictError(InvalidRequest):
@@ -64,6 +68,35 @@ class AdminService:
     # ---- users -----------------------------------------------------------------------
     async def list_users(self) -> list[UserRecord]:
         return await self.repo.users.list()
+
+    async def search_users(self, params: Mapping[str, str]) -> dict[str, Any]:
+        """``GET /users``: ``q`` (part of the name, any case, or the id), ``limit``
+        (1-500; none: every user), ``after_id`` (the last id of the previous page) and
+        ``balance=1`` (each user with the balance, 4 decimals, and its units)."""
+        known = ("q", "limit", "after_id", "balance")
+        for name in params:
+            if name not in known:
+                raise ValidationError(
+                    name, f"Unknown query parameter `{name}`; known: {', '.join(known)}."
+                )
+        q = string(0, 64, strip=True)("q", params.get("q", ""))
+        raw = params.get("limit")
+        limit = None if raw is None else parse_id("limit", raw)
+        if limit is not None and limit > USERS_PAGE_MAX:
+            raise ValidationError("limit", f"`limit` must be from 1 to {USERS_PAGE_MAX}.")
+        after = params.get("after_id")
+        money = choice("0", "1", "true", "false")("balance", params.get("balance", "0"))
+        found = await self.repo.users.search(
+            q, limit=limit, after_id=None if after is None else parse_id("after_id", after)
+        )
+        data = [
+            {**u.to_public(), "balance": format_amount(b), "balance_units": b, "leased_units": lz}
+            if money in ("1", "true")
+            else u.to_public()
+            for u, b, lz in found
+        ]
+        more = limit is not None and len(found) == limit
+        return {"data": data, "has_more": more, "next_after_id": data[-1]["id"] if more else None}
 
     async def get_user(self, user_id: Any) -> UserRecord:
         uid = parse_id("user_id", user_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -79,6 +79,25 @@ class UserStore:
         async with self.engine.connect() as conn:
             row = (await conn.execute(q)).mappings().first()
         return user_from_row(row) if row else None
+
+    async def search(
+        self, q: str = "", *, limit: int | None = None, after_id: int | None = None
+    ) -> list[tuple[UserRecord, int, int]]:
+        """Users whose name contains ``q`` (any letter case) or whose id is ``q``, by id,
+        with their (balance, leased) units; ``after_id`` pages on."""
+        query = select(users).order_by(users.c.id)
+        if q:
+            match = func.lower(users.c.username).contains(q.lower(), autoescape=True)
+            if q.isascii() and q.isdigit() and len(q) < 10:
+                match = or_(match, users.c.id == int(q))
+            query = query.where(match)
+        if after_id is not None:
+            query = query.where(users.c.id > after_id)
+        if limit is not None:
+            query = query.limit(limit)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [(user_from_row(r), int(r["balance"] or 0), int(r["leased"] or 0)) for r in rows]
 
     async def list(self) -> list[UserRecord]:
         async with self.engine.connect() as conn:
