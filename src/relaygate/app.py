@@ -35,6 +35,7 @@ from relaygate.dispatch import (
     model_id,
 )
 from relaygate.edge.gzip import gzip_send
+from relaygate.edge.protocol import set_envelope
 from relaygate.errors import (
     NotFound,
     NotImplementedByProvider,
@@ -67,6 +68,7 @@ from relaygate.safety.config import SafetyRuntime, safety_settings
 from relaygate.safety.lists import ListHolder
 from relaygate.safety.matcher import compile_policy
 from relaygate.safety.moderation import ModerationFilter, Moderator
+from relaygate.services.runtime_settings import RuntimeSettings
 from relaygate.settings import Settings
 from relaygate.sharedstate.factory import create_shared_state
 from relaygate.stages import BillingStage, FilterChain, NoBilling
@@ -110,6 +112,8 @@ class RelayGateApp:
         await check_secret(engine, secrets)  # one secret for every node (storage/fingerprint.py)
         repo = Repository(engine, secrets, log_engine=create_engine(log_url) if log_url else None)
         catalog = Catalog(repo)
+        # an admin's runtime settings over the environment's, applied first on every load
+        catalog.listeners.append(RuntimeSettings(s, engine, set_envelope).reload)
         await catalog.load()
         catalog.start_refresh(s.refresh_interval, s.redis_url, s.redis_prefix)  # + broadcast
         prices = await PriceTable.load(

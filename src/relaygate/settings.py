@@ -63,6 +63,9 @@ class Settings:
     #: (openai, responses, anthropic, gemini; relay/envelope.py)
     envelope_formats: tuple[str, ...] = ("openai", "responses")
     openai_status_codes: bool = False  # use OpenAI's statuses instead of the seed table
+    #: console sign-up as an admin set it at runtime (services/runtime_settings.py); None:
+    #: RELAYGATE_CONSOLE_SIGNUP, which the console reads itself (console/config.py)
+    console_signup: bool | None = None
     max_body_bytes: int = 16 * 1024 * 1024
     #: multipart uploads (files, audio, image edits, video references): streamed to a spool
     #: file, never held whole in memory; over it: 413 (relay/multipart.py)

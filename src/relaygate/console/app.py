@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 
 from starlette.applications import Starlette
@@ -155,7 +156,12 @@ def build_console_app(state: Callable[[], AppState], admin: ASGIApp | None = Non
         st = state()
         client = request.client
         ua = request.headers.get("user-agent", "")
-        return Call(st, accounts(st), cfg, client.host if client else "", ua)
+        acc = accounts(st)
+        signup = st.settings.console_signup  # an admin's runtime setting (None: the env's)
+        wanted = cfg.signup if signup is None else signup
+        if acc.cfg.signup != wanted:
+            acc.cfg = replace(cfg, signup=wanted)
+        return Call(st, acc, acc.cfg, client.host if client else "", ua)
 
     by_path: dict[str, dict[str, tuple[Handler, bool]]] = {}
     for (path, method), entry in ROUTES.items():

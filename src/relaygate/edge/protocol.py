@@ -41,7 +41,14 @@ from relaygate.asgi import BODY_RECEIVED
 from relaygate.errors import InvalidRequest, error_body
 from relaygate.settings import Settings
 
-__all__ = ["LINGER", "EdgeLimits", "EdgeProtocol", "edge_limits", "refusal_bytes"]
+__all__ = [
+    "LINGER",
+    "EdgeLimits",
+    "EdgeProtocol",
+    "edge_limits",
+    "refusal_bytes",
+    "set_envelope",
+]
 
 #: Seconds a refused connection is kept half-closed, dropping what the client still sends.
 LINGER = 1.0
@@ -55,6 +62,16 @@ class EdgeLimits:
     envelope: bool
     max_body_bytes: int
     max_upload_bytes: int
+
+
+#: RELAYGATE_ENVELOPE as an admin set it at runtime (services/runtime_settings.py, applied
+#: by this worker's app); empty until then: the environment's (``EdgeLimits.envelope``)
+_live_envelope: list[bool] = []
+
+
+def set_envelope(on: bool) -> None:
+    """The envelope of this worker's refusals from now on (a runtime setting)."""
+    _live_envelope[:] = [on]
 
 
 @functools.cache
@@ -236,9 +253,8 @@ class EdgeProtocol(HttpToolsProtocol):
         return f"The request head is larger than {self._max_head} bytes."
 
     def _render(self, status: int, code: str, message: str) -> bytes:
-        return refusal_bytes(
-            status, code, message, self._limits.envelope, self.server_state.default_headers
-        )
+        envelope = _live_envelope[0] if _live_envelope else self._limits.envelope
+        return refusal_bytes(status, code, message, envelope, self.server_state.default_headers)
 
     def _head_timeout(self) -> None:
         self._head_timer = None
