@@ -1,0 +1,151 @@
+// Admin: packages and plans. List (optionally with retired plans), create and edit a plan,
+// retire or delete one, and grant a plan to a user (found by name).
+import { adminApi } from "../../api.js";
+import { clear, field, h } from "../../dom.js";
+import { t } from "../../i18n.js";
+import { attempt, badge, button, input, isoOrNull, muted, select, table, words } from "./acc-kit.js";
+
+const KINDS = ["counts", "unlimited", "credit"];
+
+function quotaText(p) {
+  if (p.kind === "unlimited") return t("adminPlans.unlimited");
+  return p.kind === "credit" ? String(p.quota) : t("adminPlans.counts", { n: p.quota });
+}
+
+function intOrNull(el) {
+  const v = el.value.trim();
+  return v === "" ? null : Number(v);
+}
+
+export async function render(ctx, root) {
+  const out = h("div");
+  const listBox = h("div");
+  const retired = select("plan-show-retired", [["0", t("adminPlans.hideRetired")], ["1", t("adminPlans.showRetired")]], "0");
+  let editing = null;
+  let plans = [];
+
+  const name = input("plan-name", { maxlength: 64, required: true });
+  const kind = select("plan-kind", KINDS.map((k) => [k, t(`adminPlans.kind.${k}`)]), "counts");
+  const quota = input("plan-quota", { inputmode: "decimal", placeholder: t("adminPlans.quotaHint") });
+  const period = input("plan-period", { type: "number", min: 1, max: 3650, value: "30" });
+  const models = input("plan-models", { placeholder: t("adminPlans.modelsHint") });
+  const rpm = input("plan-rpm", { type: "number", min: 1 });
+  const tpm = input("plan-tpm", { type: "number", min: 1 });
+  const daily = input("plan-daily", { type: "number", min: 1 });
+  const status = select("plan-status", [["active", t("adminPlans.status.active")], ["disabled", t("adminPlans.status.disabled")]], "active");
+  const description = input("plan-description", { maxlength: 256 });
+  const title = h("h2", { "data-testid": "plan-form-title" }, t("adminPlans.new"));
+  const cancel = button(t("adminAcc.cancel"), "plan-cancel", () => edit(null), "secondary");
+  cancel.hidden = true;
+
+  function body() {
+    const b = {
+      name: name.value.trim(), period_days: Number(period.value || 30), rpm_limit: intOrNull(rpm),
+      tpm_limit: intOrNull(tpm), daily_requests: intOrNull(daily), status: status.value,
+      description: description.value, models: words(models.value).length ? words(models.value) : null,
+    };
+    const k = editing ? editing.kind : kind.value;
+    if (k === "counts") b.quota = quota.value.trim() === "" ? null : Number(quota.value.trim());
+    else if (k === "credit") b.quota = quota.value.trim() || null;
+    if (!editing) b.kind = kind.value;
+    return b;
+  }
+
+  function edit(p) {
+    editing = p;
+    form.reset();
+    title.textContent = p ? t("adminPlans.editing", { name: p.name }) : t("adminPlans.new");
+    cancel.hidden = !p;
+    kind.disabled = Boolean(p);
+    if (!p) return;
+    name.value = p.name;
+    kind.value = p.kind;
+    quota.value = p.quota === null ? "" : String(p.quota);
+    period.value = String(p.period_days);
+    models.value = p.models ? p.models.join(", ") : "";
+    rpm.value = p.rpm_limit ?? "";
+    tpm.value = p.tpm_limit ?? "";
+    daily.value = p.daily_requests ?? "";
+    status.value = p.status === "retired" ? "disabled" : p.status;
+    description.value = p.description || "";
+    form.scrollIntoView({ block: "start" });
+  }
+
+  const form = h("form", { class: "stack", "data-testid": "plan-form" },
+    h("div", { class: "row" }, field(t("adminPlans.name"), name), field(t("adminPlans.kind"), kind),
+      field(t("adminPlans.quota"), quota), field(t("adminPlans.period"), period)),
+    h("div", { class: "row" }, field(t("adminPlans.models"), models), field(t("adminPlans.rpm"), rpm),
+      field(t("adminPlans.tpm"), tpm), field(t("adminPlans.daily"), daily)),
+    h("div", { class: "row" }, field(t("common.status"), status), field(t("adminPlans.description"), description)),
+    h("div", { class: "row" }, h("button", { type: "submit", "data-testid": "plan-save" }, t("adminAcc.save")), cancel));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const done = await attempt(out, () => editing
+      ? adminApi("PATCH", `/plans/${editing.id}`, body())
+      : adminApi("POST", "/plans", body()), t("adminAcc.saved"), "plan-saved");
+    if (done) {
+      edit(null);
+      await load();
+    }
+  });
+
+  // grant a plan to a user
+  const grantUser = input("grant-user", { maxlength: 64, placeholder: t("adminPlans.userHint") });
+  const grantPlan = h("select", { "data-testid": "grant-plan" });
+  const grantExpires = input("grant-expires", { type: "datetime-local" });
+  const grantOut = h("div");
+  const grantForm = h("form", { class: "stack", "data-testid": "grant-form" },
+    h("div", { class: "row" }, field(t("adminPlans.user"), grantUser), field(t("adminPlans.plan"), grantPlan),
+      field(t("adminPlans.grantExpires"), grantExpires)),
+    h("div", { class: "row" }, h("button", { type: "submit", "data-testid": "grant-submit" }, t("adminPlans.grant"))));
+  grantForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    await attempt(grantOut, async () => {
+      const wanted = grantUser.value.trim();
+      const found = (await adminApi("GET", `/users?q=${encodeURIComponent(wanted)}&limit=50`)).data;
+      const user = found.find((u) => u.username.toLowerCase() === wanted.toLowerCase() || String(u.id) === wanted);
+      if (!user) throw new Error(t("adminPlans.noSuchUser", { name: wanted }));
+      const b = { plan_id: Number(grantPlan.value) };
+      const exp = isoOrNull(grantExpires.value);
+      if (exp) b.expires_at = exp;
+      const pkg = (await adminApi("POST", `/users/${user.id}/packages`, b)).data;
+      return { user, pkg };
+    }, (r) => t("adminPlans.granted", { plan: r.pkg.plan_name, name: r.user.username }), "grant-ok");
+  });
+
+  async function remove(p) {
+    if (!confirm(t("adminPlans.deleteConfirm", { name: p.name }))) return;
+    const r = await attempt(out, () => adminApi("DELETE", `/plans/${p.id}`),
+      (x) => t(`adminPlans.outcome.${x.data.outcome}`), "plan-deleted");
+    if (r) await load();
+  }
+
+  async function load() {
+    const got = await attempt(out, () => adminApi("GET", `/plans${retired.value === "1" ? "?include_retired=1" : ""}`), "");
+    if (!got) return;
+    plans = got.data;
+    clear(listBox);
+    clear(grantPlan).append(...plans.filter((p) => p.status === "active")
+      .map((p) => h("option", { value: p.id }, `${p.name} (${t(`adminPlans.kind.${p.kind}`)})`)));
+    if (!plans.length) return listBox.append(muted(t("adminPlans.none"), "plans-none"));
+    listBox.append(table("plan-table",
+      [t("adminPlans.name"), t("adminPlans.kind"), t("adminPlans.quota"), t("adminPlans.period"),
+        t("adminPlans.models"), t("common.status"), ""],
+      plans.map((p) => h("tr", { "data-testid": `plan-row-${p.id}` },
+        h("td", { "data-testid": "plan-row-name" }, p.name), h("td", {}, t(`adminPlans.kind.${p.kind}`)),
+        h("td", {}, quotaText(p)), h("td", {}, t("adminPlans.days", { n: p.period_days })),
+        h("td", {}, p.models ? p.models.join(", ") : t("adminPlans.allModels")),
+        h("td", {}, badge(p.status === "active" ? "active" : "revoked", t(`adminPlans.status.${p.status}`))),
+        h("td", {}, p.status === "retired" ? "" : [
+          button(t("adminAcc.edit"), `plan-edit-${p.id}`, () => edit(p), "secondary"), " ",
+          button(t("adminAcc.delete"), `plan-delete-${p.id}`, () => remove(p), "danger")])))));
+  }
+  retired.addEventListener("change", load);
+
+  root.append(h("h1", {}, t("nav.adminPlans")),
+    h("div", { class: "card" }, title, form, out),
+    h("div", { class: "card" }, h("h2", {}, t("adminPlans.list")),
+      h("div", { class: "row" }, field(t("adminPlans.which"), retired)), listBox),
+    h("div", { class: "card" }, h("h2", {}, t("adminPlans.grantTitle")), muted(t("adminPlans.grantHint")), grantForm, grantOut));
+  await load();
+}
