@@ -37,17 +37,13 @@ def on_bump(listener: Callable[[str, int], None]) -> Callable[[], None]:
 
 
 async def bump(conn: AsyncConnection, name: str = "config") -> None:
-    value = await conn.scalar(
-        update(revisions)
-        .where(revisions.c.name == name)
-        .values(value=revisions.c.value + 1)
-        .returning(revisions.c.value)
+    res = await conn.execute(
+        update(revisions).where(revisions.c.name == name).values(value=revisions.c.value + 1)
     )
-    if value is None:
+    if res.rowcount == 0:
         await conn.execute(insert(revisions).values(name=name, value=1))
-        value = 1
-    if _listeners:
-        announced = int(value)
+    if _listeners:  # the row is locked by the update: this is our own new value
+        announced = await current(conn, name)
 
         def committed(_conn: Any) -> None:
             for listener in list(_listeners):
