@@ -143,6 +143,8 @@ def test_admin_adds_and_tests_a_channel_prices_a_model_and_sees_the_status(
     page.get_by_test_id(f"channel-edit-{cid}").click()
     expect(page.get_by_test_id("channel-keys")).to_have_value("")
     expect(page.get_by_test_id("channel-keys-hint")).to_contain_text("留空则保留当前的 1 个密钥")
+    page.get_by_test_id("channel-discover").click()  # the upstream's model list, not saved
+    expect(page.get_by_test_id("channel-discovered")).to_contain_text("上游提供")
     page.get_by_test_id("channel-weight").fill("3")
     page.get_by_test_id("channel-save").click()
     expect(page.get_by_test_id(f"channel-{cid}")).to_contain_text("0 / 3")

@@ -96,6 +96,31 @@ function channelForm(types, channel, done) {
     }
   }
 
+  // the upstream's model list (saved channels whose provider lists models): shown, and the
+  // new ones added to the form on request (saved with the form)
+  const found = h("div", { "data-testid": "channel-discover-box" });
+  async function discover() {
+    clear(found);
+    try {
+      const d = (await adminApi("POST", `/channels/${channel.id}/discover-models`, {})).data;
+      found.append(message("ok", t("ops.ch.discovered", { count: d.models.length,
+        added: d.new.join(", ") || "—", missing: d.missing.join(", ") || "—" }), "channel-discovered"));
+      if (d.new.length) {
+        found.append(h("button", { type: "button", class: "secondary", "data-testid": "channel-discover-add",
+          onclick: () => {
+            models.value = [...words(models.value), ...d.new].join(", ");
+            clear(found);
+          } }, t("ops.ch.discoverAdd", { count: d.new.length })));
+      }
+    } catch (err) {
+      found.append(message("error", errorLine(err), "channel-discover-error"));
+    }
+  }
+  const discoverButton = editing && type && type.discovery
+    ? h("button", { type: "button", class: "secondary", "data-testid": "channel-discover", onclick: discover },
+      t("ops.ch.discover"))
+    : null;
+
   typeSelect.addEventListener("change", () => {
     type = types.find((x) => x.id === typeSelect.value) || null;
     if (type) {
@@ -110,6 +135,7 @@ function channelForm(types, channel, done) {
     field(t("ops.ch.baseUrl"), baseUrl),
     field(t("ops.ch.keys"), keys), keysHint,
     field(t("ops.ch.models"), models),
+    discoverButton ? h("div", { class: "row" }, discoverButton) : null, found,
     h("div", { class: "row" }, field(t("ops.ch.priority"), priority), field(t("ops.ch.weight"), weight),
       field(t("common.status"), status)),
     configBox,
@@ -215,7 +241,7 @@ export async function render(ctx, root) {
       return;
     }
     listBox.append(table("channel-list",
-      [t("ops.ch.name"), t("common.status"), t("ops.ch.models"), t("ops.ch.priorityWeight"),
+      [t("ops.ch.name"), t("common.status"), t("ops.pr.model"), t("ops.ch.priorityWeight"),
         t("ops.ch.circuit"), t("ops.ch.lastTest"), ""],
       channels.map(row)));
   }
@@ -287,7 +313,7 @@ export async function render(ctx, root) {
   const add = h("button", { "data-testid": "channel-add",
     onclick: () => clear(formBox).append(channelForm(types, null, closeForm)) }, t("ops.ch.add"));
   root.append(h("h1", {}, t("nav.adminChannels")),
-    h("div", { class: "row toolbar" }, add, updated),
+    h("div", { class: "row tabs" }, add, updated),
     formBox, note,
     h("div", { class: "card" }, h("h2", {}, t("ops.ch.list")), listBox));
   await load();

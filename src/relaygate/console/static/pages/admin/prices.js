@@ -176,7 +176,7 @@ export async function render(ctx, root) {
   const add = h("button", { "data-testid": "price-add",
     onclick: () => clear(formBox).append(priceForm(null, currency, closeForm)) }, t("ops.pr.add"));
   root.append(h("h1", {}, t("nav.adminPrices")),
-    h("div", { class: "row" }, search, add),
+    h("div", { class: "row tabs" }, search, add),
     formBox, note,
     h("div", { class: "card" }, h("h2", {}, t("ops.pr.list")), listBox),
     importCard(load),

@@ -111,7 +111,7 @@ export async function render(ctx, root) {
   }
 
   root.append(h("h1", {}, t("nav.adminStatus")),
-    h("div", { class: "row" }, buttons["1h"], buttons["24h"], updated),
+    h("div", { class: "row tabs" }, buttons["1h"], buttons["24h"], updated),
     body);
   buttons["24h"].className = "secondary";
   await load();
