@@ -1,2 +1,6 @@
 // More pages for every signed-in user (the playground): path -> { page, title }.
-export const PAGES = {};
+import * as playground from "./playground.js";
+
+export const PAGES = {
+  "/playground": { page: playground, title: "nav.playground" },
+};

@@ -1,2 +1,6 @@
 // The admin page for the gateway's runtime settings: path -> { page, title }.
-export const PAGES = {};
+import * as settings from "./settings.js";
+
+export const PAGES = {
+  "/admin/settings": { page: settings, title: "nav.adminSettings" },
+};
