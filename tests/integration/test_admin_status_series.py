@@ -6,12 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openai
-from conftest import Env
+import pytest
+from conftest import Upstreams
+from gateway import Gateway, fresh_pg_database
 
 from relaygate.storage.repo import LOG_COLUMNS, Repository
 from relaygate.storage.status_series import series
@@ -83,9 +87,34 @@ async def test_an_empty_log_answers_zeros(repo: Repository) -> None:
     assert s.requests == [0] * 24 and s.latency_avg_ms == [None] * 24 and s.channels == []
 
 
-def test_the_endpoint_shows_real_requests_and_refuses_bad_windows(env: Env) -> None:
-    gw = env.gw
-    client = openai.OpenAI(base_url=gw.base_url, api_key=env.key, max_retries=0)
+@pytest.fixture(params=["sqlite", "postgres"])
+def status_gw(
+    request: pytest.FixtureRequest, tmp_path: Path, upstreams: Upstreams
+) -> Iterator[tuple[Gateway, str]]:
+    """A gateway on SQLite or on a fresh PostgreSQL database, with an OpenAI channel."""
+    with contextlib.ExitStack() as stack:
+        extra = {}
+        if request.param == "postgres":
+            extra["RELAYGATE_DATABASE_URL"] = stack.enter_context(fresh_pg_database("rg_status_"))
+        gw = Gateway(tmp_path, extra).start()
+        stack.callback(gw.stop)
+        gw.create_channel(
+            name="openai",
+            provider="openai_compat",
+            profile="openai",
+            base_url=upstreams.openai.base_url,
+            keys=["sk-up-openai"],
+            models=["gpt-4o-mini", "error-500"],
+        )
+        uid = gw.create_user("status-user")
+        yield gw, gw.create_key(uid, name="status")
+
+
+def test_the_endpoint_shows_real_requests_and_refuses_bad_windows(
+    status_gw: tuple[Gateway, str],
+) -> None:
+    gw, key = status_gw
+    client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
     before = gw.admin("GET", "/status/series?window=1h")["data"]
     client.chat.completions.create(
         model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}]
