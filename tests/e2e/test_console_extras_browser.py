@@ -218,7 +218,8 @@ def test_playground_streams_and_the_dashboard_charts_the_usage(
     expect(page.get_by_test_id("pg-output").nth(1)).to_have_text(REPLY)
     expect(page.get_by_test_id("pg-usage")).to_be_visible()
 
-    # Stop aborts a slow answer
+    # Stop aborts a slow answer, and the gateway ends the upstream stream
+    gone = upstream.stats.disconnected
     upstream.configure(chunks=8, chunk_interval_ms=1500)
     page.get_by_test_id("pg-stream").check()
     page.get_by_test_id("pg-prompt").fill("Slowly")
@@ -227,6 +228,7 @@ def test_playground_streams_and_the_dashboard_charts_the_usage(
     page.get_by_test_id("pg-stop").click()
     expect(page.get_by_test_id("pg-stopped")).to_be_visible()
     assert page.get_by_test_id("pg-output").nth(2).inner_text() != REPLY
+    assert upstream.stats.wait_for(lambda st: st.disconnected > gone, timeout=10)
     upstream.configure(chunks=5, chunk_interval_ms=0)
 
     # a bad key: the gateway's own message

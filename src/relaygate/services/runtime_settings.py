@@ -193,4 +193,6 @@ def runtime_for(settings: Settings, engine: AsyncEngine) -> RuntimeSettings:
     """The applier of ``settings`` (made now when the app registered none: its values are
     then the environment's)."""
     found = _workers.get(id(settings))
-    return found if found is not None else RuntimeSettings(settings, engine)
+    if found is not None and found.settings is settings:
+        return found
+    return RuntimeSettings(settings, engine)
