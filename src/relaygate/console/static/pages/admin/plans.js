@@ -20,6 +20,7 @@ function intOrNull(el) {
 export async function render(ctx, root) {
   const out = h("div");
   const listBox = h("div");
+  const listOut = h("div");
   const retired = select("plan-show-retired", [["0", t("adminPlans.hideRetired")], ["1", t("adminPlans.showRetired")]], "0");
   let editing = null;
   let plans = [];
@@ -115,13 +116,14 @@ export async function render(ctx, root) {
 
   async function remove(p) {
     if (!confirm(t("adminPlans.deleteConfirm", { name: p.name }))) return;
-    const r = await attempt(out, () => adminApi("DELETE", `/plans/${p.id}`),
+    const r = await attempt(listOut, () => adminApi("DELETE", `/plans/${p.id}`),
       (x) => t(`adminPlans.outcome.${x.data.outcome}`), "plan-deleted");
-    if (r) await load();
+    if (r) await load(true);
   }
 
-  async function load() {
-    const got = await attempt(out, () => adminApi("GET", `/plans${retired.value === "1" ? "?include_retired=1" : ""}`), "");
+  async function load(keep) {
+    const url = `/plans${retired.value === "1" ? "?include_retired=1" : ""}`;
+    const got = keep ? await adminApi("GET", url).catch(() => null) : await attempt(listOut, () => adminApi("GET", url), "");
     if (!got) return;
     plans = got.data;
     clear(listBox);
@@ -140,12 +142,12 @@ export async function render(ctx, root) {
           button(t("adminAcc.edit"), `plan-edit-${p.id}`, () => edit(p), "secondary"), " ",
           button(t("adminAcc.delete"), `plan-delete-${p.id}`, () => remove(p), "danger")])))));
   }
-  retired.addEventListener("change", load);
+  retired.addEventListener("change", () => load());
 
   root.append(h("h1", {}, t("nav.adminPlans")),
     h("div", { class: "card" }, title, form, out),
     h("div", { class: "card" }, h("h2", {}, t("adminPlans.list")),
-      h("div", { class: "row" }, field(t("adminPlans.which"), retired)), listBox),
+      h("div", { class: "row" }, field(t("adminPlans.which"), retired)), listOut, listBox),
     h("div", { class: "card" }, h("h2", {}, t("adminPlans.grantTitle")), muted(t("adminPlans.grantHint")), grantForm, grantOut));
   await load();
 }
