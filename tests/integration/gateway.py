@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -72,10 +74,14 @@ class Gateway:
     """A relaygate server process plus an admin client."""
 
     def __init__(
-        self, data_dir: Path, extra_env: dict[str, str] | None = None, workers: int = 1
+        self,
+        data_dir: Path,
+        extra_env: dict[str, str] | None = None,
+        workers: int = 1,
+        port: int | None = None,
     ) -> None:
         self.workers = workers
-        self.port = free_port()
+        self.port = port or free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.base_url = self.base + "/v1"
         self.env = {
@@ -108,6 +114,7 @@ class Gateway:
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,
+            start_new_session=True,  # kill_node() reaches the workers too
         )
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
@@ -127,8 +134,19 @@ class Gateway:
             try:
                 self.proc.wait(10)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
             self._log.close()
+
+    def kill_node(self) -> None:
+        """SIGKILL the server and every worker process it started (a machine lost)."""
+        if self.proc is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+            self._log.close()
+            self.proc = None
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace")
