@@ -81,8 +81,12 @@ function usageText(usage) {
 
 export async function render(ctx, root) {
   const models = await modelNames();
-  const model = h("select", { "data-testid": "pg-model", name: "model" },
-    models.map((m) => h("option", { value: m }, m)));
+  // the priced models of the catalogue; a name can be typed when the catalogue lists none
+  const model = models.length
+    ? h("select", { "data-testid": "pg-model", name: "model" },
+      models.map((m) => h("option", { value: m }, m)))
+    : h("input", { "data-testid": "pg-model", name: "model", autocomplete: "off",
+      placeholder: t("extras.pg.modelHint") });
   const keyInput = h("input", { type: "password", autocomplete: "off", spellcheck: "false",
     name: "api-key", "data-testid": "pg-key", placeholder: t("extras.pg.keyPlaceholder") });
   const keyState = h("span", { class: "muted", "data-testid": "pg-key-hint" });
@@ -133,7 +137,7 @@ export async function render(ctx, root) {
     const messages = [];
     if (system.value.trim()) messages.push({ role: "system", content: system.value });
     messages.push(...history);
-    const body = { model: model.value, messages };
+    const body = { model: model.value.trim(), messages };
     const temp = temperature.value.trim();
     if (temp !== "") body.temperature = Number(temp);
     const most = maxTokens.value.trim();
@@ -222,7 +226,7 @@ export async function render(ctx, root) {
       status.append(message("error", t("extras.pg.needKey"), "pg-error"));
       return;
     }
-    if (!model.value) {
+    if (!model.value.trim()) {
       status.append(message("error", t("extras.pg.needModel"), "pg-error"));
       return;
     }
