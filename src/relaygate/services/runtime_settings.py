@@ -33,7 +33,14 @@ from relaygate.services.fields import ValidationError
 from relaygate.settings import Settings
 from relaygate.storage.runtime_settings import Override, RuntimeSettingsStore
 
-__all__ = ["FIELDS", "RuntimeSettings", "check_changes", "env_defaults", "runtime_for"]
+__all__ = [
+    "FIELDS",
+    "RuntimeSettings",
+    "check_changes",
+    "check_rate",
+    "env_defaults",
+    "runtime_for",
+]
 
 log = logging.getLogger("relaygate.settings")
 
