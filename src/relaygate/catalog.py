@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from relaygate.errors import AuthError, ModelNotFound, PolicyError
+from relaygate.storage import revisions
 from relaygate.storage.records import ChannelRecord, KeyRecord, ModelRouteRecord, UserRecord
 from relaygate.storage.repo import Repository, Snapshot
 
@@ -126,7 +127,9 @@ class Catalog:
             from relaygate.sharedstate.broadcast import ConfigBroadcast
 
             try:
-                self.broadcast = ConfigBroadcast(redis_url, redis_prefix, self.follow)
+                self.broadcast = ConfigBroadcast(
+                    redis_url, redis_prefix, self.follow, revisions.on_bump
+                )
             except ValueError:  # a malformed URL (the shared state logs it): polling only
                 return
             self.broadcast.start()

@@ -1,12 +1,13 @@
 """Configuration changes announced to every worker and node through Redis pub/sub
 (docs/architecture.md, "Configuration snapshot").
 
-When a transaction that bumped a revision commits (``storage/revisions.py`` :func:`on_bump`),
-this worker publishes ``<name>:<value>`` on the ``<RELAYGATE_REDIS_PREFIX>config`` channel.
-Every worker subscribes to it and hands each message to its follower (``Catalog.follow``),
-which reloads the snapshot — keys, users, channels, routes, and through the catalog's listeners
-prices and the safety word lists — as soon as the database shows that revision. A change is
-thus live everywhere within a few milliseconds instead of ``RELAYGATE_REFRESH_INTERVAL``.
+When a transaction that bumped a revision commits (``storage/revisions.py`` ``on_bump``, handed
+in by the catalog: this package does not import storage), this worker publishes
+``<name>:<value>`` on the ``<RELAYGATE_REDIS_PREFIX>config`` channel. Every worker subscribes to
+it and hands each message to its follower (``Catalog.follow``), which reloads the snapshot —
+keys, users, channels, routes, and through the catalog's listeners prices and the safety word
+lists — as soon as the database shows that revision. A change is thus live everywhere within a
+few milliseconds instead of ``RELAYGATE_REFRESH_INTERVAL``.
 
 Polling stays: it is the fallback while Redis is away (a subscriber reconnects every second and,
 once subscribed again, asks its follower to check for anything it missed), for writes made by
@@ -25,19 +26,19 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from relaygate.storage import revisions
-
 __all__ = ["ConfigBroadcast"]
 
 log = logging.getLogger("relaygate.broadcast")
 
 #: what a follower gets: the revision's name and its new value (None: unknown, check)
 Follower = Callable[[str, int | None], Awaitable[None]]
+#: registers a listener of committed bumps, returning its removal (``revisions.on_bump``)
+OnBump = Callable[[Callable[[str, int], None]], Callable[[], None]]
 RECONNECT_EVERY = 1.0
 
 
 class ConfigBroadcast:
-    def __init__(self, url: str, prefix: str, follow: Follower) -> None:
+    def __init__(self, url: str, prefix: str, follow: Follower, on_bump: OnBump) -> None:
         # its own connections: the subscription holds one for good, and reads block
         self._r = aioredis.Redis.from_url(
             url,
@@ -47,6 +48,7 @@ class ConfigBroadcast:
         )
         self.channel = f"{prefix}config"
         self._follow = follow
+        self._on_bump = on_bump
         self._tasks: set[asyncio.Task[None]] = set()
         self._listen: asyncio.Task[None] | None = None
         self._remove: Callable[[], None] | None = None
@@ -54,7 +56,7 @@ class ConfigBroadcast:
         self.subscribed = asyncio.Event()
 
     def start(self) -> None:
-        self._remove = revisions.on_bump(self._bumped)
+        self._remove = self._on_bump(self._bumped)
         self._listen = asyncio.get_running_loop().create_task(self._listen_loop())
 
     # ---- publishing -----------------------------------------------------------------------
