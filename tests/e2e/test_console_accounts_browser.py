@@ -283,9 +283,11 @@ def test_an_admin_manages_users_codes_policy_and_sees_the_audit(
 
     # --- all logs: the user's refused request, filtered by name ---
     admin.get_by_test_id("nav-admin-logs").click()
+    expect(admin.get_by_test_id("all-log-row").first).to_be_visible()
     admin.get_by_test_id("all-log-filter-user").fill("acc_customer")
     admin.get_by_test_id("all-log-apply").click()
     expect(admin.get_by_test_id("all-log-row").first).to_be_visible()
+    expect(admin.get_by_test_id("all-log-user").filter(has_not_text=str(uid))).to_have_count(0)
     assert all(
         t.strip() == str(uid) for t in admin.get_by_test_id("all-log-user").all_inner_texts()
     )
@@ -300,8 +302,13 @@ def test_an_admin_manages_users_codes_policy_and_sees_the_audit(
     # --- the audit page lists these actions ---
     admin.get_by_test_id("nav-admin-audit").click()
     expect(admin.get_by_test_id("page-admin-audit")).to_be_visible()
+    expect(admin.get_by_test_id("audit-row").first).to_be_visible()
     admin.get_by_test_id("audit-filter-actor").fill("acc_admin")
     admin.get_by_test_id("audit-apply").click()
+    # the page first lists everyone's actions; wait for the filtered list
+    others = admin.get_by_test_id("audit-actor").filter(has_not_text="acc_admin")
+    expect(others).to_have_count(0)
+    admin.wait_for_load_state("networkidle")
     paths = admin.get_by_test_id("audit-path").all_inner_texts()
     base = "/console/api/admin"
     for wanted in (

@@ -45,6 +45,7 @@ export async function render(ctx, root) {
   more.hidden = true;
   const exportLink = h("a", { href: adminUrl("/logs.csv"), download: "request-logs.csv", "data-testid": "all-log-export" }, t("adminLogs.export"));
   let cursor = null;
+  let seq = 0;  // a newer load wins over an older one still in flight
   let filters = new URLSearchParams();
 
   async function readFilters() {
@@ -60,6 +61,7 @@ export async function render(ctx, root) {
   }
 
   async function load(reset) {
+    const ticket = ++seq;
     const got = await attempt(out, async () => {
       if (reset) filters = await readFilters();
       const q = new URLSearchParams(filters);
@@ -67,7 +69,7 @@ export async function render(ctx, root) {
       if (!reset && cursor) q.set("cursor", cursor);
       return adminApi("GET", `/logs?${q}`);
     }, "");
-    if (!got) return;
+    if (!got || ticket !== seq) return;
     exportLink.href = adminUrl(`/logs.csv${filters.toString() ? `?${filters}` : ""}`);
     if (reset) clear(body);
     body.append(...got.data.map(row));

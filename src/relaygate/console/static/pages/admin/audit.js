@@ -14,6 +14,7 @@ export async function render(ctx, root) {
   const more = button(t("adminAcc.more"), "audit-more", () => load(false), "secondary");
   more.hidden = true;
   let before = null;
+  let seq = 0;  // a newer load wins over an older one still in flight
 
   async function actorId(text) {
     if (/^\d+$/.test(text)) return text;
@@ -24,6 +25,7 @@ export async function render(ctx, root) {
   }
 
   async function load(reset) {
+    const ticket = ++seq;
     const got = await attempt(out, async () => {
       const q = new URLSearchParams({ limit: "50" });
       if (actor.value.trim()) q.set("actor_id", await actorId(actor.value.trim()));
@@ -31,7 +33,7 @@ export async function render(ctx, root) {
       if (!reset && before) q.set("before", String(before));
       return adminApi("GET", `/audit?${q}`);
     }, "");
-    if (!got) return;
+    if (!got || ticket !== seq) return;
     if (reset) clear(body);
     body.append(...got.data.map((a) => h("tr", { "data-testid": "audit-row" },
       h("td", {}, formatTime(a.created_at)),

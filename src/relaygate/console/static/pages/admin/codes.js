@@ -85,6 +85,7 @@ export async function render(ctx, root) {
   more.hidden = true;
   const exportBox = h("span");
   let before = null;
+  let seq = 0;  // a newer load wins over an older one still in flight
 
   async function disable(c) {
     if (await attempt(listOut, () => adminApi("PATCH", `/codes/${c.id}`, { status: "disabled" }), "")) await load(true);
@@ -109,8 +110,9 @@ export async function render(ctx, root) {
     if (!reset && before) params.set("before_id", String(before));
     clear(exportBox);
     if (params.has("batch")) exportBox.append(exportLink(params.get("batch"), "codes-export"));
+    const ticket = ++seq;
     const got = await attempt(listOut, () => adminApi("GET", `/codes?${params}`), "");
-    if (!got) return;
+    if (!got || ticket !== seq) return;
     if (reset) clear(body);
     body.append(...got.data.map(row));
     before = got.data.length === PAGE ? got.data[got.data.length - 1].id : null;

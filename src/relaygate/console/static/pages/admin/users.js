@@ -122,13 +122,15 @@ export async function render(ctx, root) {
   more.hidden = true;
   const detail = h("div", { "data-testid": "user-detail" });
   let after = null;
+  let seq = 0;  // a newer load wins over an older one still in flight
 
   async function load(reset) {
     const params = new URLSearchParams({ limit: String(PAGE), balance: "1" });
     if (q.value.trim()) params.set("q", q.value.trim());
     if (!reset && after) params.set("after_id", String(after));
+    const ticket = ++seq;
     const page = await attempt(status, () => adminApi("GET", `/users?${params}`), "");
-    if (!page) return;
+    if (!page || ticket !== seq) return;
     if (reset) clear(body);
     body.append(...page.data.map((u) => userRow(u, open)));
     after = page.next_after_id;
