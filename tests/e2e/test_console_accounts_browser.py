@@ -278,8 +278,22 @@ def test_an_admin_manages_users_codes_policy_and_sees_the_audit(
     with admin.expect_download() as download:
         admin.get_by_test_id("safety-export-txt").click()
     assert "forbiddenword" in Path(download.value.path()).read_text()
+    # a CSV file: the first column under the `word` header, quoted cells too
+    admin.get_by_test_id("safety-import-file").set_input_files(
+        files=[
+            {
+                "name": "more.csv",
+                "mimeType": "text/csv",
+                "buffer": '\ufeffword,category\n"comma, word",x\nthird word\nforbiddenword\n'.encode(),
+            }
+        ]
+    )
+    expect(admin.get_by_test_id("safety-added")).to_contain_text("2")
+    expect(admin.get_by_test_id("safety-word")).to_have_count(4)
+    expect(admin.get_by_test_id("safety-word-table")).to_contain_text("comma, word")
     admin.get_by_test_id("safety-remove-1").click()
-    expect(admin.get_by_test_id("safety-word")).to_have_count(1)
+    expect(admin.get_by_test_id("safety-word")).to_have_count(3)
+    assert "forbiddenword" not in admin.get_by_test_id("safety-word-table").inner_text()
 
     # --- all logs: the user's refused request, filtered by name ---
     admin.get_by_test_id("nav-admin-logs").click()
