@@ -91,6 +91,7 @@ def test_redis_outage_keeps_serving_with_local_limits(tmp_path: Path, database: 
         "RELAYGATE_DATABASE_URL": database,
         "RELAYGATE_REDIS_URL": rds.url,
         "RELAYGATE_REDIS_PREFIX": PREFIX,
+        "RELAYGATE_FIRST_BYTE_TIMEOUT": "10",  # the slow upstream below takes 3 s
     }
     gw = Gateway(tmp_path, env, workers=2).start()
     client = redis.Redis.from_url(rds.url)
@@ -130,7 +131,7 @@ def test_redis_outage_keeps_serving_with_local_limits(tmp_path: Path, database: 
         assert all("requests per minute" in c[1] for c in refused)
         outage_tokens = sum(c[2] for c in ok)
         # concurrency: at most two at once on each worker
-        up.configure(latency_ms=1500)
+        up.configure(latency_ms=3000)  # all twelve arrive while the first are running
         codes_c = sent.burst(gw, conc["key"], 12)
         up.configure(latency_ms=0)
         assert {c[0] for c in codes_c} <= {200, 429}, codes_c
