@@ -2,8 +2,10 @@
 with two workers on a private redis-server keeps answering while Redis is away, and its limits
 still refuse — each worker enforces its share (half, with two workers) of a key's requests per
 minute and concurrency; once Redis is back both workers go back to it and the outage's
-admissions and tokens are in Redis's windows. No request fails with a 5xx, and every request
-has exactly one log row and every answered one exactly one charge."""
+admissions and tokens are in Redis's windows, and the configuration broadcast resubscribes (a
+key revoked afterwards is refused by both workers within a second, with polling at 30 s). No
+request fails with a 5xx, and every request has exactly one log row and every answered one
+exactly one charge."""
 
 from __future__ import annotations
 
@@ -76,6 +78,30 @@ async def _rows(url: str, ids: list[str]) -> tuple[dict[str, int], dict[str, int
     return {r["request_id"]: r["n"] for r in logs}, {r["request_id"]: r["n"] for r in charges}
 
 
+def per_worker(gw: Gateway) -> list[httpx.Client]:
+    """One keep-alive connection on each worker (``/readyz`` says which)."""
+    chosen: dict[int, httpx.Client] = {}
+    for _ in range(200):
+        c = httpx.Client(timeout=60)
+        pid = int(c.get(gw.base + "/readyz").json()["worker_pid"])
+        if pid in chosen:
+            c.close()
+        else:
+            chosen[pid] = c
+        if len(chosen) == gw.workers:
+            return list(chosen.values())
+    raise AssertionError(f"found {len(chosen)} of {gw.workers} workers")
+
+
+def _status(gw: Gateway, c: httpx.Client, key: str) -> int:
+    r = c.post(
+        gw.base_url + "/chat/completions",
+        json={"model": "ro-chat", "messages": [{"role": "user", "content": "hi"}]},
+        headers={"Authorization": f"Bearer {key}"},
+    )
+    return r.status_code
+
+
 def _until(what: str, cond: Any, seconds: float = 20.0) -> None:
     deadline = time.monotonic() + seconds
     while not cond():
@@ -92,6 +118,7 @@ def test_redis_outage_keeps_serving_with_local_limits(tmp_path: Path, database: 
         "RELAYGATE_REDIS_URL": rds.url,
         "RELAYGATE_REDIS_PREFIX": PREFIX,
         "RELAYGATE_FIRST_BYTE_TIMEOUT": "10",  # the slow upstream below takes 3 s
+        "RELAYGATE_REFRESH_INTERVAL": "30",  # changes travel by the Redis broadcast
     }
     gw = Gateway(tmp_path, env, workers=2).start()
     client = redis.Redis.from_url(rds.url)
@@ -152,6 +179,19 @@ def test_redis_outage_keeps_serving_with_local_limits(tmp_path: Path, database: 
         after = [sent.chat(gw, rpm["key"])[0] for _ in range(RPM - len(ok) + 3)]
         assert after == [200] * (RPM - len(ok)) + [429] * 3, after
         assert client.zcard(f"{PREFIX}w:rpm:key:{rpm['id']}") == RPM
+        # the configuration broadcast is back too: a revoked key is refused by both workers
+        _until("broadcast resubscribed", lambda: gw.logs().count("broadcast resubscribed") == 2)
+        conns = per_worker(gw)
+        try:
+            start = time.monotonic()
+            gw.admin("PATCH", f"/keys/{conc['id']}", {"status": "revoked"})
+            for c in conns:
+                while _status(gw, c, conc["key"]) != 401:
+                    assert time.monotonic() - start < 1.0, "the revocation did not travel"
+                    time.sleep(0.02)
+        finally:
+            for c in conns:
+                c.close()
         assert "Traceback" not in gw.logs()
 
         # every request has its log row, every answered one its charge, exactly once
