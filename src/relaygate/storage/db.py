@@ -6,7 +6,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -50,6 +50,10 @@ def _alembic_config(connection: Connection) -> Config:
     return cfg
 
 
+#: the PostgreSQL advisory lock key that serialises migrations ("rgmigrat" as a number)
+MIGRATION_LOCK = 0x72676D6967726174
+
+
 async def migrate(engine: AsyncEngine) -> None:
     """Bring the schema to the latest revision (idempotent)."""
 
@@ -57,4 +61,8 @@ async def migrate(engine: AsyncEngine) -> None:
         command.upgrade(_alembic_config(connection), "head")
 
     async with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # nodes starting together migrate one at a time (the others then find the
+            # schema at head): the lock is held until this transaction ends
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         await conn.run_sync(_upgrade)
