@@ -639,3 +639,33 @@ def test_cli_adjust_generate_and_export(gw: Gateway) -> None:
     assert [r["code"] for r in csv.DictReader(io.StringIO(exported))] == codes
     with pytest.raises(RuntimeError, match="`count`"):
         run_cli(gw.env, "code", "generate", "--count", "0", "--amount", "1")
+
+
+async def test_leases_of_a_lost_worker_are_released_once_stale(repo: Repository) -> None:
+    """A machine lost with its spool never releases its leases: once they have not been
+    renewed for STALE_AFTER they go back to their budgets; a living worker's stay."""
+    from datetime import UTC, datetime
+
+    from relaygate.storage.leases import STALE_AFTER
+    from relaygate.storage.tables import balance_leases, users
+
+    svc = BillingAdmin(repo)
+    user = await repo.users.create("lost-node")
+    await svc.adjust(user.id, {"amount": "10", "reason": "start"}, "ops")
+    store = LeaseStore(repo.engine)
+    assert await store.acquire("lost", "u", user.id, 3 * YUAN, 3 * YUAN) == 3 * YUAN
+    assert await store.acquire("alive", "u", user.id, 2 * YUAN, 2 * YUAN) == 2 * YUAN
+    old = datetime.now(UTC) - STALE_AFTER - STALE_AFTER / 10
+    async with repo.engine.begin() as conn:
+        await conn.execute(
+            balance_leases.update().where(balance_leases.c.owner == "lost").values(renewed_at=old)
+        )
+    assert await store.release_stale(datetime.now(UTC) - STALE_AFTER) == 3 * YUAN
+    assert await store.release_stale(datetime.now(UTC) - STALE_AFTER) == 0  # once
+    async with repo.engine.connect() as conn:
+        leased = await conn.scalar(
+            users.select().with_only_columns(users.c.leased).where(users.c.id == user.id)
+        )
+        owners = (await conn.execute(balance_leases.select())).mappings().all()
+    assert leased == 2 * YUAN
+    assert [o["owner"] for o in owners if o["target_id"] == user.id] == ["alive"]

@@ -33,6 +33,7 @@ from relaygate.providers.base import Usage
 from relaygate.requestlog.orphans import OrphanStreams
 from relaygate.requestlog.spool import PROVISIONAL, UPDATE, Segment, Spool, decode_lines
 from relaygate.storage.db import sqlite_path
+from relaygate.storage.leases import STALE_AFTER
 from relaygate.storage.repo import LogRow, Repository
 
 __all__ = ["UsageLogWriter"]
@@ -246,6 +247,7 @@ class UsageLogWriter:
                     if self._spool is not None and time.monotonic() >= next_scan:
                         next_scan = time.monotonic() + self._rescan_interval
                         self._sealed.extend(self._spool.claim_orphans())
+                        await self._reap_stale_leases()
                     await self._cycle()
                     if self._spool is not None and self._spool.dead_tags and not self._sealed:
                         await self.settle_orphans()
@@ -318,6 +320,20 @@ class UsageLogWriter:
             seg.done += len(rows) + bad + aside
             if seg.claimed:
                 seg.rows = max(seg.rows, seg.done)
+
+    async def _reap_stale_leases(self) -> None:
+        """The leases of a worker gone without a trace (a machine lost with its spool):
+        not renewed for ``STALE_AFTER`` (storage/leases.py)."""
+        try:
+            released = await self._repo.leases.release_stale(datetime.now(UTC) - STALE_AFTER)
+        except Exception:
+            log.warning("releasing stale budget leases failed", exc_info=True)
+            return
+        if released:
+            log.warning(
+                "released budget leases not renewed for an hour (their worker is gone)",
+                extra={"units": released},
+            )
 
     async def settle_orphans(self) -> int:
         """After dead workers' segments are drained: write the provisional rows of their

@@ -20,6 +20,7 @@ charges are committed (:func:`release_owner`). Lease ids are
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, Table, and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -27,7 +28,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from relaygate.storage.base import now
 from relaygate.storage.tables import api_keys, balance_leases, user_packages, users
 
-__all__ = ["SCOPES", "LeaseStore", "lease_id"]
+__all__ = ["SCOPES", "STALE_AFTER", "LeaseStore", "lease_id"]
+
+#: a lease not renewed for this long belongs to a worker that is gone (living workers renew
+#: every minute; a request holds a promise at most RELAYGATE_TOTAL_TIMEOUT, 30 min, long)
+STALE_AFTER = timedelta(hours=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,15 +132,25 @@ class LeaseStore:
                 .values(renewed_at=now())
             )
 
+    async def release_stale(self, before: datetime) -> int:
+        """Release every lease not renewed since ``before``: its worker is gone without a
+        trace (a machine lost with its spool). Living workers renew every minute
+        (``billing/book.py``), so :data:`STALE_AFTER` of silence means a dead owner.
+        Returns how many units went back to their budgets."""
+        return await self._release(balance_leases.c.renewed_at < before)
+
     async def release_owner(self, owner: str) -> int:
         """Release every lease of a worker that is gone, once its spooled charges are
         committed. Idempotent: the rows are deleted as they are released. Returns how
         many units went back to their budgets."""
+        return await self._release(balance_leases.c.owner == owner)
+
+    async def _release(self, which: ColumnElement[bool]) -> int:
         async with self.engine.begin() as conn:
             rows = (
                 await conn.execute(
                     delete(balance_leases)
-                    .where(balance_leases.c.owner == owner)
+                    .where(which)
                     .returning(
                         balance_leases.c.scope, balance_leases.c.target_id, balance_leases.c.amount
                     )
