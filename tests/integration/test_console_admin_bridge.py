@@ -101,3 +101,44 @@ def test_the_bridge_refuses_non_admins_missing_csrf_and_other_sites(gw: Gateway)
     finally:
         for x in (anon, user, b):
             x.close()
+
+
+def test_the_cli_sets_a_console_password_and_ends_sessions(gw: Gateway) -> None:
+    import subprocess
+    import sys
+
+    name = _name("cli")
+    b = Browser(gw)
+    try:
+        assert b.sign_up(name, "first password 1").status_code == 201
+
+        def set_password(user: str, password: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "relaygate",
+                    "user",
+                    "set-password",
+                    "--username",
+                    user,
+                    "--password-stdin",
+                ],
+                input=password + "\n",
+                env=gw.env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+
+        out = set_password(name, "second password 2")
+        assert out.returncode == 0 and "1 console session(s) ended" in out.stdout, out
+        assert "second password" not in out.stdout + out.stderr
+        assert b.call("GET", "/me").status_code == 401  # the old session has ended
+        assert b.sign_in(name, "first password 1").status_code == 401
+        assert b.sign_in(name, "second password 2").status_code == 200
+        bad = set_password(name, "short")
+        assert bad.returncode != 0 and "8 to 128" in bad.stderr
+        assert set_password("no-such-user", "long enough 3").returncode != 0
+    finally:
+        b.close()

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable
 from typing import Any
 
 import click
 
+from relaygate.api.admin_console import check_new_password
 from relaygate.cli.base import csv_list, expiry_of, main, run_service
+from relaygate.console.passwords import hash_password
 from relaygate.providers import PROVIDERS
 from relaygate.providers.catalogue import CHANNEL_TYPES, channel_type
 from relaygate.services.admin import AdminService
 from relaygate.services.billing_admin import BillingAdmin
+from relaygate.services.fields import ValidationError
 from relaygate.settings import Settings
+from relaygate.storage.console import ConsoleStore
 
 
 # ---- users -------------------------------------------------------------------
@@ -109,6 +114,35 @@ def user_update(
 def user_list() -> None:
     for u in run_service(lambda svc, s: svc.list_users()):
         click.echo(json.dumps(u.to_public()))
+
+
+@user.command("set-password")
+@click.option("--username", required=True)
+@click.option(
+    "--password-stdin",
+    is_flag=True,
+    help="Read the password from standard input (one line) instead of prompting.",
+)
+def user_set_password(username: str, password_stdin: bool) -> None:
+    """Set (or replace) a user's console password; the user's console sessions end. The
+    same rules as the admin API's POST /admin/api/users/{id}/console-password."""
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = str(click.prompt("Password", hide_input=True, confirmation_prompt=True))
+    try:
+        check_new_password({"password": password})
+    except ValidationError as exc:
+        raise click.ClickException(str(exc.message)) from None
+
+    async def go(svc: AdminService, s: Settings) -> int:
+        uid = (await svc.user_named(username)).id
+        store = ConsoleStore(svc.repo.engine)
+        await store.set_password(uid, await hash_password(password))
+        return await store.delete_user_sessions(uid)
+
+    ended = run_service(go)
+    click.echo(f"console password set for {username}; {ended} console session(s) ended")
 
 
 # ---- keys --------------------------------------------------------------------
