@@ -1,6 +1,8 @@
-// Quick start: the base URL and snippets for the openai SDK (new and old) and curl.
+// Quick start: the base URL, snippets for the openai SDK (new and old), Node.js and curl, and
+// how to set up each chat tool (quickstart-tools.js).
 import { h } from "../dom.js";
 import { t } from "../i18n.js";
+import { toolsCard } from "./quickstart-tools.js";
 
 function snippet(title, text, testid) {
   return h("div", { class: "card" }, h("h2", {}, title), h("pre", { class: "code", "data-testid": testid }, text));
@@ -32,6 +34,6 @@ export async function render(ctx, root) {
     snippet("curl", `curl ${base}/chat/completions \\\n  -H "Authorization: Bearer ${key}" \\\n` +
       `  -H "Content-Type: application/json" \\\n` +
       `  -d '{"model": "${model}", "messages": [{"role": "user", "content": "Hello"}]}'`, "snippet-curl"),
-    h("div", { class: "card" }, h("h2", {}, t("quick.tools")), h("p", {}, t("quick.toolsText", { base }))),
+    toolsCard(),
   );
 }
