@@ -232,6 +232,7 @@ class RelayGateApp:
         stage.spool_line = usage_log.spool_line
         stage.chain = catalog.chain  # aliases priced by what they stand for (routing.md)
         catalog.listeners.append(lambda rev: stage.config_changed(rev, load_prices))
+        catalog.billing_followers.append(stage.forget_packages)
         return stage
 
     async def _safety(

@@ -72,6 +72,9 @@ class Catalog:
         self.broadcast: ConfigBroadcast | None = None  # with Redis (start_refresh)
         #: called after every (re)load: caches built from the same revision (prices)
         self.listeners: list[Callable[[int], Awaitable[None]]] = []
+        #: called when another worker announces a ``billing`` change (plans, packages,
+        #: codes): the billing stage forgets its cached package lists at once
+        self.billing_followers: list[Callable[[], None]] = []
 
     # ---- loading ----------------------------------------------------------
     async def load(self) -> None:
@@ -157,7 +160,11 @@ class Catalog:
         the database shows ``revision`` of ``name`` (None: check whether anything changed).
         The announcement may arrive a moment before the writer's commit is visible, so
         the check is repeated a few times over about a second; polling covers the rest."""
-        if name != "config":  # ``safety`` also bumps ``config``; ``billing`` is read live
+        if name == "billing":  # plans and packages: cached for seconds per worker
+            for forget in self.billing_followers:
+                forget()
+            return
+        if name != "config":  # ``safety`` also bumps ``config``
             return
         for pause in (0.0, 0.01, 0.03, 0.1, 0.3, 0.6):
             if revision is not None and self._snap.revision >= revision:

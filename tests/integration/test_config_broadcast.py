@@ -6,8 +6,9 @@ two workers and each is checked on its own keep-alive connection.
 
 Each change is timed from just before node A's admin call to the moment every worker of
 node B answers accordingly: a revoked key is refused, a disabled channel no longer serves its
-model, a new price makes a model unaffordable to a user without money, a new word in a safety
-list blocks a prompt."""
+model, a new price makes a model unaffordable to a user without money, a package granted to
+that user makes it usable again (the workers' package lists are cached for seconds), a new
+word in a safety list blocks a prompt."""
 
 from __future__ import annotations
 
@@ -137,6 +138,12 @@ def test_admin_changes_reach_the_other_node_within_a_second(
                 workers,
                 lambda: a.admin("POST", "/prices", price),
                 lambda c: chat(b, c, key, "bc-chat") == 403,  # insufficient_quota
+            )
+            plan = a.admin("POST", "/plans", {"name": "bc-unl", "kind": "unlimited"})["data"]
+            times["granted package"] = seen_after(  # the user without money may now use it
+                workers,
+                lambda: a.admin("POST", f"/users/{uid}/packages", {"plan_id": plan["id"]}),
+                lambda c: chat(b, c, key, "bc-chat") == 200,
             )
             rich = a.create_key(a.create_user("bc-rich", balance="100"))
 
