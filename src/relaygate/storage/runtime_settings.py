@@ -58,9 +58,7 @@ class RuntimeSettingsStore:
         async with self.engine.begin() as conn:
             for key, value in changes.items():
                 if value is None:
-                    await conn.execute(
-                        delete(runtime_settings).where(key_col == key)
-                    )
+                    await conn.execute(delete(runtime_settings).where(key_col == key))
                     continue
                 done = await conn.execute(
                     update(runtime_settings)
