@@ -21,8 +21,13 @@ async def _scenario(url: str) -> None:
         first, other = Secrets("s" * 40), Secrets("t" * 40)
         assert first.fingerprint() != other.fingerprint()
         assert "s" * 40 not in first.fingerprint()
-        # two processes of the first node starting at the same moment
-        await asyncio.gather(check_secret(engine, first), check_secret(engine, first))
+        # eight processes of the first node starting at the same moment
+        others = [create_engine(url) for _ in range(7)]
+        try:
+            await asyncio.gather(*(check_secret(e, first) for e in [engine, *others]))
+        finally:
+            for e in others:
+                await e.dispose()
         await check_secret(engine, first)  # and again later: fine
         with pytest.raises(SecretMismatch, match="RELAYGATE_SECRET_KEY"):
             await check_secret(engine, other)

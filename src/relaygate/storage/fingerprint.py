@@ -29,25 +29,22 @@ class SecretMismatch(RuntimeError):
 
 async def check_secret(engine: AsyncEngine, secrets: Secrets) -> None:
     mine = PREFIX + secrets.fingerprint()
-    for _ in range(2):  # a node starting at the same moment may insert first
-        async with engine.begin() as conn:
-            names = (
-                await conn.scalars(
-                    select(revisions.c.name).where(revisions.c.name.like("secret:%"))
-                )
-            ).all()
-            if mine in names:
-                return
-            if names:
-                raise SecretMismatch(
-                    "This database was set up by a gateway with a different secret key. Every "
-                    "node and worker using one database must share RELAYGATE_SECRET_KEY (or "
-                    "the same data/secret.key): copy the first node's secret to this one "
-                    "(see docs/deployment.md)."
-                )
-            try:
+    for _ in range(2):  # a node starting at the same moment may insert first: look again
+        try:
+            async with engine.begin() as conn:
+                query = select(revisions.c.name).where(revisions.c.name.like(PREFIX + "%"))
+                names = (await conn.scalars(query)).all()
+                if mine in names:
+                    return
+                if names:
+                    raise SecretMismatch(
+                        "This database was set up by a gateway with a different secret key. "
+                        "Every node and worker using one database must share "
+                        "RELAYGATE_SECRET_KEY (or the same data/secret.key): copy the first "
+                        "node's secret to this one (see docs/deployment.md)."
+                    )
                 await conn.execute(insert(revisions).values(name=mine, value=1))
-                return
-            except IntegrityError:
-                pass
+            return
+        except IntegrityError:
+            continue
     raise SecretMismatch("Could not record the secret key's fingerprint in the database.")
