@@ -12,40 +12,25 @@ from __future__ import annotations
 
 import csv
 import io
-import os
-import re
 import time
-from collections.abc import Iterator
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
-
-from integration.gateway import Gateway
-from relaygate.emulator import EmulatorServer, Knobs
-
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-    reason=f"{CHROMIUM} is not installed (apt-get install -y chromium)",
+from console_kit import (
+    PHONE,
+    Servers,
+    make_admin,
+    no_horizontal_overflow,
+    open_page,
+    sign_up,
+    user_id,
 )
 
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
-TIMEOUT = 15_000  # ms, for anything the page shows
+from integration.gateway import Gateway
+
+expect = pytest.importorskip("playwright.sync_api").expect
 PAGES = (
     "/admin/users",
     "/admin/plans",
@@ -57,69 +42,22 @@ PAGES = (
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    upstream = EmulatorServer("openai", knobs=Knobs(api_key="sk-up-openai"))
-    upstream.start()
-    gw = Gateway(Path(tmp_path_factory.mktemp("console-accounts-e2e"))).start()
-    try:
-        gw.create_channel(
-            name="openai",
-            provider="openai_compat",
-            profile="openai",
-            base_url=upstream.base_url,
-            keys=["sk-up-openai"],
-            models=["gpt-4o-mini"],
-        )
-        yield gw
-    finally:
-        gw.stop()
-        upstream.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+def gateway(servers: Servers) -> Gateway:
+    return servers.openai_gateway("console-accounts-e2e")
 
 
 def _signed_up(gw: Gateway, browser: Any, username: str, **context: Any) -> tuple[Any, Any]:
     """A new console user (through the sign-up page), with page errors on ``page.errors``."""
-    ctx = browser.new_context(base_url=gw.base, accept_downloads=True, **context)
-    ctx.set_default_timeout(TIMEOUT)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.goto("/console#/sign-up")
-    page.get_by_test_id("username").fill(username)
-    page.get_by_test_id("password").fill("a good password 1")
-    page.get_by_test_id("submit").click()
-    expect(page.get_by_test_id("page-dashboard")).to_be_visible()
-    page.errors = errors
+    ctx, page = open_page(browser, gw, accept_downloads=True, **context)
+    sign_up(page, username, "a good password 1")
     return ctx, page
-
-
-def _uid(gw: Gateway, username: str) -> int:
-    return int(gw.admin("GET", f"/users?q={username}")["data"][0]["id"])
 
 
 def _admin(gw: Gateway, browser: Any, username: str, **context: Any) -> tuple[Any, Any]:
     """Signed up, then made admin through the admin API (as the admin bridge's tests do)."""
     ctx, page = _signed_up(gw, browser, username, **context)
-    gw.admin("PATCH", f"/users/{_uid(gw, username)}", {"role": "admin"})
-    page.reload()
-    expect(page.get_by_test_id("nav-admin-users")).to_be_visible()
+    make_admin(gw, page, username, shows="nav-admin-users")
     return ctx, page
-
-
-def _amount(text: str) -> Decimal:
-    match = re.search(r"-?\d+(?:\.\d+)?", text)
-    assert match, text
-    return Decimal(match.group(0))
 
 
 def test_an_admin_manages_users_codes_policy_and_sees_the_audit(
@@ -128,7 +66,7 @@ def test_an_admin_manages_users_codes_policy_and_sees_the_audit(
     gw = gateway
     actx, admin = _admin(gw, browser, "acc_admin")
     uctx, user = _signed_up(gw, browser, "acc_customer")
-    uid = _uid(gw, "acc_customer")
+    uid = user_id(gw, "acc_customer")
 
     # --- the nav shows the account pages in Chinese ---
     expect(admin.get_by_test_id("nav-admin-users")).to_have_text("用户管理")
@@ -393,17 +331,12 @@ def test_plans_are_created_edited_and_granted(gateway: Gateway, browser: Any) ->
 
 
 def test_the_account_pages_fit_a_phone_screen(gateway: Gateway, browser: Any) -> None:
-    ctx, page = _admin(
-        gateway, browser, "phone_acc_admin", viewport={"width": 390, "height": 844}, is_mobile=True
-    )
+    ctx, page = _admin(gateway, browser, "phone_acc_admin", **PHONE)
     for path in PAGES:
         page.goto(f"/console#{path}")
         expect(page.get_by_test_id(f"page-{path[1:].replace('/', '-')}")).to_be_visible()
         page.wait_for_load_state("networkidle")
-        overflow = page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-        assert overflow <= 0, (path, overflow)
+        no_horizontal_overflow(page, path)
     # a user's detail, and the generated codes, on the phone too
     page.goto("/console#/admin/users")
     page.get_by_test_id("user-search").fill("phone_acc_admin")
@@ -411,18 +344,12 @@ def test_the_account_pages_fit_a_phone_screen(gateway: Gateway, browser: Any) ->
     page.locator("[data-testid^=user-open-]").first.click()
     expect(page.get_by_test_id("adjust-form")).to_be_visible()
     page.wait_for_load_state("networkidle")
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, ("user detail", overflow)
+    no_horizontal_overflow(page, "user detail")
     page.goto("/console#/admin/codes")
     page.get_by_test_id("code-count").fill("2")
     page.get_by_test_id("code-amount").fill("1")
     page.get_by_test_id("code-generate").click()
     expect(page.get_by_test_id("codes-generated")).to_be_visible()
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, ("generated codes", overflow)
+    no_horizontal_overflow(page, "generated codes")
     assert page.errors == []
     ctx.close()

@@ -9,92 +9,38 @@ Skipped only when /usr/bin/chromium is missing (``apt-get install -y chromium``)
 
 from __future__ import annotations
 
-import os
 import re
 import time
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import openai
 import pytest
+from console_kit import PHONE, Servers, make_admin, no_horizontal_overflow, open_page, sign_up
 
 from integration.gateway import Gateway
-from relaygate.emulator import EmulatorServer, Knobs
+from relaygate.emulator import EmulatorServer
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-    reason=f"{CHROMIUM} is not installed (apt-get install -y chromium)",
-)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
-TIMEOUT = 15_000  # ms, for anything the page shows
+expect = pytest.importorskip("playwright.sync_api").expect
 UPSTREAM_KEY = "sk-up-openai-e2e-secret"
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[EmulatorServer]:
-    srv = EmulatorServer("openai", knobs=Knobs(api_key=UPSTREAM_KEY))
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def gateway(servers: Servers) -> Gateway:
+    return servers.gateway("console-admin-e2e")  # no channel: the test adds it in the page
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    gw = Gateway(Path(tmp_path_factory.mktemp("console-admin-e2e"))).start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+def upstream(servers: Servers) -> EmulatorServer:
+    return servers.emulator(UPSTREAM_KEY)
 
 
 def _admin_page(gw: Gateway, browser: Any, username: str, **context: Any) -> tuple[Any, Any]:
     """A console page signed in as a new user made admin through the admin API (as the
     admin bridge's tests do), with page errors collected on ``page.errors``."""
-    ctx = browser.new_context(base_url=gw.base, **context)
-    ctx.set_default_timeout(TIMEOUT)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.goto("/console#/sign-up")
-    page.get_by_test_id("username").fill(username)
-    page.get_by_test_id("password").fill("an admin password")
-    page.get_by_test_id("submit").click()
-    expect(page.get_by_test_id("page-dashboard")).to_be_visible()
-    users = gw.admin("GET", "/users")["data"]
-    uid = next(u["id"] for u in users if u["username"] == username)
-    gw.admin("PATCH", f"/users/{uid}", {"role": "admin"})
-    page.reload()
-    expect(page.get_by_test_id("nav-admin-channels")).to_be_visible()
-    page.errors = errors  # type: ignore[attr-defined]
+    ctx, page = open_page(browser, gw, **context)
+    sign_up(page, username, "an admin password")
+    make_admin(gw, page, username, shows="nav-admin-channels")
     return ctx, page
 
 
@@ -241,27 +187,19 @@ def test_admin_adds_and_tests_a_channel_prices_a_model_and_sees_the_status(
     page.get_by_test_id("language").select_option("en")
     expect(page.get_by_test_id("nav-admin-channels")).to_have_text("Channels")
     expect(page.get_by_test_id(f"channel-status-{cid}")).to_have_text("Enabled")
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page.errors == []
     ctx.close()
 
 
 def test_the_admin_pages_fit_a_phone_screen(gateway: Gateway, browser: Any) -> None:
-    ctx, page = _admin_page(
-        gateway, browser, "phone_admin", viewport={"width": 390, "height": 844}, is_mobile=True
-    )
+    ctx, page = _admin_page(gateway, browser, "phone_admin", **PHONE)
     for path in ("/admin/channels", "/admin/prices", "/admin/status"):
         page.goto(f"/console#{path}")
         expect(page.get_by_test_id(f"page-{path[1:].replace('/', '-')}")).to_be_visible()
         page.wait_for_load_state("networkidle")
-        overflow = page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-        assert overflow <= 0, (path, overflow)
+        no_horizontal_overflow(page, path)
     page.goto("/console#/admin/channels")
     page.get_by_test_id("channel-add").click()
-    overflow = page.evaluate(
-        "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-    )
-    assert overflow <= 0, ("channel form", overflow)
-    assert page.errors == []  # type: ignore[attr-defined]
+    no_horizontal_overflow(page, "channel form")
+    assert page.errors == []
     ctx.close()

@@ -9,75 +9,23 @@ Skipped only when /usr/bin/chromium is missing (``apt-get install -y chromium``)
 
 from __future__ import annotations
 
-import os
 import re
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
+from console_kit import PHONE, Servers, no_horizontal_overflow, open_page, sign_up, user_id
 
 from integration.gateway import Gateway
-from relaygate.emulator import EmulatorServer, Knobs
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-# skipped on a developer machine without Chromium; never in CI (.ci/run installs it), where a
-# missing browser must fail rather than hide the console's tests
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-    reason=f"{CHROMIUM} is not installed (apt-get install -y chromium)",
-)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
-TIMEOUT = 15_000  # ms, for anything the page shows
+expect = pytest.importorskip("playwright.sync_api").expect
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    upstream = EmulatorServer("openai", knobs=Knobs(api_key="sk-up-openai"))
-    upstream.start()
-    gw = Gateway(Path(tmp_path_factory.mktemp("console-e2e"))).start()
-    try:
-        gw.create_channel(
-            name="openai",
-            provider="openai_compat",
-            profile="openai",
-            base_url=upstream.base_url,
-            keys=["sk-up-openai"],
-            models=["gpt-4o-mini"],
-        )
-        yield gw
-    finally:
-        gw.stop()
-        upstream.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _user_id(gw: Gateway, username: str) -> int:
-    users = gw.admin("GET", "/users")["data"]
-    return int(next(u["id"] for u in users if u["username"] == username))
+def gateway(servers: Servers) -> Gateway:
+    return servers.openai_gateway("console-e2e")
 
 
 def _amount(text: str) -> Decimal:
@@ -87,17 +35,10 @@ def _amount(text: str) -> Decimal:
 
 
 def test_new_user_signs_up_creates_a_key_uses_it_sees_the_charge_and_redeems(
-    gateway: Gateway, browser: object
+    gateway: Gateway, browser: Any
 ) -> None:
     gw = gateway
-    context = browser.new_context(  # type: ignore[attr-defined]
-        base_url=gw.base, permissions=["clipboard-read", "clipboard-write"]
-    )
-    context.set_default_timeout(TIMEOUT)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("dialog", lambda dialog: dialog.accept())
+    context, page = open_page(browser, gw, permissions=["clipboard-read", "clipboard-write"])
 
     # --- sign up (the console opens in Chinese) ---
     page.goto("/console")
@@ -114,7 +55,7 @@ def test_new_user_signs_up_creates_a_key_uses_it_sees_the_charge_and_redeems(
     expect(page.get_by_test_id("balance")).to_contain_text("0")
 
     # the operator gives the new user a starting credit
-    uid = _user_id(gw, username)
+    uid = user_id(gw, username)
     gw.top_up(uid, "5")
     page.reload()
     expect(page.get_by_test_id("balance")).to_contain_text("5")
@@ -196,28 +137,17 @@ def test_new_user_signs_up_creates_a_key_uses_it_sees_the_charge_and_redeems(
     expect(page.get_by_test_id("signin-form")).to_be_visible()
     page.goto("/console#/keys")
     expect(page.get_by_test_id("signin-form")).to_be_visible()
-    assert errors == []
+    assert page.errors == []
     context.close()
 
 
-def test_dashboard_fits_a_phone_screen(gateway: Gateway, browser: object) -> None:
-    context = browser.new_context(  # type: ignore[attr-defined]
-        base_url=gateway.base, viewport={"width": 390, "height": 844}, is_mobile=True
-    )
-    context.set_default_timeout(TIMEOUT)
-    page = context.new_page()
-    page.goto("/console#/sign-up")
-    page.get_by_test_id("username").fill("phone_user")
-    page.get_by_test_id("password").fill("another strong one")
-    page.get_by_test_id("submit").click()
-    expect(page.get_by_test_id("page-dashboard")).to_be_visible()
+def test_dashboard_fits_a_phone_screen(gateway: Gateway, browser: Any) -> None:
+    context, page = open_page(browser, gateway, **PHONE)
+    sign_up(page, "phone_user", "another strong one")
     for path in ("/", "/keys", "/logs", "/models", "/redeem", "/quickstart", "/settings"):
         page.goto(f"/console#{path}")
         page.wait_for_load_state("networkidle")
-        overflow = page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-        assert overflow <= 0, (path, overflow)
+        no_horizontal_overflow(page, path)
     page.goto("/console#/quickstart")
     expect(page.get_by_test_id("base-url")).to_have_text(f"{gateway.base}/v1")
     context.close()

@@ -12,103 +12,41 @@ Skipped only when /usr/bin/chromium is missing (``apt-get install -y chromium``)
 from __future__ import annotations
 
 import asyncio
-import os
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from console_kit import Servers, make_admin, open_page, sign_up, user_id
 
 from integration.gateway import Gateway
-from relaygate.emulator import EmulatorServer, Knobs
+from relaygate.emulator import EmulatorServer
 from relaygate.storage.db import create_engine
 from relaygate.storage.usage_reports import daily_usage, rollup
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-    reason=f"{CHROMIUM} is not installed (apt-get install -y chromium)",
-)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
-TIMEOUT = 15_000  # ms, for anything the page shows
+expect = pytest.importorskip("playwright.sync_api").expect
 REPLY = "Hello from the relaygate emulator."
+UPSTREAM_KEY = "sk-up-extras"
 
 
 @pytest.fixture(scope="module")
-def upstream() -> Iterator[EmulatorServer]:
-    srv = EmulatorServer("openai", knobs=Knobs(api_key="sk-up-extras"))
-    srv.start()
-    try:
-        yield srv
-    finally:
-        srv.stop()
+def upstream(servers: Servers) -> EmulatorServer:
+    return servers.emulator(UPSTREAM_KEY)
 
 
 @pytest.fixture(scope="module")
-def gateway(
-    tmp_path_factory: pytest.TempPathFactory, upstream: EmulatorServer
-) -> Iterator[Gateway]:
-    gw = Gateway(Path(tmp_path_factory.mktemp("console-extras-e2e"))).start()
-    try:
-        gw.create_channel(
-            name="openai",
-            provider="openai_compat",
-            profile="openai",
-            base_url=upstream.base_url,
-            keys=["sk-up-extras"],
-            models=["gpt-4o-mini", "gpt-4o"],
-        )
-        yield gw
-    finally:
-        gw.stop()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
+def gateway(servers: Servers, upstream: EmulatorServer) -> Gateway:
+    return servers.openai_gateway(
+        "console-extras-e2e", upstream, UPSTREAM_KEY, ["gpt-4o-mini", "gpt-4o"]
+    )
 
 
 def _signed_up(gw: Gateway, browser: Any, username: str, **context: Any) -> tuple[Any, Any]:
-    ctx = browser.new_context(base_url=gw.base, **context)
-    ctx.set_default_timeout(TIMEOUT)
-    page = ctx.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("dialog", lambda dialog: dialog.accept())
-    page.goto("/console#/sign-up")
-    page.get_by_test_id("username").fill(username)
-    page.get_by_test_id("password").fill("a strong password")
-    page.get_by_test_id("submit").click()
-    expect(page.get_by_test_id("page-dashboard")).to_be_visible()
-    page.errors = errors  # type: ignore[attr-defined]
+    ctx, page = open_page(browser, gw, **context)
+    sign_up(page, username, "a strong password")
     return ctx, page
-
-
-def _user_id(gw: Gateway, username: str) -> int:
-    users = gw.admin("GET", f"/users?q={username}")["data"]
-    return int(next(u["id"] for u in users if u["username"] == username))
 
 
 def _roll_up(gw: Gateway, user_id: int, requests: int) -> None:
@@ -156,7 +94,7 @@ def test_playground_streams_and_the_dashboard_charts_the_usage(
 ) -> None:
     gw = gateway
     ctx, page = _signed_up(gw, browser, "extras_user")
-    uid = _user_id(gw, "extras_user")
+    uid = user_id(gw, "extras_user")
     gw.top_up(uid, "5")
     seen_console: list[str] = []
 
@@ -277,7 +215,7 @@ def test_playground_streams_and_the_dashboard_charts_the_usage(
     )
     assert width <= 375, width
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page.errors == []
     ctx.close()
 
 
@@ -286,8 +224,7 @@ def test_admin_changes_runtime_settings_and_they_take_effect(
 ) -> None:
     gw = gateway
     ctx, page = _signed_up(gw, browser, "extras_admin")
-    gw.admin("PATCH", f"/users/{_user_id(gw, 'extras_admin')}", {"role": "admin"})
-    page.reload()
+    make_admin(gw, page, "extras_admin")
     page.get_by_test_id("nav-admin-settings").click()
     expect(page.get_by_test_id("page-admin-settings")).to_be_visible()
     expect(page.get_by_test_id("default-envelope")).to_be_visible()
@@ -324,5 +261,5 @@ def test_admin_changes_runtime_settings_and_they_take_effect(
     assert httpx.get(gw.base + "/readyz", timeout=10).json().get("code") == 0
     config = httpx.get(gw.base + "/console/api/config", timeout=10).json()["data"]
     assert config["signup"] is True
-    assert page.errors == []  # type: ignore[attr-defined]
+    assert page.errors == []
     ctx.close()

@@ -8,34 +8,14 @@ Skipped only when /usr/bin/chromium is missing (``apt-get install -y chromium``)
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
-from pathlib import Path
+from typing import Any
 
 import pytest
+from console_kit import PHONE, Servers, no_horizontal_overflow, open_page, sign_up
 
 from integration.gateway import Gateway
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM) and not os.environ.get("CI"),
-    reason=f"{CHROMIUM} is not installed (apt-get install -y chromium)",
-)
-
-sync_api = pytest.importorskip("playwright.sync_api")
-expect = sync_api.expect
-TIMEOUT = 15_000  # ms
+expect = pytest.importorskip("playwright.sync_api").expect
 
 # slug -> (the heading in Chinese, in English; the key prefix to use; the address form shown)
 TOOLS = {
@@ -58,37 +38,15 @@ SNIPPETS = {
 
 
 @pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
-    gw = Gateway(Path(tmp_path_factory.mktemp("quickstart-e2e"))).start()
-    try:
-        yield gw
-    finally:
-        gw.stop()
+def gateway(servers: Servers) -> Gateway:
+    return servers.gateway("quickstart-e2e")
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        try:
-            yield b
-        finally:
-            b.close()
-
-
-def _sign_up(page: object, username: str) -> None:
-    page.goto("/console#/sign-up")  # type: ignore[attr-defined]
-    page.get_by_test_id("username").fill(username)  # type: ignore[attr-defined]
-    page.get_by_test_id("password").fill("a strong password")  # type: ignore[attr-defined]
-    page.get_by_test_id("submit").click()  # type: ignore[attr-defined]
-    expect(page.get_by_test_id("page-dashboard")).to_be_visible()  # type: ignore[attr-defined]
-
-
-def _check_sections(page: object, gw: Gateway, lang: int) -> None:
+def _check_sections(page: Any, gw: Gateway, lang: int) -> None:
     origin = gw.base
     forms = {"origin": origin, "base": f"{origin}/v1", "chat": f"{origin}/v1/chat/completions"}
     for slug, (zh, en, prefix, form) in TOOLS.items():
-        section = page.get_by_test_id(f"tool-{slug}")  # type: ignore[attr-defined]
+        section = page.get_by_test_id(f"tool-{slug}")
         expect(section).to_be_visible()
         expect(section.locator("h3")).to_contain_text((zh, en)[lang])
         text = section.inner_text()
@@ -100,17 +58,11 @@ def _check_sections(page: object, gw: Gateway, lang: int) -> None:
 
 
 def test_every_tool_has_a_section_in_chinese_and_english_with_the_gateway_address(
-    gateway: Gateway, browser: object
+    gateway: Gateway, browser: Any
 ) -> None:
     gw = gateway
-    context = browser.new_context(  # type: ignore[attr-defined]
-        base_url=gw.base, permissions=["clipboard-read", "clipboard-write"]
-    )
-    context.set_default_timeout(TIMEOUT)
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    _sign_up(page, "quickstart_user")
+    context, page = open_page(browser, gw, permissions=["clipboard-read", "clipboard-write"])
+    sign_up(page, "quickstart_user", "a strong password")
 
     page.goto("/console#/quickstart")
     expect(page.get_by_test_id("tools")).to_be_visible()
@@ -139,26 +91,19 @@ def test_every_tool_has_a_section_in_chinese_and_english_with_the_gateway_addres
     _check_sections(page, gw, 1)
     expect(page.get_by_test_id("copy-autogpt")).to_have_text("Copy")
     assert "qt." not in page.get_by_test_id("tools").inner_text()
-    assert errors == []
+    assert page.errors == []
     context.close()
 
 
-def test_quickstart_tools_fit_a_phone_screen(gateway: Gateway, browser: object) -> None:
-    context = browser.new_context(  # type: ignore[attr-defined]
-        base_url=gateway.base, viewport={"width": 390, "height": 844}, is_mobile=True
-    )
-    context.set_default_timeout(TIMEOUT)
-    page = context.new_page()
-    _sign_up(page, "quickstart_phone")
+def test_quickstart_tools_fit_a_phone_screen(gateway: Gateway, browser: Any) -> None:
+    context, page = open_page(browser, gateway, **PHONE)
+    sign_up(page, "quickstart_phone", "a strong password")
     for lang in ("zh-CN", "en"):
         page.get_by_test_id("language").select_option(lang)
         page.goto("/console#/quickstart")
         expect(page.get_by_test_id("tool-autogpt")).to_be_visible()
         page.wait_for_load_state("networkidle")
-        overflow = page.evaluate(
-            "document.documentElement.scrollWidth - document.documentElement.clientWidth"
-        )
-        assert overflow <= 0, (lang, overflow)
+        no_horizontal_overflow(page, lang)
         for slug in TOOLS:
             box = page.get_by_test_id(f"tool-{slug}").bounding_box()
             assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= 390, (
