@@ -100,7 +100,10 @@ def test_quickstart_tools_fit_a_phone_screen(gateway: Gateway, browser: Any) -> 
     sign_up(page, "quickstart_phone", "a strong password")
     for lang in ("zh-CN", "en"):
         page.get_by_test_id("language").select_option(lang)
+        # the switch reloads the texts and redraws the page in the background: wait for it
+        expect(page.locator("html")).to_have_attribute("lang", lang)
         page.goto("/console#/quickstart")
+        expect(page.get_by_test_id("page-quickstart")).to_be_visible()
         expect(page.get_by_test_id("tool-autogpt")).to_be_visible()
         page.wait_for_load_state("networkidle")
         no_horizontal_overflow(page, lang)
