@@ -222,7 +222,7 @@ def channel_types() -> None:
     """List the channel types (what --type takes): provider, profile, key parts, base URL."""
     for t in CHANNEL_TYPES:
         click.echo(
-            f"{t.id:<18} {t.provider}/{t.profile:<10} key: {t.key_format:<40} "
+            f"{t.id:<18} {t.provider + '/' + t.profile:<25} key: {t.key_format:<40} "
             f"{t.base_url or '(base URL required)'}"
         )
 
