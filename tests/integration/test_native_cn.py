@@ -408,6 +408,65 @@ def test_tencent_stale_timestamp_refused(cn: Env) -> None:
     assert ok.json()["Response"]["Choices"][0]["Message"]["Content"] == DEFAULT_REPLY
 
 
+def test_tencent_consecutive_messages_merged_through_the_gateway(cn: Env) -> None:
+    """The emulator refuses two user messages in a row as Hunyuan does; through the
+    gateway they arrive as one turn and the answer comes back."""
+    import time
+
+    from relaygate.providers.base import Target
+    from relaygate.providers.tencent_request import signed_request
+
+    target = Target(1, "tencent", "tencent", cn.tencent.base_url, TENCENT_KEY, "hunyuan-t1")
+    raw = {
+        "Model": "hunyuan-t1",
+        "Messages": [{"Role": "user", "Content": "a"}, {"Role": "user", "Content": "b"}],
+    }
+    ureq = signed_request(target, "ChatCompletions", raw, int(time.time()))
+    resp = httpx.post(ureq.url, content=ureq.body, headers=ureq.headers, timeout=10)
+    assert resp.json()["Response"]["Error"]["Code"] == "InvalidParameter"
+
+    r = client(cn).chat.completions.create(
+        model="hunyuan-turbos-latest",
+        messages=[
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": "b"},
+            {"role": "assistant", "content": "c"},
+            {"role": "assistant", "content": "d"},
+            {"role": "user", "content": "e"},
+        ],
+    )
+    assert r.choices[0].message.content == DEFAULT_REPLY
+    assert recorded(cn.tencent)[-1]["body"]["Messages"] == [
+        {"Role": "user", "Content": "a\n\nb"},
+        {"Role": "assistant", "Content": "c\n\nd"},
+        {"Role": "user", "Content": "e"},
+    ]
+
+
+def test_tencent_conversation_ending_with_assistant_is_400_before_upstream(cn: Env) -> None:
+    with pytest.raises(openai.APIStatusError) as exc:
+        client(cn).chat.completions.create(
+            model="hunyuan-turbos-latest",
+            messages=[*MSG, {"role": "assistant", "content": "prefill"}],
+        )
+    assert exc.value.status_code in (400, 403)  # the client's error (seed table: 403)
+    assert "turn 2 (assistant, messages[1])" in str(exc.value.message)
+    assert not recorded(cn.tencent)
+
+
+def test_tencent_seed(cn: Env) -> None:
+    c = client(cn)
+    r = c.chat.completions.create(model="hunyuan-turbos-latest", messages=MSG, seed=42)
+    assert r.choices[0].message.content == DEFAULT_REPLY
+    assert recorded(cn.tencent)[-1]["body"]["Seed"] == 42
+    with pytest.raises(openai.APIStatusError) as exc:
+        c.chat.completions.create(model="hunyuan-turbos-latest", messages=MSG, seed=123456)
+    assert exc.value.status_code in (400, 403)
+    body = exc.value.body
+    assert isinstance(body, dict) and body.get("param") == "seed"
+    assert len(recorded(cn.tencent)) == 1  # the refused one never went upstream
+
+
 # ---------------------------------------------------------------- emulator knobs
 
 

@@ -444,3 +444,132 @@ def test_a_malformed_earlier_tool_call_is_the_clients_error(call: Any, index: in
         A.chat_request(target(), body, False)
     assert exc.value.param == f"messages[1].tool_calls[{index}]"
     assert "function" in exc.value.message
+
+
+# ---------------------------------------------------------------- turns and seed
+
+
+def sent_messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    body = orjson.loads(A.chat_request(target(), {"messages": messages}, False).body)
+    out: list[dict[str, Any]] = body["Messages"]
+    return out
+
+
+def test_consecutive_user_and_assistant_messages_are_merged() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    assert sent_messages(
+        [
+            {"role": "system", "content": "s1"},
+            {"role": "user", "content": "a"},
+            {"role": "user", "content": [{"type": "text", "text": "b"}]},
+            {"role": "developer", "content": "s2"},
+            {"role": "user", "content": ""},
+            {"role": "assistant", "content": "c"},
+            {"role": "assistant", "content": "d"},
+            {"role": "user", "content": "e"},
+            {"role": "assistant", "content": "let me look"},
+            {"role": "assistant", "content": None, "tool_calls": [call]},
+            {"role": "tool", "tool_call_id": "c1", "content": "r1"},
+            {"role": "tool", "tool_call_id": "c1", "content": "r2"},
+        ]
+    ) == [
+        {"Role": "system", "Content": "s1\n\ns2"},
+        {"Role": "user", "Content": "a\n\nb"},
+        {"Role": "assistant", "Content": "c\n\nd"},
+        {"Role": "user", "Content": "e"},
+        {
+            "Role": "assistant",
+            "Content": "let me look",
+            "ToolCalls": [
+                {"Id": "c1", "Type": "function", "Function": {"Name": "f", "Arguments": "{}"}}
+            ],
+        },
+        {"Role": "tool", "Content": "r1", "ToolCallId": "c1"},  # tool results never merged
+        {"Role": "tool", "Content": "r2", "ToolCallId": "c1"},
+    ]
+
+
+def test_merged_user_messages_with_images_keep_every_part_in_order() -> None:
+    image = {"type": "image_url", "image_url": {"url": "https://x/cat.png"}}
+    assert sent_messages(
+        [
+            {"role": "user", "content": "first"},
+            {"role": "user", "content": [image, {"type": "text", "text": "what is it?"}]},
+        ]
+    ) == [
+        {
+            "Role": "user",
+            "Contents": [
+                {"Type": "text", "Text": "first"},
+                {"Type": "image_url", "ImageUrl": {"Url": "https://x/cat.png"}},
+                {"Type": "text", "Text": "what is it?"},
+            ],
+        }
+    ]
+
+
+@pytest.mark.parametrize(
+    ("messages", "turn"),
+    [
+        (
+            [{"role": "assistant", "content": "x"}, {"role": "user", "content": "y"}],
+            "turn 1 (assistant, messages[0])",
+        ),
+        (
+            [
+                {"role": "system", "content": "s"},
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "content": "y"},
+            ],
+            "turn 2 (assistant, messages[2])",
+        ),
+        (
+            [
+                {"role": "user", "content": "x"},
+                {"role": "tool", "tool_call_id": "c", "content": "y"},
+            ],
+            "turn 2 (tool, messages[1])",
+        ),
+    ],
+)
+def test_a_conversation_that_cannot_alternate_is_400_naming_the_turn(
+    messages: list[dict[str, Any]], turn: str
+) -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        sent_messages(messages)
+    assert exc.value.param == "messages" and exc.value.openai_status == 400
+    assert turn in exc.value.message and "alternate" in exc.value.message
+
+
+def test_two_assistant_tool_call_turns_in_a_row_are_not_merged_but_refused() -> None:
+    call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+    with pytest.raises(InvalidRequest) as exc:
+        sent_messages(
+            [
+                {"role": "user", "content": "x"},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "assistant", "content": None, "tool_calls": [call]},
+                {"role": "tool", "tool_call_id": "c1", "content": "r"},
+            ]
+        )
+    assert "turn 3 (assistant, messages[2])" in exc.value.message
+    with pytest.raises(InvalidRequest) as exc:
+        sent_messages([{"role": "system", "content": "only"}])
+    assert exc.value.param == "messages"
+
+
+def test_seed_is_forwarded_and_checked() -> None:
+    def body(seed: Any) -> dict[str, Any]:
+        req = A.chat_request(
+            target(), {"messages": [{"role": "user", "content": "x"}], "seed": seed}, False
+        )
+        out: dict[str, Any] = orjson.loads(req.body)
+        return out
+
+    assert body(1)["Seed"] == 1 and body(10000)["Seed"] == 10000
+    assert "Seed" not in body(None)
+    for bad in (0, -3, 10001, 2**40, 1.5, "7", True):
+        with pytest.raises(InvalidRequest) as exc:
+            body(bad)
+        assert exc.value.param == "seed" and exc.value.openai_status == 400
+        assert "10000" in exc.value.message

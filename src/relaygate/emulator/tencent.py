@@ -8,6 +8,10 @@
   mismatch answers ``AuthFailure.SignatureFailure``; an unknown SecretId
   ``AuthFailure.SecretIdNotFound``; a timestamp more than 300 s away
   ``AuthFailure.SignatureExpire``.
+* ``ChatCompletions`` checks the order of ``Messages`` as Hunyuan documents it (system
+  optional and first; user (tool) and assistant alternate, starting with user and ending
+  with user (tool); tool results may repeat) and answers ``InvalidParameter`` otherwise;
+  ``Seed`` must be an integer from 1 to 10000 (``InvalidParameterValue``).
 * Errors are HTTP 200 bodies ``{"Response": {"Error": {"Code", "Message"}, "RequestId"}}``;
   the ``error-NNN`` triggers and ``fail_status`` map the status to a code (:data:`CODES`).
 * Streams: unwrapped ``data: {"Choices":[{"Delta":…,"FinishReason":""}],"Usage":…}``
@@ -194,7 +198,40 @@ class TencentEmulator(Provider):
                 raise EarlyResponse(
                     self.tc_error("InvalidParameterValue", f"Messages[{i}].Role is invalid.")
                 )
+        self._check_order(messages)
+        seed = body.get("Seed")
+        if seed is not None and (
+            isinstance(seed, bool) or not isinstance(seed, int) or not 1 <= seed <= 10000
+        ):
+            raise EarlyResponse(
+                self.tc_error("InvalidParameterValue", "Seed must be an integer in [1, 10000].")
+            )
         return model, messages
+
+    def _check_order(self, messages: list[dict[str, Any]]) -> None:
+        """Hunyuan's documented order: system optional and first; user (tool) and assistant
+        alternate, starting with user and ending with user (tool); tool may repeat.
+        A user message right after a tool result is let through (not documented either way)."""
+        turns = [(i, m["Role"]) for i, m in enumerate(messages) if m["Role"] != "system"]
+        for j, (i, role) in enumerate(turns):
+            prev = turns[j - 1][1] if j else None
+            bad = (
+                (j == 0 and role != "user")
+                or (role == "user" and prev == "user")
+                or (role == "assistant" and prev == "assistant")
+                or (role == "tool" and prev not in ("assistant", "tool"))
+                or (j == len(turns) - 1 and role == "assistant")
+            )
+            if bad:
+                raise EarlyResponse(
+                    self.tc_error(
+                        "InvalidParameter",
+                        f"Messages[{i}]: user (tool) and assistant must alternate, starting "
+                        "with user and ending with user (tool).",
+                    )
+                )
+        if not turns:
+            raise EarlyResponse(self.tc_error("InvalidParameter", "Messages has no user message."))
 
     async def chat(
         self, request: web.Request, knobs: Knobs, body: dict[str, Any]

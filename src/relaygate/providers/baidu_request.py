@@ -21,10 +21,16 @@ from relaygate.errors import InvalidRequest
 from relaygate.providers.base import number_field, require_messages
 from relaygate.providers.legacy_functions import upgrade_legacy_functions
 
-__all__ = ["build_chat_body"]
+__all__ = ["build_chat_body", "join_texts"]
 
 #: Baidu-only request fields a client may send as extras; passed on unchanged
 _EXTRAS = ("penalty_score", "disable_search", "enable_citation", "enable_trace", "user_id")
+
+
+def join_texts(*texts: str) -> str:
+    """The texts of merged consecutive turns, joined by a blank line (empty ones left out);
+    also used by ``tencent_request.py``."""
+    return "\n\n".join(t for t in texts if t)
 
 
 def _text(content: Any, param: str) -> str:
@@ -105,7 +111,7 @@ def _messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str
                     "ERNIE v1 (wenxinworkshop).",
                     param=param,
                 )
-            prev["content"] = "\n\n".join(t for t in (prev["content"], new["content"]) if t)
+            prev["content"] = join_texts(prev["content"], new["content"])
             if "function_call" in new:
                 prev["function_call"] = new["function_call"]
             continue
@@ -124,7 +130,7 @@ def _messages(messages: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], str
             "ERNIE v1 (wenxinworkshop) needs the last message to be the user's (or a tool result).",
             param="messages",
         )
-    return out, "\n\n".join(t for t in system if t)
+    return out, join_texts(*system)
 
 
 def _number(body: dict[str, Any], key: str) -> float | None:

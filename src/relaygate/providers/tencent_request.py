@@ -1,6 +1,7 @@
 """Tencent Hunyuan: the request side — the channel key, the PascalCase chat body
-(messages, content parts, tools and ``ToolChoice``, sampling) and the signed
-TencentCloud API 3.0 request (headers; the signature itself is ``providers/tc3.py``).
+(messages merged into alternating turns, content parts, tools and ``ToolChoice``,
+sampling, ``Seed``) and the signed TencentCloud API 3.0 request (headers; the
+signature itself is ``providers/tc3.py``).
 Pure functions; the adaptor is ``providers/tencent.py``."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import orjson
 
 from relaygate.errors import InvalidRequest, UpstreamError
 from relaygate.providers import tc3
+from relaygate.providers.baidu_request import join_texts
 from relaygate.providers.base import Target, UpstreamRequest, number_field, require_messages
 from relaygate.providers.legacy_functions import upgrade_legacy_functions
 
@@ -26,6 +28,8 @@ __all__ = [
 
 SERVICE = "hunyuan"
 VERSION = "2023-09-01"
+#: the largest ``Seed`` Hunyuan takes (Tencent's SDK: "non-zero positive integer, max 10000")
+SEED_MAX = 10000
 
 
 def credentials(api_key: str) -> tuple[str, str]:
@@ -120,9 +124,60 @@ def _tool_call(call: Any, param: str) -> dict[str, Any]:
     }
 
 
+def _parts(msg: dict[str, Any]) -> list[dict[str, Any]]:
+    """A message's content as ``Contents`` parts (a plain ``Content`` becomes one text part)."""
+    if "Contents" in msg:
+        parts: list[dict[str, Any]] = msg["Contents"]
+        return parts
+    text = msg.get("Content") or ""
+    return [{"Type": "text", "Text": text}] if text else []
+
+
+def _merge(prev: dict[str, Any], new: dict[str, Any]) -> None:
+    """``new`` (same role as ``prev``, a user turn or an assistant turn) folded into ``prev``:
+    texts joined by a blank line, image parts kept in order, ``new``'s tool calls kept."""
+    if "Contents" in prev or "Contents" in new:
+        prev["Contents"] = _parts(prev) + _parts(new)
+        prev.pop("Content", None)
+    else:
+        prev["Content"] = join_texts(prev["Content"], new["Content"])
+    if "ToolCalls" in new:
+        prev["ToolCalls"] = new["ToolCalls"]
+
+
+def _alternation(turns: list[dict[str, Any]], sources: list[int]) -> None:
+    """Hunyuan's order: user (or tool) and assistant alternate, starting with the user and
+    ending with the user or a tool result; tool results may follow one another."""
+    if not turns:
+        raise InvalidRequest("Hunyuan needs at least one user message.", param="messages")
+    problem = None
+    for j, msg in enumerate(turns):
+        role, prev = msg["Role"], turns[j - 1]["Role"] if j else None
+        if j == 0 and role != "user":
+            problem = "the conversation must start with the user"
+        elif role == "assistant" and prev == "assistant":
+            problem = "two assistant turns with tool calls follow one another"
+        elif role == "tool" and prev not in ("assistant", "tool"):
+            problem = "a tool result must follow the assistant's tool call"
+        elif j == len(turns) - 1 and role == "assistant":
+            problem = "the last message must be the user's or a tool result"
+        if problem is not None:
+            raise InvalidRequest(
+                "Hunyuan needs user (or tool) and assistant turns to alternate, starting with "
+                f"the user and ending with the user or a tool result; turn {j + 1} ({role}, "
+                f"messages[{sources[j]}]) breaks that: {problem}.",
+                param="messages",
+            )
+
+
 def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Hunyuan's ``Messages``: system and developer texts as one system message first;
+    consecutive user messages, and consecutive assistant messages (unless both carry tool
+    calls), merged into one turn; tool results never merged; the order checked
+    (:func:`_alternation`)."""
     system: list[str] = []
     out: list[dict[str, Any]] = []
+    sources: list[int] = []  # out[j] starts at messages[sources[j]]
     for i, msg in enumerate(messages):
         role = msg.get("role")
         param = f"messages[{i}].content"
@@ -150,9 +205,21 @@ def _messages(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
             ]
         elif role == "tool":
             new["ToolCallId"] = msg.get("tool_call_id") or ""
+        prev = out[-1] if out else None
+        if (
+            prev is not None
+            and role != "tool"
+            and prev["Role"] == role
+            and not ("ToolCalls" in prev and "ToolCalls" in new)
+        ):
+            _merge(prev, new)
+            continue
         out.append(new)
-    if system:
-        out.insert(0, {"Role": "system", "Content": "\n\n".join(system)})
+        sources.append(i)
+    _alternation(out, sources)
+    joined = join_texts(*system)
+    if joined:
+        out.insert(0, {"Role": "system", "Content": joined})
     return out
 
 
@@ -212,6 +279,13 @@ def build_chat_body(
         value = number_field(body, src)
         if value is not None:
             out[dst] = value
+    seed = body.get("seed")
+    if seed is not None:
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 1 <= seed <= SEED_MAX:
+            raise InvalidRequest(
+                f"`seed` must be an integer from 1 to {SEED_MAX} for Hunyuan.", param="seed"
+            )
+        out["Seed"] = seed
     enhance = body.get("enable_enhancement", target.config.get("enable_enhancement", False))
     out["EnableEnhancement"] = enhance is True
     _tools(body, out)
