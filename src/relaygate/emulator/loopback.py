@@ -9,34 +9,31 @@ Knobs are a frozen dataclass; ``configure(**changes)`` (thread-safe) or
 
 from __future__ import annotations
 
-import asyncio
+import abc
 import contextlib
 import dataclasses
 import threading
-from types import TracebackType
-from typing import Any, Generic, Self, TypeVar
+from typing import Any, Generic, TypeVar
 
 from aiohttp import web
+
+from relaygate.emulator.background import BackgroundServer
 
 __all__ = ["LoopbackServer"]
 
 K = TypeVar("K")
 
 
-class LoopbackServer(Generic[K]):
-    """Subclasses add their routes in :meth:`add_routes`; ``self.knobs`` is read per request."""
+class LoopbackServer(BackgroundServer, Generic[K]):
+    """Subclasses add their routes in :meth:`add_routes`; ``self.knobs`` is read per request.
+    The thread, ``start``/``stop``, ``with`` and ``port``/``origin`` are ``BackgroundServer``'s."""
 
     def __init__(self, knobs: K, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        super().__init__(host=host, port=port)
         self._initial = knobs
         self._knobs = knobs
         self._lock = threading.Lock()
-        self.host = host
-        self._port = port
         self.requests: list[tuple[str, str, dict[str, str]]] = []  # method, path, params
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
 
     # ---- knobs -------------------------------------------------------------------------------
     @property
@@ -58,18 +55,10 @@ class LoopbackServer(Generic[K]):
         self.requests.append((request.method, request.path, params))
         del self.requests[:-200]
 
-    # ---- addresses ---------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def origin(self) -> str:
-        return f"http://{self.host}:{self._port}"
-
     # ---- the application ---------------------------------------------------------------------
-    def add_routes(self, app: web.Application) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    @abc.abstractmethod
+    def add_routes(self, app: web.Application) -> None:
+        """Add the emulator's own routes (the ``/_emulator/…`` ones are added already)."""
 
     def build_app(self) -> web.Application:
         app = web.Application(client_max_size=1024 * 1024)
@@ -97,56 +86,10 @@ class LoopbackServer(Generic[K]):
         self.add_routes(app)
         return app
 
+    def make_runner(self) -> web.AppRunner:
+        return web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=1.0)
+
     # ---- lifecycle ---------------------------------------------------------------------------
-    def start(self, timeout: float = 10.0) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("emulator already started")
-        self._thread = threading.Thread(target=self._run, name=type(self).__name__, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("emulator did not start in time")
-        if self._start_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError(
-                f"emulator failed to start: {self._start_error}"
-            ) from self._start_error
-        return self
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        runner = web.AppRunner(self.build_app(), access_log=None, shutdown_timeout=1.0)
-        try:
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, self.host, self._port)
-            loop.run_until_complete(site.start())
-            self._port = int(runner.addresses[0][1])
-        except BaseException as exc:
-            self._start_error = exc
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(runner.cleanup())
-            loop.close()
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            loop.run_until_complete(runner.cleanup())
-            loop.close()
-
-    def stop(self, timeout: float = 10.0) -> None:
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        if thread.is_alive():
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
-        self._thread = None
-        self._loop = None
-
     def serve_forever(self) -> None:
         """Serve in the foreground until interrupted (prints the origin once listening)."""
         self.start()
@@ -155,15 +98,4 @@ class LoopbackServer(Generic[K]):
         with contextlib.suppress(KeyboardInterrupt):
             while self._thread.is_alive():
                 self._thread.join(0.5)
-        self.stop()
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
         self.stop()

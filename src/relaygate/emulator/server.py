@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
-from types import TracebackType
 from typing import Any
 
 from aiohttp import web
 
 from relaygate.emulator.anthropic import AnthropicEmulator
 from relaygate.emulator.azure import AzureEmulator
+from relaygate.emulator.background import BackgroundServer
 from relaygate.emulator.baidu import BaiduEmulator
 from relaygate.emulator.base import Core, Provider
 from relaygate.emulator.deepseek import DeepSeekEmulator
@@ -101,8 +100,9 @@ def _runner(impl: Provider) -> web.AppRunner:
     )
 
 
-class EmulatorServer:
-    """One provider emulator served on loopback from a background thread.
+class EmulatorServer(BackgroundServer):
+    """One provider emulator served on loopback from a background thread (the thread,
+    ``start``/``stop``, ``with`` and ``async with`` are ``BackgroundServer``'s).
 
     >>> with EmulatorServer("openai", knobs=Knobs(chunks=3)) as emu:
     ...     client = openai.OpenAI(base_url=emu.base_url, api_key="sk-test")
@@ -120,12 +120,7 @@ class EmulatorServer:
         self.core = Core(knobs, keep_requests)
         self.impl = _make_provider(provider, self.core)
         self.provider = provider
-        self.host = host
-        self._port = port
-        self._thread: threading.Thread | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
+        super().__init__(host=host, port=port)
 
     # -- properties -----------------------------------------------------------------------
     @property
@@ -135,15 +130,6 @@ class EmulatorServer:
     @property
     def knobs(self) -> Knobs:
         return self.core.knobs
-
-    @property
-    def port(self) -> int:
-        return self._port
-
-    @property
-    def origin(self) -> str:
-        """``http://host:port`` (no provider prefix)."""
-        return f"http://{self.host}:{self._port}"
 
     @property
     def base_url(self) -> str:
@@ -166,82 +152,16 @@ class EmulatorServer:
         if stats:
             self.core.stats.reset()
 
-    # -- lifecycle ------------------------------------------------------------------------
-    def start(self, timeout: float = 10.0) -> EmulatorServer:
-        if self._thread is not None:
-            raise RuntimeError("emulator already started")
-        self._thread = threading.Thread(
-            target=self._run, name=f"relaygate-emulator-{self.provider}", daemon=True
-        )
-        self._thread.start()
-        if not self._ready.wait(timeout):
-            raise RuntimeError("emulator did not start in time")
-        if self._start_error is not None:
-            self._thread.join()
-            self._thread = None
-            raise RuntimeError(f"emulator failed to start: {self._start_error}") from (
-                self._start_error
-            )
-        return self
+    # -- lifecycle (BackgroundServer) -----------------------------------------------------
+    def make_runner(self) -> web.AppRunner:
+        return _runner(self.impl)
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        self._loop = loop
-        asyncio.set_event_loop(loop)
-        runner = _runner(self.impl)
-        try:
-            loop.run_until_complete(runner.setup())
-            site = web.TCPSite(runner, self.host, self._port)
-            loop.run_until_complete(site.start())
-            self._port = int(runner.addresses[0][1])
-        except BaseException as exc:
-            self._start_error = exc
-            with contextlib.suppress(Exception):
-                loop.run_until_complete(runner.cleanup())
-            loop.close()
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            loop.run_forever()
-        finally:
-            self.core.stopping = True
-            self.core.release_hangs()
-            loop.run_until_complete(runner.cleanup())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
+    def thread_name(self) -> str:
+        return f"relaygate-emulator-{self.provider}"
 
-    def stop(self, timeout: float = 10.0) -> None:
-        thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
-            return
-        if thread.is_alive():
-            loop.call_soon_threadsafe(loop.stop)
-            thread.join(timeout)
-        self._thread = None
-        self._loop = None
-
-    def __enter__(self) -> EmulatorServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> EmulatorServer:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await asyncio.to_thread(self.stop)
+    def on_stopping(self) -> None:
+        self.core.stopping = True
+        self.core.release_hangs()
 
     def __repr__(self) -> str:
         return f"EmulatorServer({self.provider!r}, base_url={self.base_url!r})"
