@@ -289,6 +289,47 @@ def test_baidu_non_alternating_conversation_is_400(cn: Env) -> None:
     assert "alternate" in str(exc.value.message)
 
 
+def test_baidu_json_mode(cn: Env) -> None:
+    c = client(cn)
+    r = c.chat.completions.create(
+        model="ERNIE-4.0-8K", messages=MSG, response_format={"type": "json_object"}
+    )
+    assert json.loads(r.choices[0].message.content or "") == {"reply": DEFAULT_REPLY}
+    assert recorded(cn.baidu, "/chat/")[-1]["body"]["response_format"] == "json_object"
+    chunks = list(
+        c.chat.completions.create(
+            model="ERNIE-4.0-8K",
+            messages=MSG,
+            stream=True,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "r", "schema": {"type": "object"}},
+            },
+        )
+    )
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert json.loads(text) == {"reply": DEFAULT_REPLY}
+    assert recorded(cn.baidu, "/chat/")[-1]["body"]["response_format"] == "json_object"
+    r = c.chat.completions.create(
+        model="ERNIE-4.0-8K", messages=MSG, response_format={"type": "text"}
+    )
+    assert r.choices[0].message.content == DEFAULT_REPLY
+    assert recorded(cn.baidu, "/chat/")[-1]["body"]["response_format"] == "text"
+
+
+def test_baidu_malformed_response_format_is_400_before_upstream(cn: Env) -> None:
+    with pytest.raises(openai.APIStatusError) as exc:
+        client(cn).chat.completions.create(
+            model="ERNIE-4.0-8K",
+            messages=MSG,
+            response_format={"type": "yaml"},  # type: ignore[typeddict-item]
+        )
+    assert exc.value.status_code in (400, 403)  # the client's error (seed table: 403)
+    body = exc.value.body
+    assert isinstance(body, dict) and body.get("param") == "response_format"
+    assert not recorded(cn.baidu, "/chat/")
+
+
 # ---------------------------------------------------------------- Tencent
 
 

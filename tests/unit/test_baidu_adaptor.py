@@ -168,6 +168,34 @@ def test_consecutive_turns_merged_and_alternation_enforced() -> None:
     assert exc.value.param == "messages[0]"
 
 
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [
+        ({"type": "json_object"}, "json_object"),
+        ({"type": "text"}, "text"),
+        ({"type": "json_schema", "json_schema": {"name": "x", "schema": {}}}, "json_object"),
+    ],
+)
+def test_response_format_becomes_ernies_string(fmt: dict[str, Any], expected: str) -> None:
+    body = sent({"messages": [{"role": "user", "content": "x"}], "response_format": fmt})
+    assert body["response_format"] == expected
+    assert "json_schema" not in orjson.dumps(body).decode()  # no schema field is invented
+
+
+@pytest.mark.parametrize(
+    "fmt", ["json_object", {"type": "yaml"}, {}, {"type": None}, ["json_object"], 1]
+)
+def test_malformed_response_format_is_400(fmt: Any) -> None:
+    with pytest.raises(InvalidRequest) as exc:
+        sent({"messages": [{"role": "user", "content": "x"}], "response_format": fmt})
+    assert exc.value.param == "response_format" and exc.value.openai_status == 400
+
+
+def test_no_response_format_sends_none() -> None:
+    body = sent({"messages": [{"role": "user", "content": "x"}], "response_format": None})
+    assert "response_format" not in body
+
+
 def test_tools_become_functions_and_calls_round_trip() -> None:
     tools = [
         {

@@ -10,6 +10,8 @@
 * Errors are HTTP 200 bodies ``{"error_code": N, "error_msg": …}``: the ``error-NNN``
   triggers and ``fail_status`` map the status to a Baidu code (:data:`CODES`), and the
   model (endpoint) ``error-code-N`` answers with code N itself.
+* ``response_format`` may be ``"text"`` or ``"json_object"`` (else 336003); with
+  ``"json_object"`` the answer is the JSON text ``{"reply": <the reply knob>}``.
 * Streams: ``data: {…"result": piece, "is_end": false, "usage": …}`` events, the last
   with ``"is_end": true``, no ``[DONE]``; ``usage.total_tokens`` is cumulative.
 * ``POST /_emulator/baidu`` with ``{"token_ttl": seconds}`` sets the lifetime of tokens
@@ -181,6 +183,9 @@ class BaiduEmulator(Provider):
         if m:
             raise EarlyResponse(self.baidu_error(int(m.group(1))))
         messages = self._validate(body)
+        fmt = body.get("response_format")
+        if fmt is not None and fmt not in ("text", "json_object"):
+            raise EarlyResponse(self.baidu_error(336003, "response_format is invalid"))
         trigger = await self.gate(knobs, endpoint)
         prompt = max(
             1,
@@ -204,6 +209,8 @@ class BaiduEmulator(Provider):
                 "thoughts": "I should call the function.",
             }
             text = ""
+        elif fmt == "json_object":
+            text = json.dumps({"reply": knobs.reply}, ensure_ascii=False)
         else:
             text = knobs.reply
         completion = max(1, count_tokens(text) + (10 if call else 0))

@@ -10,7 +10,10 @@
 * ``max_tokens`` / ``max_completion_tokens`` → ``max_output_tokens``;
   ``frequency_penalty`` (OpenAI -2..2) → ``penalty_score`` (Baidu 1.0..2.0:
   ``1 + max(0, fp) / 2``); ``temperature`` clamped into Baidu's (0, 1];
-  ``stop`` → a list; ``user`` → ``user_id``.
+  ``stop`` → a list; ``user`` → ``user_id``;
+* ``response_format`` ``{"type": "json_object"}`` / ``{"type": "text"}`` → the string
+  ``"json_object"`` / ``"text"``; ``json_schema`` → ``"json_object"`` (ERNIE v1 takes no
+  schema); anything else is refused with a 400 naming ``response_format``.
 """
 
 from __future__ import annotations
@@ -168,6 +171,24 @@ def _functions(body: dict[str, Any], out: dict[str, Any]) -> None:
         out["tool_choice"] = {"type": "function", "function": {"name": named}}
 
 
+#: OpenAI ``response_format.type`` → ERNIE v1's ``response_format`` string
+_FORMATS = {"text": "text", "json_object": "json_object", "json_schema": "json_object"}
+
+
+def _response_format(body: dict[str, Any]) -> str | None:
+    value = body.get("response_format")
+    if value is None:
+        return None
+    kind = value.get("type") if isinstance(value, dict) else None
+    if not isinstance(kind, str) or kind not in _FORMATS:
+        raise InvalidRequest(
+            "`response_format` must be an object whose `type` is `text`, `json_object` or "
+            "`json_schema`.",
+            param="response_format",
+        )
+    return _FORMATS[kind]
+
+
 def build_chat_body(body: dict[str, Any], stream: bool) -> tuple[dict[str, Any], bool]:
     """``(ERNIE v1 body, whether the client used the legacy functions fields)``."""
     body, legacy = upgrade_legacy_functions(body)
@@ -200,6 +221,9 @@ def build_chat_body(body: dict[str, Any], stream: bool) -> tuple[dict[str, Any],
     for key in _EXTRAS:
         if key in body:
             out[key] = body[key]
+    fmt = _response_format(body)
+    if fmt is not None:
+        out["response_format"] = fmt
     _functions(body, out)
     if stream:
         out["stream"] = True
