@@ -21,8 +21,6 @@ Run one by hand: ``python -m relaygate.emulator.github_oauth --port 8701``.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import secrets
 import time
 from dataclasses import dataclass, field
@@ -32,6 +30,13 @@ from urllib.parse import urlencode, urlsplit
 from aiohttp import web
 
 from relaygate.emulator.loopback import LoopbackServer
+from relaygate.emulator.oauth_common import (
+    form_params,
+    pkce_matches,
+    redeem,
+    redirect_back,
+    without_secret,
+)
 
 __all__ = ["DEFAULT_EMAILS", "DEFAULT_USER", "GitHubKnobs", "GitHubOAuthEmulator"]
 
@@ -109,10 +114,7 @@ class GitHubOAuthEmulator(LoopbackServer[GitHubKnobs]):
                 time.monotonic() + CODE_TTL,
             )
             params = {"code": code}
-        if "state" in q:
-            params["state"] = q["state"]
-        sep = "&" if urlsplit(uri).query else "?"
-        return web.Response(status=302, headers={"Location": uri + sep + urlencode(params)})
+        return redirect_back(uri, params, q)
 
     async def access_token(self, request: web.Request) -> web.Response:
         params = dict(request.query)
@@ -120,8 +122,8 @@ class GitHubOAuthEmulator(LoopbackServer[GitHubKnobs]):
             body = await request.json()
             params.update({k: str(v) for k, v in body.items()} if isinstance(body, dict) else {})
         else:
-            params.update({k: str(v) for k, v in (await request.post()).items()})
-        self.note(request, {k: v for k, v in params.items() if k != "client_secret"})
+            params.update(await form_params(request))
+        self.note(request, without_secret(params))
         knobs = self.knobs
         if knobs.token_status is not None:
             return web.Response(
@@ -148,20 +150,17 @@ class GitHubOAuthEmulator(LoopbackServer[GitHubKnobs]):
             "The code passed is incorrect or expired.",
             "bad-verification-code",
         )
-        grant = self.grants.get(p.get("code", ""))
-        if grant is None or grant.used or grant.expires < time.monotonic():
+        grant = redeem(self.grants, p.get("code", ""))
+        if grant is None:
             return bad_code
-        grant.used = True
         if "redirect_uri" in p and p["redirect_uri"] != grant.redirect_uri:
             return _error(
                 "redirect_uri_mismatch",
                 "The redirect_uri MUST match the registered callback URL for this application.",
                 "redirect-uri-mismatch",
             )
-        if grant.challenge:
-            digest = hashlib.sha256(p.get("code_verifier", "").encode()).digest()
-            if base64.urlsafe_b64encode(digest).rstrip(b"=").decode() != grant.challenge:
-                return bad_code
+        if grant.challenge and not pkce_matches(grant.challenge, p.get("code_verifier", "")):
+            return bad_code
         token = "gho_" + secrets.token_urlsafe(27)
         self.tokens[token] = grant
         return {"access_token": token, "token_type": "bearer", "scope": grant.scope}

@@ -31,7 +31,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import jwt
 from aiohttp import web
@@ -39,6 +39,13 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from relaygate.emulator.loopback import LoopbackServer
+from relaygate.emulator.oauth_common import (
+    form_params,
+    pkce_matches,
+    redeem,
+    redirect_back,
+    without_secret,
+)
 
 __all__ = ["DEFAULT_USER", "OIDCEmulator", "OIDCKnobs"]
 
@@ -79,10 +86,6 @@ class _Grant:
     user: dict[str, Any]
     expires: float
     used: bool = False
-
-
-def _b64(digest: bytes) -> str:
-    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
 
 
 class OIDCEmulator(LoopbackServer[OIDCKnobs]):
@@ -187,10 +190,7 @@ class OIDCEmulator(LoopbackServer[OIDCKnobs]):
             return web.Response(status=400, text="redirect_uri must be an absolute URL.")
 
         def back(params: dict[str, str]) -> web.Response:
-            if "state" in q:
-                params["state"] = q["state"]
-            sep = "&" if urlsplit(uri).query else "?"
-            return web.Response(status=302, headers={"Location": uri + sep + urlencode(params)})
+            return redirect_back(uri, params, q)
 
         if q.get("response_type") != "code":
             return back({"error": "unsupported_response_type"})
@@ -214,8 +214,8 @@ class OIDCEmulator(LoopbackServer[OIDCKnobs]):
         return back({"code": code})
 
     async def token(self, request: web.Request) -> web.Response:
-        form = {k: str(v) for k, v in (await request.post()).items()}
-        self.note(request, {k: v for k, v in form.items() if k != "client_secret"})
+        form = await form_params(request)
+        self.note(request, without_secret(form))
         knobs = self.knobs
         if knobs.token_status is not None:
             return self._error("server_error", "emulated failure", knobs.token_status)
@@ -231,14 +231,12 @@ class OIDCEmulator(LoopbackServer[OIDCKnobs]):
             return self._error("invalid_client", "client authentication failed", 401)
         if form.get("grant_type") != "authorization_code":
             return self._error("unsupported_grant_type", "only authorization_code")
-        grant = self.grants.get(form.get("code", ""))
-        if grant is None or grant.used or grant.expires < time.monotonic():
+        grant = redeem(self.grants, form.get("code", ""))  # one use, even when a check fails
+        if grant is None:
             return self._error("invalid_grant", "the code is unknown, used or expired")
-        grant.used = True  # one use, even when a check below fails
         if grant.client_id != client_id or grant.redirect_uri != form.get("redirect_uri"):
             return self._error("invalid_grant", "redirect_uri does not match")
-        verifier = form.get("code_verifier", "")
-        if grant.challenge and _b64(hashlib.sha256(verifier.encode()).digest()) != grant.challenge:
+        if grant.challenge and not pkce_matches(grant.challenge, form.get("code_verifier", "")):
             return self._error("invalid_grant", "PKCE verification failed")
         access = secrets.token_urlsafe(24)
         self.tokens[access] = dict(grant.user)
