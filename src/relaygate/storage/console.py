@@ -32,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relaygate.storage import revisions
 from relaygate.storage.base import Conflict, aware, now
@@ -46,6 +46,8 @@ __all__ = [
     "SessionRow",
     "console_credentials",
     "console_sessions",
+    "insert_console_user",
+    "username_taken",
 ]
 
 console_credentials = Table(
@@ -123,42 +125,55 @@ def _session(r: Any) -> SessionRow:
     )
 
 
+async def username_taken(engine: AsyncEngine, username: str) -> bool:
+    """Whether a user of this name exists, whatever its case (``Alice`` and ``alice``
+    would be two people's look-alikes)."""
+    q = select(users.c.id).where(func.lower(users.c.username) == username.lower()).limit(1)
+    async with engine.connect() as conn:
+        return (await conn.scalar(q)) is not None
+
+
+async def insert_console_user(conn: AsyncConnection, username: str, at: datetime) -> UserRecord:
+    """Insert a user opened from the console (active, role ``user``, group ``default``) in
+    the caller's transaction, which adds what signs it in and bumps the revision.
+    ``IntegrityError`` when the name is taken."""
+    values = {
+        "username": username,
+        "role": "user",
+        "status": "active",
+        "created_at": at,
+        "group_name": "default",
+    }
+    res = await conn.execute(insert(users).values(**values))
+    uid = int(res.inserted_primary_key[0])  # type: ignore[index]
+    return user_from_row({"id": uid, **values})
+
+
 class ConsoleStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
     # ---- accounts ----------------------------------------------------------------------
     async def username_taken(self, username: str) -> bool:
-        """Whether a user of this name exists, whatever its case (``Alice`` and ``alice``
-        would be two people's look-alikes)."""
-        q = select(users.c.id).where(func.lower(users.c.username) == username.lower()).limit(1)
-        async with self.engine.connect() as conn:
-            return (await conn.scalar(q)) is not None
+        """Whether a user of this name exists, whatever its case."""
+        return await username_taken(self.engine, username)
 
     async def create_account(self, username: str, password_hash: str) -> UserRecord:
         """A new active user (role ``user``, group ``default``) with its password, in one
         transaction. :class:`Conflict` when the name is taken."""
         at = now()
-        values = {
-            "username": username,
-            "role": "user",
-            "status": "active",
-            "created_at": at,
-            "group_name": "default",
-        }
         try:
             async with self.engine.begin() as conn:
-                res = await conn.execute(insert(users).values(**values))
-                uid = int(res.inserted_primary_key[0])  # type: ignore[index]
+                user = await insert_console_user(conn, username, at)
                 await conn.execute(
                     insert(console_credentials).values(
-                        user_id=uid, password_hash=password_hash, created_at=at, updated_at=at
+                        user_id=user.id, password_hash=password_hash, created_at=at, updated_at=at
                     )
                 )
                 await revisions.bump(conn)
         except IntegrityError as exc:
             raise Conflict(f"user {username!r} already exists") from exc
-        return user_from_row({"id": uid, **values})
+        return user
 
     async def credentials(self, user_id: int) -> Credentials | None:
         q = select(console_credentials).where(console_credentials.c.user_id == user_id)

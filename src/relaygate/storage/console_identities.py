@@ -22,7 +22,6 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
-    func,
     insert,
     select,
 )
@@ -31,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relaygate.storage import revisions
 from relaygate.storage.base import Conflict, aware, now
+from relaygate.storage.console import insert_console_user, username_taken
 from relaygate.storage.records import UserRecord
 from relaygate.storage.tables import metadata, users
 from relaygate.storage.users import user_from_row
@@ -98,9 +98,7 @@ class IdentityStore:
         ]
 
     async def username_taken(self, username: str) -> bool:
-        q = select(users.c.id).where(func.lower(users.c.username) == username.lower()).limit(1)
-        async with self.engine.connect() as conn:
-            return (await conn.scalar(q)) is not None
+        return await username_taken(self.engine, username)
 
     async def create_user(
         self, username: str, provider: str, subject: str, email: str | None
@@ -109,22 +107,14 @@ class IdentityStore:
         to the identity, in one transaction. :class:`Conflict` when the name is taken or the
         identity is already linked (two sign-ins at once: the caller looks it up again)."""
         at = now()
-        values = {
-            "username": username,
-            "role": "user",
-            "status": "active",
-            "created_at": at,
-            "group_name": "default",
-        }
         try:
             async with self.engine.begin() as conn:
-                res = await conn.execute(insert(users).values(**values))
-                uid = int(res.inserted_primary_key[0])  # type: ignore[index]
+                user = await insert_console_user(conn, username, at)
                 await conn.execute(
                     insert(console_identities).values(
                         provider=provider,
                         subject=subject,
-                        user_id=uid,
+                        user_id=user.id,
                         email=email,
                         created_at=at,
                     )
@@ -132,4 +122,4 @@ class IdentityStore:
                 await revisions.bump(conn)
         except IntegrityError as exc:
             raise Conflict(f"user {username!r} or identity {provider}:{subject} exists") from exc
-        return user_from_row({"id": uid, **values})
+        return user
