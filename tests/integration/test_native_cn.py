@@ -242,6 +242,31 @@ def test_baidu_expired_token_is_renewed_transparently(cn: Env) -> None:
     assert int(baidu_control(cn)["issued"]) == before + 2  # type: ignore[arg-type]
 
 
+def channel_test(cn: Env, name: str) -> dict[str, Any]:
+    """``POST /admin/api/channels/{id}/test`` on the channel called ``name``."""
+    cid = next(c["id"] for c in cn.gw.admin("GET", "/channels")["data"] if c["name"] == name)
+    out: dict[str, Any] = cn.gw.admin("POST", f"/channels/{cid}/test")
+    return out
+
+
+def test_baidu_channel_test_renews_an_expired_token(cn: Env) -> None:
+    """A channel test whose cached token the upstream calls expired (111) or invalid
+    (110) drops it and tests once more with a fresh one, as a relayed request does."""
+    client(cn).chat.completions.create(model="ERNIE-4.0-8K", messages=MSG)  # a cached token
+    before = int(baidu_control(cn, expire=True)["issued"])  # type: ignore[arg-type]
+    result = channel_test(cn, "baidu")
+    assert result["ok"] is True and result["error"] is None, result
+    assert int(baidu_control(cn)["issued"]) == before + 1  # type: ignore[arg-type]
+    refused, retried = recorded(cn.baidu, "/chat/")[-2:]  # the refused call, the retry
+    assert refused["query"]["access_token"] != retried["query"]["access_token"]
+    baidu_control(cn, revoke=True)
+    assert channel_test(cn, "baidu")["ok"] is True
+    assert int(baidu_control(cn)["issued"]) == before + 2  # type: ignore[arg-type]
+    # the renewed token is the cache's: the next relayed request exchanges none
+    client(cn).chat.completions.create(model="ERNIE-4.0-8K", messages=MSG)
+    assert int(baidu_control(cn)["issued"]) == before + 2  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("model", "status", "code"),
     [

@@ -13,7 +13,9 @@
   is), the channel is set ``auto_disabled`` with a reason and the catalog reloaded, so it
   leaves rotation at once.
 * **Channel tests.** :meth:`ChannelHealth.test` sends one minimal chat request ("ping",
-  ``max_tokens`` 1) and reports the status, latency and error; the admin API's
+  ``max_tokens`` 1) and reports the status, latency and error (an upstream that refuses the
+  cached short-lived token, Baidu's 110/111, gets one more try with a fresh token, as a
+  relayed request does); the admin API's
   ``POST /admin/api/channels/{id}/test`` and the scheduler (:meth:`ChannelHealth.run_scheduled`)
   use it. The scheduler re-tests ``auto_disabled`` channels every
   ``RELAYGATE_CHANNEL_TEST_INTERVAL`` seconds and re-enables one that works again; one
@@ -36,10 +38,10 @@ from typing import Any, Protocol
 
 from relaygate.catalog import Catalog
 from relaygate.errors import RelayError, UpstreamTimeout
-from relaygate.providers.base import Target
+from relaygate.providers.base import Adaptor, Target
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.routing.rejected import RejectedKeys
-from relaygate.routing.tokens import TokenCache
+from relaygate.routing.tokens import TOKEN_EXPIRED, TokenCache
 from relaygate.sharedstate.base import SharedState, SharedStateError
 from relaygate.storage.records import ChannelRecord
 from relaygate.transport.base import Transport
@@ -288,6 +290,18 @@ class ChannelHealth:
             target = dataclasses.replace(target, api_key=key)
         adaptor = self._adaptors.get(target.provider)
         target = await self._tokens.resolve(adaptor, target)
+        try:
+            return await self._exchange(adaptor, target, model)
+        except RelayError as err:
+            if err.code != TOKEN_EXPIRED or target.token is None:
+                raise
+        # the upstream refused the cached short-lived token (expired early, revoked): drop
+        # it and test once more with a fresh one, as a relayed request does
+        self._tokens.invalidate(target)
+        target = await self._tokens.resolve(adaptor, target)
+        return await self._exchange(adaptor, target, model)
+
+    async def _exchange(self, adaptor: Adaptor, target: Target, model: str) -> int:
         body = {"model": model, "messages": [{"role": "user", "content": "ping"}], "max_tokens": 1}
         ureq = adaptor.chat_request(target, body, False)
         proxy = target.config.get("proxy") if target.config else None
