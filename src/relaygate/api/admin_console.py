@@ -11,19 +11,16 @@ Setting one's own password here through the console is refused
 so a left-open session cannot be used to take the account over. With an admin token (a
 bootstrap admin without a console password) it is allowed.
 
-The hash is argon2id with the same parameters as ``console/passwords.py`` (argon2-cffi's
-RFC 9106 low-memory profile), made here because the handler layer must not import the
-console package above it; a sign-in verifies it like any other and would replace it if the
-profile ever changed.
+The password rule and the argon2id hash are the console's own (``services/passwords.py``,
+shared because the handler layer must not import the console package above it); a sign-in
+verifies the hash like any other.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
-from argon2 import PasswordHasher
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -32,19 +29,21 @@ from relaygate.api.admin_kit import AdminKit
 from relaygate.errors import InvalidRequest, NotFound
 from relaygate.services.admin import AdminService
 from relaygate.services.fields import ValidationError
+from relaygate.services.passwords import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    hash_password,
+    password_problem,
+)
 from relaygate.state import AppState
 from relaygate.storage.base import Conflict
 from relaygate.storage.console import ConsoleStore
 
 __all__ = ["MAX_PASSWORD", "MIN_PASSWORD", "console_routes"]
 
-MIN_PASSWORD = 8  # the console's own rule (console/passwords.py)
-MAX_PASSWORD = 128
 CONSOLE_ADMIN = "relaygate.console_admin"  # api/admin_routes.py (imports this module)
 
 log = logging.getLogger("relaygate.admin")
-_hasher = PasswordHasher()
-_slot = asyncio.Semaphore(1)  # at most one 64 MiB hash at a time from this endpoint
 
 
 def check_new_password(body: dict[str, Any]) -> str:
@@ -54,18 +53,10 @@ def check_new_password(body: dict[str, Any]) -> str:
     value = body.get("password")
     if not isinstance(value, str):
         raise ValidationError("password", "`password` is required (a string).")
-    if not MIN_PASSWORD <= len(value) <= MAX_PASSWORD:
-        raise ValidationError(
-            "password", f"`password` must be {MIN_PASSWORD} to {MAX_PASSWORD} characters."
-        )
-    if "\x00" in value:
-        raise ValidationError("password", "`password` must not contain NUL characters.")
+    problem = password_problem(value)
+    if problem is not None:
+        raise ValidationError("password", problem)
     return value
-
-
-async def _hash(password: str) -> str:
-    async with _slot:
-        return await asyncio.to_thread(_hasher.hash, password)
 
 
 def console_routes(kit: AdminKit) -> list[Route]:
@@ -82,7 +73,7 @@ def console_routes(kit: AdminKit) -> list[Route]:
             )
         store = ConsoleStore(st.repo.engine)
         try:
-            await store.set_password(user.id, await _hash(password))
+            await store.set_password(user.id, await hash_password(password))
         except Conflict:  # the user was deleted meanwhile
             raise NotFound(f"No user with id {user.id}.", param="user_id") from None
         ended = await store.delete_user_sessions(user.id)

@@ -79,13 +79,9 @@ def check_username(value: Any) -> str:
 def check_password(value: Any, name: str = "password") -> str:
     if not isinstance(value, str):
         raise InvalidRequest(f"`{name}` must be a string.", param=name)
-    if not passwords.MIN_PASSWORD <= len(value) <= passwords.MAX_PASSWORD:
-        raise InvalidRequest(
-            f"`{name}` must be {passwords.MIN_PASSWORD} to {passwords.MAX_PASSWORD} characters.",
-            param=name,
-        )
-    if "\x00" in value:
-        raise InvalidRequest(f"`{name}` must not contain NUL characters.", param=name)
+    problem = passwords.password_problem(value, name)
+    if problem is not None:
+        raise InvalidRequest(problem, param=name)
     return value
 
 

@@ -1,62 +1,15 @@
-"""Password hashing with argon2id (``argon2-cffi``, its RFC 9106 low-memory profile).
-
-Hashing costs tens of milliseconds and 64 MiB, so it runs in a thread, at most
-``CONCURRENT`` at once per worker (a burst of sign-ins cannot exhaust memory). An unknown
-user is checked against a dummy hash, so the answer takes as long as for a known one.
-"""
+"""The console's passwords: the rule and argon2id hashing live in ``services/passwords.py``
+(shared with the admin API, which must not import the console); re-exported here for the
+console's modules."""
 
 from __future__ import annotations
 
-import asyncio
+from relaygate.services.passwords import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
+    hash_password,
+    password_problem,
+    verify_password,
+)
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
-
-__all__ = ["MAX_PASSWORD", "MIN_PASSWORD", "hash_password", "verify_password"]
-
-MIN_PASSWORD = 8
-MAX_PASSWORD = 128  # characters; hashing a megabyte of "password" is refused before
-CONCURRENT = 2
-
-_hasher = PasswordHasher()
-_slots: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
-_dummy: str | None = None
-
-
-def _slot() -> asyncio.Semaphore:
-    """This event loop's semaphore (a worker has one loop; tests may run several)."""
-    loop = asyncio.get_running_loop()
-    sem = _slots.get(loop)
-    if sem is None:
-        for old in [lp for lp in _slots if lp.is_closed()]:
-            del _slots[old]
-        sem = _slots[loop] = asyncio.Semaphore(CONCURRENT)
-    return sem
-
-
-async def hash_password(password: str) -> str:
-    async with _slot():
-        return await asyncio.to_thread(_hasher.hash, password)
-
-
-def _verify(stored: str | None, password: str) -> tuple[bool, bool]:
-    global _dummy
-    if stored is None:
-        if _dummy is None:
-            _dummy = _hasher.hash("relaygate-dummy-password")
-        stored = _dummy
-        known = False
-    else:
-        known = True
-    try:
-        _hasher.verify(stored, password)
-    except (VerificationError, InvalidHashError):
-        return False, False
-    return known, known and _hasher.check_needs_rehash(stored)
-
-
-async def verify_password(stored: str | None, password: str) -> tuple[bool, bool]:
-    """(matches, needs a rehash with today's parameters). ``stored`` None: a user without
-    a password, checked against a dummy hash (never matches)."""
-    async with _slot():
-        return await asyncio.to_thread(_verify, stored, password)
+__all__ = ["MAX_PASSWORD", "MIN_PASSWORD", "hash_password", "password_problem", "verify_password"]
