@@ -31,6 +31,7 @@ from aiohttp import web
 
 from relaygate.emulator.loopback import LoopbackServer
 from relaygate.emulator.oauth_common import (
+    client_args,
     form_params,
     pkce_matches,
     redeem,
@@ -220,14 +221,9 @@ class GitHubOAuthEmulator(LoopbackServer[GitHubKnobs]):
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="A GitHub OAuth app emulator.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8701)
-    parser.add_argument("--client-id", default="Iv1.emulator")
-    parser.add_argument("--client-secret", default="emulator-secret")
-    args = parser.parse_args(argv)
+    args = client_args(
+        "A GitHub OAuth app emulator.", port=8701, client_id="Iv1.emulator", argv=argv
+    )
     knobs = GitHubKnobs(client_id=args.client_id, client_secret=args.client_secret)
     GitHubOAuthEmulator(knobs, host=args.host, port=args.port).serve_forever()
 

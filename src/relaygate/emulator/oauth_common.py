@@ -1,10 +1,11 @@
 """What the two sign-in emulators (``oidc.py``, ``github_oauth.py``) do alike in the
 authorization code flow: the redirect back to the client, the one-use code with its expiry,
-the PKCE S256 check and the token request's form. Each provider's own checks, error shapes
-and answers stay in its module."""
+the PKCE S256 check and the token request's form; and their command line. Each provider's
+own checks, error shapes and answers stay in its module."""
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import time
@@ -14,7 +15,14 @@ from urllib.parse import urlencode, urlsplit
 
 from aiohttp import web
 
-__all__ = ["form_params", "pkce_matches", "redeem", "redirect_back", "without_secret"]
+__all__ = [
+    "client_args",
+    "form_params",
+    "pkce_matches",
+    "redeem",
+    "redirect_back",
+    "without_secret",
+]
 
 
 class _Code(Protocol):
@@ -57,3 +65,16 @@ async def form_params(request: web.Request) -> dict[str, str]:
 def without_secret(params: Mapping[str, str]) -> dict[str, str]:
     """``params`` to log: never the client secret."""
     return {k: v for k, v in params.items() if k != "client_secret"}
+
+
+def client_args(
+    description: str, *, port: int, client_id: str, argv: list[str] | None
+) -> argparse.Namespace:
+    """The command line of ``python -m`` an emulator: ``--host``, ``--port`` and the
+    client it accepts (``--client-id``, ``--client-secret``)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=port)
+    parser.add_argument("--client-id", default=client_id)
+    parser.add_argument("--client-secret", default="emulator-secret")
+    return parser.parse_args(argv)

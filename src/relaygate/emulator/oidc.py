@@ -40,6 +40,7 @@ from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
 from relaygate.emulator.loopback import LoopbackServer
 from relaygate.emulator.oauth_common import (
+    client_args,
     form_params,
     pkce_matches,
     redeem,
@@ -272,14 +273,9 @@ class OIDCEmulator(LoopbackServer[OIDCKnobs]):
 
 
 def main(argv: list[str] | None = None) -> None:
-    import argparse
-
-    parser = argparse.ArgumentParser(description="An OpenID Connect provider emulator.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8700)
-    parser.add_argument("--client-id", default="relaygate-console")
-    parser.add_argument("--client-secret", default="emulator-secret")
-    args = parser.parse_args(argv)
+    args = client_args(
+        "An OpenID Connect provider emulator.", port=8700, client_id="relaygate-console", argv=argv
+    )
     knobs = OIDCKnobs(client_id=args.client_id, client_secret=args.client_secret)
     OIDCEmulator(knobs, host=args.host, port=args.port).serve_forever()
 
