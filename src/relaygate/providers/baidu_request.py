@@ -21,19 +21,13 @@ from __future__ import annotations
 from typing import Any
 
 from relaygate.errors import InvalidRequest
-from relaygate.providers.base import number_field, require_messages
+from relaygate.providers.base import join_texts, number_field, require_messages
 from relaygate.providers.legacy_functions import upgrade_legacy_functions
 
-__all__ = ["build_chat_body", "join_texts"]
+__all__ = ["build_chat_body"]
 
 #: Baidu-only request fields a client may send as extras; passed on unchanged
 _EXTRAS = ("penalty_score", "disable_search", "enable_citation", "enable_trace", "user_id")
-
-
-def join_texts(*texts: str) -> str:
-    """The texts of merged consecutive turns, joined by a blank line (empty ones left out);
-    also used by ``tencent_request.py``."""
-    return "\n\n".join(t for t in texts if t)
 
 
 def _text(content: Any, param: str) -> str:

@@ -50,6 +50,7 @@ __all__ = [
     "chunk_prefix",
     "embeddings_list",
     "error_from_status",
+    "join_texts",
     "normalize_usage",
     "number_field",
     "usage_chunk",
@@ -377,6 +378,12 @@ def error_from_status(
             code="upstream_error",
         )
     return UpstreamError(f"The upstream provider failed (HTTP {status}).")
+
+
+def join_texts(*texts: str) -> str:
+    """The texts of merged consecutive turns, joined by a blank line (empty ones left out):
+    for upstreams that need turns to alternate (Baidu v1, Tencent API 3.0)."""
+    return "\n\n".join(t for t in texts if t)
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:

@@ -13,8 +13,13 @@ import orjson
 
 from relaygate.errors import InvalidRequest, UpstreamError
 from relaygate.providers import tc3
-from relaygate.providers.baidu_request import join_texts
-from relaygate.providers.base import Target, UpstreamRequest, number_field, require_messages
+from relaygate.providers.base import (
+    Target,
+    UpstreamRequest,
+    join_texts,
+    number_field,
+    require_messages,
+)
 from relaygate.providers.legacy_functions import upgrade_legacy_functions
 
 __all__ = [

@@ -43,7 +43,6 @@ from relaygate.relay.hedge import hedged
 from relaygate.routing.breakers import OPEN, PROBE
 from relaygate.routing.health import is_key_rejection
 from relaygate.routing.router import Candidate
-from relaygate.routing.tokens import TOKEN_EXPIRED
 from relaygate.state import AppState
 from relaygate.transport.base import UpstreamResponse
 
@@ -206,12 +205,11 @@ class AttemptLoop:
             try:
                 await self.call(adaptor, target)
             except RelayError as err:
-                if err.code != TOKEN_EXPIRED or target.token is None or ctx.started_response:
+                if ctx.started_response or not state.tokens.refused(err, target):
                     raise
                 # the upstream refused a cached token (expired early, revoked): once more
                 # on the same channel with a fresh one
-                state.tokens.invalidate(target)
-                target = await state.tokens.resolve(adaptor, target)
+                target = await state.tokens.renew(adaptor, target)
                 if race is None or race.winner is None:
                     ctx.target = target
                 await self.call(adaptor, target)

@@ -41,7 +41,7 @@ from relaygate.errors import RelayError, UpstreamTimeout
 from relaygate.providers.base import Adaptor, Target
 from relaygate.providers.registry import AdaptorRegistry
 from relaygate.routing.rejected import RejectedKeys
-from relaygate.routing.tokens import TOKEN_EXPIRED, TokenCache
+from relaygate.routing.tokens import TokenCache
 from relaygate.sharedstate.base import SharedState, SharedStateError
 from relaygate.storage.records import ChannelRecord
 from relaygate.transport.base import Transport
@@ -293,12 +293,11 @@ class ChannelHealth:
         try:
             return await self._exchange(adaptor, target, model)
         except RelayError as err:
-            if err.code != TOKEN_EXPIRED or target.token is None:
+            if not self._tokens.refused(err, target):
                 raise
-        # the upstream refused the cached short-lived token (expired early, revoked): drop
-        # it and test once more with a fresh one, as a relayed request does
-        self._tokens.invalidate(target)
-        target = await self._tokens.resolve(adaptor, target)
+        # the upstream refused the cached short-lived token (expired early, revoked): test
+        # once more with a fresh one, as a relayed request does
+        target = await self._tokens.renew(adaptor, target)
         return await self._exchange(adaptor, target, model)
 
     async def _exchange(self, adaptor: Adaptor, target: Target, model: str) -> int:

@@ -16,6 +16,7 @@ import dataclasses
 import time
 from collections.abc import Callable
 
+from relaygate.errors import RelayError
 from relaygate.providers.base import Adaptor, LocalTokenSource, Target, TokenSource
 from relaygate.transport.base import Transport
 
@@ -25,7 +26,8 @@ __all__ = ["REFRESH_MARGIN", "TOKEN_EXPIRED", "TokenCache"]
 REFRESH_MARGIN = 60.0
 #: the error code an adaptor gives an upstream answer saying the token it was sent is
 #: invalid or expired (Baidu ``error_code`` 110/111: ``providers/baidu_errors.py``): the
-#: relay drops the token (:meth:`TokenCache.invalidate`) and retries once (``relay/attempt.py``)
+#: relay drops the token and retries once (:meth:`TokenCache.renew`, used by ``relay/attempt.py``
+#: and the channel tests of ``routing/health.py``)
 TOKEN_EXPIRED = "upstream_token_expired"
 
 _Key = tuple[int, str, str]  # channel id, profile, upstream key
@@ -62,6 +64,17 @@ class TokenCache:
             return dataclasses.replace(target, token=token)
         self._plain.add(plain_key)
         return target
+
+    @staticmethod
+    def refused(err: RelayError, target: Target) -> bool:
+        """True when ``err`` is the upstream refusing the cached short-lived token ``target``
+        carried (expired early, revoked): worth one more try after :meth:`renew`."""
+        return err.code == TOKEN_EXPIRED and target.token is not None
+
+    async def renew(self, adaptor: Adaptor, target: Target) -> Target:
+        """``target`` with a fresh token, its refused one dropped first."""
+        self.invalidate(target)
+        return await self.resolve(adaptor, target)
 
     def invalidate(self, target: Target) -> bool:
         """Drop ``target``'s cached token if it is still the one ``target`` carries (a
