@@ -1044,6 +1044,25 @@ def test_unknown_provider() -> None:
         EmulatorServer("nope")
 
 
+def test_cli_runner_prints_the_key_a_signing_emulator_checks() -> None:
+    from relaygate.emulator import spark_ws
+
+    code = "from relaygate.emulator import run_emulator_cli;run_emulator_cli('spark_ws', '127.0.0.1', 0)"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert "listening on http://127.0.0.1:" in lines[0]
+        assert lines[1].split()[4] == spark_ws.DEFAULT_KEY
+    finally:
+        proc.terminate()
+        proc.wait(5)
+        if proc.stdout:
+            proc.stdout.close()
+
+
 def test_cli_runner_serves() -> None:
     code = (
         "from relaygate.emulator import run_emulator_cli;"

@@ -108,7 +108,11 @@ def _seed_demo(host: str, port: int) -> None:
 @click.option("--latency-ms", type=float, default=0.0)
 @click.option("--chunks", type=int, default=None)
 @click.option("--chunk-interval-ms", type=float, default=None)
-@click.option("--api-key", default=None, help="Require this key (default: accept any).")
+@click.option(
+    "--api-key",
+    default=None,
+    help="Require this key (default: any key; tencent and spark_ws print the one they check).",
+)
 def emulator(
     provider: str,
     host: str,

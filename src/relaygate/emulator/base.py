@@ -263,6 +263,9 @@ class Provider(ABC):
     base_path: ClassVar[str] = ""
     #: DeepSeek-style keep-alive default
     keepalive_default: ClassVar[bool] = False
+    #: the channel key a signing emulator checks when ``--api-key`` is not given (None: it
+    #: accepts any key); ``relaygate emulator`` prints it
+    default_key: ClassVar[str | None] = None
 
     def __init__(self, core: Core) -> None:
         self.core = core

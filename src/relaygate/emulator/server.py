@@ -189,6 +189,8 @@ def run_emulator_cli(
             f"{impl.base_path}  (control: http://{host}:{bound}/_emulator/config)",
             flush=True,
         )
+        if core.knobs.api_key is None and impl.default_key is not None:
+            print(f"channel key it checks: {impl.default_key} (--api-key sets another)", flush=True)
         try:
             await asyncio.Event().wait()
         finally:

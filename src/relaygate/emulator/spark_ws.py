@@ -94,6 +94,7 @@ def _text(messages: list[Any]) -> str:
 class SparkWSEmulator(Provider):
     name: ClassVar[str] = "spark_ws"
     base_path: ClassVar[str] = ""
+    default_key: ClassVar[str | None] = DEFAULT_KEY
 
     def add_routes(self, app: web.Application) -> None:
         handler = self.api(self.chat)

@@ -95,6 +95,7 @@ def _signature(
 class TencentEmulator(Provider):
     name: ClassVar[str] = "tencent"
     base_path: ClassVar[str] = ""
+    default_key: ClassVar[str | None] = DEFAULT_KEY
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_post("/", self.api(self.action))
