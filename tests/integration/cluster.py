@@ -1,6 +1,7 @@
-"""Real parts for scale-out tests: a private PostgreSQL cluster and a private Redis server
-the test owns (so it can stop and restart them without touching the machine's shared
-services), nginx from Debian in front of several gateway nodes, and the nodes themselves.
+"""Real parts for scale-out tests: a private PostgreSQL cluster the test owns (so it can stop
+and restart it without touching the machine's shared service; its Redis is
+:class:`private_redis.PrivateRedis`), nginx from Debian in front of several gateway nodes,
+and the nodes themselves.
 
 The private PostgreSQL runs as the ``postgres`` system user (initdb refuses root) in a
 directory under /tmp, on its own port, with trust authentication on loopback.
@@ -11,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 from gateway import Gateway, free_port
 
-__all__ = ["Nginx", "PrivatePostgres", "PrivateRedis", "have_cluster_tools", "wait_port"]
+__all__ = ["Nginx", "PrivatePostgres", "have_cluster_tools", "start_node", "wait_port"]
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), Path("/nonexistent"))
 
@@ -47,43 +47,6 @@ def wait_port(port: int, up: bool = True, timeout: float = 30) -> None:
             return
         time.sleep(0.05)
     raise RuntimeError(f"port {port} did not go {'up' if up else 'down'} in {timeout} s")
-
-
-class PrivateRedis:
-    def __init__(self, root: Path) -> None:
-        self.port = free_port()
-        self.root = root
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> PrivateRedis:
-        self.root.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.root),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_port(self.port)
-        return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
-            self.proc = None
-            wait_port(self.port, up=False)
 
 
 class PrivatePostgres:

@@ -29,8 +29,9 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from cluster import Nginx, PrivatePostgres, PrivateRedis, have_cluster_tools, start_node
+from cluster import Nginx, PrivatePostgres, have_cluster_tools, start_node
 from gateway import Gateway
+from private_redis import PrivateRedis
 
 from relaygate.billing.money import format_amount
 from relaygate.emulator import EmulatorServer, Knobs
@@ -148,7 +149,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         for n in nodes:
             n.stop()
         up.stop()
-        redis.stop()
+        redis.kill()
         pg.destroy()
 
 
@@ -408,7 +409,7 @@ def test_redis_and_postgres_restarted_during_load_lose_no_record(cluster: Cluste
     marks = {}
     _progress(answered, 20)
     marks["redis down"] = len(answered)
-    cluster.redis.stop()
+    cluster.redis.kill()
     phase[0] = "redis down: "
     _progress(answered, 20, timeout=10)  # answered while Redis is down
     cluster.redis.start()
