@@ -54,6 +54,7 @@ ADJUST_KINDS = ("adjust", "topup")
 MAX_CODES = 10_000  # codes per batch
 MAX_COUNTS = 10**12  # counts in one package
 MAX_MULTIPLIER = 1_000_000  # counts one request may cost
+MAX_MULTIPLIERS = 1000  # models in one plan's model_multipliers
 MAX_PERIOD_DAYS = 3650
 PAGE_MAX = 1000
 _PREFIX = re.compile(r"[A-Z0-9]{1,8}")
@@ -103,15 +104,37 @@ def _models(name: str, value: Any) -> list[str] | None:
     return nullable(string_list(1, _model))(name, value)  # type: ignore[no-any-return]
 
 
+def _counts_per_request(name: str, value: Any) -> int:
+    """A multiplier: a whole number of counts, 1 to MAX_MULTIPLIER (a JSON integer; not
+    a string, a fraction, a boolean or null; NaN and 1e400 are not JSON to begin with)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_MULTIPLIER:
+        if value is None:
+            shown = "null"
+        elif isinstance(value, bool):
+            shown = "true" if value else "false"
+        elif isinstance(value, dict | list):
+            shown = "an object" if isinstance(value, dict) else "an array"
+        else:
+            shown = repr(value[:24] if isinstance(value, str) else value)
+        raise ValidationError(
+            name,
+            f"`{name}` must be a whole number of counts from 1 to {MAX_MULTIPLIER}, not {shown}.",
+        )
+    return value
+
+
 def _multipliers(name: str, value: Any) -> dict[str, int]:
+    """``{model: counts per request}``, at most MAX_MULTIPLIERS entries; a model not listed
+    costs 1 count. ``null`` or ``{}`` is none."""
     if value is None:
         return {}
     if not isinstance(value, dict):
         raise ValidationError(name, f"`{name}` must be an object of model: counts per request.")
-    if len(value) > 1000:
-        raise ValidationError(name, f"`{name}` may list at most 1000 models.")
-    each = integer(1, MAX_MULTIPLIER)
-    return {_model(f"{name} key", k): each(f"{name}[{k!r}]", v) for k, v in value.items()}
+    if len(value) > MAX_MULTIPLIERS:
+        raise ValidationError(name, f"`{name}` may list at most {MAX_MULTIPLIERS} models.")
+    return {
+        _model(f"{name} key", k): _counts_per_request(f"{name}[{k!r}]", v) for k, v in value.items()
+    }
 
 
 PLAN = Schema(
