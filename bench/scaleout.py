@@ -33,47 +33,16 @@ import asyncpg
 sys.path.insert(0, str(Path(__file__).parent))
 
 import loadgen
+import nginx_conf
 import systems
 from clients import Target
 
 PG = os.environ.get("RELAYGATE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432")
 
-NGINX = """
-worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  client_body_temp_path {root}/body;
-  proxy_temp_path {root}/proxy;
-  fastcgi_temp_path {root}/fastcgi;
-  uwsgi_temp_path {root}/uwsgi;
-  scgi_temp_path {root}/scgi;
-  upstream relaygate {{
-{servers}
-    keepalive 128;
-  }}
-  server {{
-    listen 127.0.0.1:{port};
-    location / {{
-      proxy_pass http://relaygate;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_buffering off;
-    }}
-  }}
-}}
-"""
-
 
 def start_nginx(root: Path, ports: list[int]) -> tuple[subprocess.Popen[bytes], int]:
-    root.mkdir(parents=True, exist_ok=True)
     port = systems.free_port()
-    servers = "\n".join(f"    server 127.0.0.1:{p};" for p in ports)
-    conf = root / "nginx.conf"
-    conf.write_text(NGINX.format(root=root, servers=servers, port=port))
+    conf = nginx_conf.write_conf(root, ports, port)
     proc = subprocess.Popen(["nginx", "-p", str(root), "-c", str(conf)])
     return proc, port
 

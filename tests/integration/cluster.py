@@ -10,6 +10,7 @@ directory under /tmp, on its own port, with trust authentication on loopback.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -21,6 +22,15 @@ import httpx
 from gateway import Gateway, free_port
 
 __all__ = ["Nginx", "PrivatePostgres", "have_cluster_tools", "start_node", "wait_port"]
+
+# the nginx configuration is the benchmark's (one copy: bench/scaleout.py measures this front);
+# loaded by path so that bench/'s other modules stay off sys.path
+_spec = importlib.util.spec_from_file_location(
+    "bench_nginx_conf", Path(__file__).resolve().parents[2] / "bench" / "nginx_conf.py"
+)
+assert _spec is not None and _spec.loader is not None
+_nginx_conf = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_nginx_conf)
 
 PG_BIN = next(iter(sorted(Path("/usr/lib/postgresql").glob("*/bin"))), Path("/nonexistent"))
 
@@ -127,43 +137,6 @@ class PrivatePostgres:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-NGINX_CONF = """
-worker_processes 1;
-daemon off;
-pid {root}/nginx.pid;
-error_log {root}/error.log warn;
-events {{ worker_connections 8192; }}
-http {{
-  access_log off;
-  client_body_temp_path {root}/body;
-  proxy_temp_path {root}/proxy;
-  fastcgi_temp_path {root}/fastcgi;
-  uwsgi_temp_path {root}/uwsgi;
-  scgi_temp_path {root}/scgi;
-  upstream relaygate {{
-{servers}
-    keepalive 128;
-  }}
-  server {{
-    listen 127.0.0.1:{port};
-    client_max_body_size 16m;
-    location / {{
-      proxy_pass http://relaygate;
-      proxy_http_version 1.1;
-      proxy_set_header Connection "";
-      proxy_set_header Host $host;
-      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-      proxy_buffering off;
-      proxy_request_buffering off;
-      proxy_read_timeout 300s;
-      proxy_next_upstream error timeout;
-      add_header X-Upstream $upstream_addr always;
-    }}
-  }}
-}}
-"""
-
-
 class Nginx:
     """Debian's nginx in front of ``ports`` (round robin, keep-alive to the nodes, streams
     unbuffered, the answering node in ``X-Upstream``)."""
@@ -177,12 +150,7 @@ class Nginx:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Nginx:
-        self.root.mkdir(parents=True, exist_ok=True)
-        servers = "\n".join(
-            f"    server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;" for p in self.ports
-        )
-        conf = self.root / "nginx.conf"
-        conf.write_text(NGINX_CONF.format(root=self.root, servers=servers, port=self.port))
+        conf = _nginx_conf.write_conf(self.root, self.ports, self.port)
         self.proc = subprocess.Popen(
             ["nginx", "-p", str(self.root), "-c", str(conf)],
             stdout=subprocess.DEVNULL,
