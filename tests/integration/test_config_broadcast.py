@@ -23,11 +23,14 @@ import httpx
 import pytest
 import redis
 from conftest import Upstreams
-from gateway import Gateway, fresh_pg_database
+from gateway import Gateway
+from outage_kit import database_fixture, per_worker, post_chat
 
 REDIS_URL = os.environ.get("RELAYGATE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 #: the bound the issue sets; the measured figures are printed (pytest -s) and far below it
 WITHIN = 1.0
+
+database = database_fixture("rg_bcast_")
 
 
 @pytest.fixture
@@ -43,28 +46,8 @@ def redis_prefix() -> Iterator[str]:
         client.close()
 
 
-def per_worker(gw: Gateway) -> list[httpx.Client]:
-    """One keep-alive connection on each of the gateway's workers (``/readyz`` says which)."""
-    chosen: dict[int, httpx.Client] = {}
-    for _ in range(200):
-        c = httpx.Client(timeout=30)
-        pid = int(c.get(gw.base + "/readyz").json()["worker_pid"])
-        if pid in chosen:
-            c.close()
-        else:
-            chosen[pid] = c
-        if len(chosen) == gw.workers:
-            return list(chosen.values())
-    raise AssertionError(f"found {len(chosen)} of {gw.workers} workers")
-
-
 def chat(gw: Gateway, c: httpx.Client, key: str, model: str, text: str = "hello") -> int:
-    r = c.post(
-        gw.base_url + "/chat/completions",
-        json={"model": model, "messages": [{"role": "user", "content": text}], "max_tokens": 8},
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    return r.status_code
+    return post_chat(c, gw, key, model, text, max_tokens=8).status_code
 
 
 def seen_after(
@@ -84,88 +67,87 @@ def seen_after(
 
 
 def test_admin_changes_reach_the_other_node_within_a_second(
-    tmp_path: Path, upstreams: Upstreams, redis_prefix: str
+    tmp_path: Path, upstreams: Upstreams, redis_prefix: str, database: str
 ) -> None:
-    with fresh_pg_database("rg_bcast_") as url:
-        env = {
-            "RELAYGATE_DATABASE_URL": url,
-            "RELAYGATE_SECRET_KEY": "broadcast-test-secret",
-            "RELAYGATE_REDIS_URL": REDIS_URL,
-            "RELAYGATE_REDIS_PREFIX": redis_prefix,
-            "RELAYGATE_REFRESH_INTERVAL": "30",
-        }
-        (tmp_path / "a").mkdir()
-        (tmp_path / "b").mkdir()
-        a = Gateway(tmp_path / "a", env).start()
-        b = Gateway(tmp_path / "b", env, workers=2).start()
-        workers = per_worker(b)
-        try:
-            for name, model in (("bc-main", "bc-chat"), ("bc-side", "bc-other")):
-                a.create_channel(
-                    name=name,
-                    provider="openai_compat",
-                    profile="openai",
-                    base_url=upstreams.openai.base_url,
-                    keys=["sk-up-openai"],
-                    models=[model],
-                )
-            uid = a.create_user("bc-user", balance=None)  # no money: only free models
-            key = a.create_key(uid)
-            # everything was made on node A; node B's workers warm up with it (not timed)
-            seen_after(workers, lambda: None, lambda c: chat(b, c, key, "bc-chat") == 200)
-            times: dict[str, float] = {}
-            doomed: dict[str, Any] = {}
-            times["new key"] = seen_after(
-                workers,
-                lambda: doomed.update(a.admin("POST", "/keys", {"user_id": uid})["data"]),
-                lambda c: chat(b, c, doomed["key"], "bc-chat") == 200,
+    env = {
+        "RELAYGATE_DATABASE_URL": database,
+        "RELAYGATE_SECRET_KEY": "broadcast-test-secret",
+        "RELAYGATE_REDIS_URL": REDIS_URL,
+        "RELAYGATE_REDIS_PREFIX": redis_prefix,
+        "RELAYGATE_REFRESH_INTERVAL": "30",
+    }
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Gateway(tmp_path / "a", env).start()
+    b = Gateway(tmp_path / "b", env, workers=2).start()
+    workers = per_worker(b, timeout=30)
+    try:
+        for name, model in (("bc-main", "bc-chat"), ("bc-side", "bc-other")):
+            a.create_channel(
+                name=name,
+                provider="openai_compat",
+                profile="openai",
+                base_url=upstreams.openai.base_url,
+                keys=["sk-up-openai"],
+                models=[model],
             )
-            times["revoked key"] = seen_after(
-                workers,
-                lambda: a.admin("PATCH", f"/keys/{doomed['id']}", {"status": "revoked"}),
-                lambda c: chat(b, c, doomed["key"], "bc-chat") == 401,
-            )
-            assert all(chat(b, c, key, "bc-other") == 200 for c in workers)
-            side = [ch for ch in a.admin("GET", "/channels")["data"] if ch["name"] == "bc-side"]
-            times["disabled channel"] = seen_after(
-                workers,
-                lambda: a.admin("PATCH", f"/channels/{side[0]['id']}", {"status": "disabled"}),
-                lambda c: chat(b, c, key, "bc-other") != 200,
-            )
-            assert all(chat(b, c, key, "bc-chat") == 200 for c in workers)  # unpriced: free
-            price = {"model": "bc-chat", "input": "2", "output": "8", "per": "1m", "force": True}
-            times["new price"] = seen_after(
-                workers,
-                lambda: a.admin("POST", "/prices", price),
-                lambda c: chat(b, c, key, "bc-chat") == 403,  # insufficient_quota
-            )
-            plan = a.admin("POST", "/plans", {"name": "bc-unl", "kind": "unlimited"})["data"]
-            times["granted package"] = seen_after(  # the user without money may now use it
-                workers,
-                lambda: a.admin("POST", f"/users/{uid}/packages", {"plan_id": plan["id"]}),
-                lambda c: chat(b, c, key, "bc-chat") == 200,
-            )
-            rich = a.create_key(a.create_user("bc-rich", balance="100"))
+        uid = a.create_user("bc-user", balance=None)  # no money: only free models
+        key = a.create_key(uid)
+        # everything was made on node A; node B's workers warm up with it (not timed)
+        seen_after(workers, lambda: None, lambda c: chat(b, c, key, "bc-chat") == 200)
+        times: dict[str, float] = {}
+        doomed: dict[str, Any] = {}
+        times["new key"] = seen_after(
+            workers,
+            lambda: doomed.update(a.admin("POST", "/keys", {"user_id": uid})["data"]),
+            lambda c: chat(b, c, doomed["key"], "bc-chat") == 200,
+        )
+        times["revoked key"] = seen_after(
+            workers,
+            lambda: a.admin("PATCH", f"/keys/{doomed['id']}", {"status": "revoked"}),
+            lambda c: chat(b, c, doomed["key"], "bc-chat") == 401,
+        )
+        assert all(chat(b, c, key, "bc-other") == 200 for c in workers)
+        side = [ch for ch in a.admin("GET", "/channels")["data"] if ch["name"] == "bc-side"]
+        times["disabled channel"] = seen_after(
+            workers,
+            lambda: a.admin("PATCH", f"/channels/{side[0]['id']}", {"status": "disabled"}),
+            lambda c: chat(b, c, key, "bc-other") != 200,
+        )
+        assert all(chat(b, c, key, "bc-chat") == 200 for c in workers)  # unpriced: free
+        price = {"model": "bc-chat", "input": "2", "output": "8", "per": "1m", "force": True}
+        times["new price"] = seen_after(
+            workers,
+            lambda: a.admin("POST", "/prices", price),
+            lambda c: chat(b, c, key, "bc-chat") == 403,  # insufficient_quota
+        )
+        plan = a.admin("POST", "/plans", {"name": "bc-unl", "kind": "unlimited"})["data"]
+        times["granted package"] = seen_after(  # the user without money may now use it
+            workers,
+            lambda: a.admin("POST", f"/users/{uid}/packages", {"plan_id": plan["id"]}),
+            lambda c: chat(b, c, key, "bc-chat") == 200,
+        )
+        rich = a.create_key(a.create_user("bc-rich", balance="100"))
 
-            def add_word() -> None:
-                r = httpx.post(
-                    a.base + "/admin/api/safety/lists",
-                    json={"name": "bc-words", "words": ["wombat"]},
-                    headers={"Authorization": f"Bearer {a.admin_token}"},
-                    timeout=30,
-                )
-                assert r.status_code == 201, r.text
-
-            assert all(chat(b, c, rich, "bc-chat", "a wombat") == 200 for c in workers)
-            times["safety word"] = seen_after(
-                workers, add_word, lambda c: chat(b, c, rich, "bc-chat", "a wombat") == 402
+        def add_word() -> None:
+            r = httpx.post(
+                a.base + "/admin/api/safety/lists",
+                json={"name": "bc-words", "words": ["wombat"]},
+                headers={"Authorization": f"Bearer {a.admin_token}"},
+                timeout=30,
             )
-            print("seen on node B after:", {k: f"{v * 1000:.0f} ms" for k, v in times.items()})
-            assert all(v < WITHIN for v in times.values()), times
-            logs = b.logs()
-            assert '"by":"broadcast"' in logs and '"by":"poll"' not in logs
-        finally:
-            for c in workers:
-                c.close()
-            b.stop()
-            a.stop()
+            assert r.status_code == 201, r.text
+
+        assert all(chat(b, c, rich, "bc-chat", "a wombat") == 200 for c in workers)
+        times["safety word"] = seen_after(
+            workers, add_word, lambda c: chat(b, c, rich, "bc-chat", "a wombat") == 402
+        )
+        print("seen on node B after:", {k: f"{v * 1000:.0f} ms" for k, v in times.items()})
+        assert all(v < WITHIN for v in times.values()), times
+        logs = b.logs()
+        assert '"by":"broadcast"' in logs and '"by":"poll"' not in logs
+    finally:
+        for c in workers:
+            c.close()
+        b.stop()
+        a.stop()

@@ -10,70 +10,27 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-import asyncpg
 import httpx
-import pytest
-from gateway import Gateway, fresh_pg_database
+from gateway import Gateway
+from outage_kit import (
+    database_fixture,
+    logged_and_charged,
+    openai_upstream,
+    per_worker,
+    post_chat,
+    route_to,
+)
 from tcp_cut import TcpCut
 
-from relaygate.emulator import EmulatorServer, Knobs
-
-
-@pytest.fixture
-def database() -> Iterator[str]:
-    with fresh_pg_database("rg_pg_out_") as url:
-        yield url
-
-
-def per_worker(gw: Gateway) -> list[httpx.Client]:
-    """One keep-alive connection on each worker (``/readyz`` says which)."""
-    chosen: dict[int, httpx.Client] = {}
-    for _ in range(200):
-        c = httpx.Client(timeout=60)
-        pid = int(c.get(gw.base + "/readyz").json()["worker_pid"])
-        if pid in chosen:
-            c.close()
-        else:
-            chosen[pid] = c
-        if len(chosen) == gw.workers:
-            return list(chosen.values())
-    raise AssertionError(f"found {len(chosen)} of {gw.workers} workers")
+database = database_fixture("rg_pg_out_")
 
 
 def chat(gw: Gateway, c: httpx.Client, key: str) -> tuple[str, int]:
-    r = c.post(
-        gw.base_url + "/chat/completions",
-        json={"model": "pg-chat", "messages": [{"role": "user", "content": "hi"}]},
-        headers={"Authorization": f"Bearer {key}"},
-    )
+    r = post_chat(c, gw, key, "pg-chat")
     return r.headers["x-request-id"], r.status_code
-
-
-async def _rows(url: str, ids: list[str]) -> tuple[dict[str, tuple[int, int]], dict[str, Any]]:
-    """Per request id: (log rows, cost of the row) and (charges, amount charged)."""
-    conn = await asyncpg.connect(url)
-    try:
-        logs = await conn.fetch(
-            "SELECT request_id, count(*) AS n, sum(cost) AS cost FROM request_logs "
-            "WHERE request_id = ANY($1) GROUP BY request_id",
-            ids,
-        )
-        charges = await conn.fetch(
-            "SELECT request_id, count(*) AS n, sum(amount) AS amount FROM ledger "
-            "WHERE kind = 'charge' AND request_id = ANY($1) GROUP BY request_id",
-            ids,
-        )
-    finally:
-        await conn.close()
-    return (
-        {r["request_id"]: (r["n"], int(r["cost"])) for r in logs},
-        {r["request_id"]: (r["n"], int(r["amount"])) for r in charges},
-    )
 
 
 def _spooled(spool: Path) -> int:
@@ -84,25 +41,12 @@ def test_cached_keys_keep_flowing_while_postgres_is_cut(tmp_path: Path, database
     pg = urlsplit(database)
     relay = TcpCut(pg.hostname or "127.0.0.1", pg.port or 5432).join()
     via_relay = database.replace(f"{pg.hostname}:{pg.port or 5432}", f"127.0.0.1:{relay.port}")
-    up = EmulatorServer("openai", knobs=Knobs(api_key="sk-up"))
-    up.start()
+    up = openai_upstream()
     env = {"RELAYGATE_DATABASE_URL": via_relay, "RELAYGATE_REFRESH_INTERVAL": "1"}
     gw = Gateway(tmp_path, env, workers=2).start()
     workers: list[httpx.Client] = []
     try:
-        gw.create_channel(
-            name="up",
-            provider="openai_compat",
-            profile="openai",
-            base_url=up.base_url,
-            keys=["sk-up"],
-            models=["pg-chat"],
-        )
-        gw.admin(
-            "POST",
-            "/prices",
-            {"model": "pg-chat", "input": "2", "output": "8", "per": "1m", "force": True},
-        )
+        route_to(gw, up, "pg-chat")
         key = gw.create_key(gw.create_user("pg-cut", balance="100"))
         time.sleep(2.5)  # both workers hold the key (polling every second)
         workers = per_worker(gw)
@@ -127,10 +71,10 @@ def test_cached_keys_keep_flowing_while_postgres_is_cut(tmp_path: Path, database
 
         ids = [i for i, _ in sent]
         logged: dict[str, tuple[int, int]] = {}
-        charged: dict[str, Any] = {}
+        charged: dict[str, tuple[int, int]] = {}
         deadline = time.monotonic() + 30  # the writers retry with back-off
         while time.monotonic() < deadline:
-            logged, charged = asyncio.run(_rows(database, ids))
+            logged, charged = asyncio.run(logged_and_charged(database, ids))
             if len(logged) == len(ids) and len(charged) == len(ids):
                 break
             time.sleep(0.3)

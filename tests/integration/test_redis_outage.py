@@ -12,27 +12,27 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
-import pytest
 import redis
-from gateway import Gateway, fresh_pg_database
+from gateway import Gateway
+from outage_kit import (
+    database_fixture,
+    logged_and_charged,
+    openai_upstream,
+    per_worker,
+    post_chat,
+    route_to,
+)
 from private_redis import PrivateRedis
-
-from relaygate.emulator import EmulatorServer, Knobs
 
 PREFIX = "rgo:"
 RPM, CONC = 30, 4
 
 
-@pytest.fixture
-def database() -> Iterator[str]:
-    with fresh_pg_database("rg_redis_out_") as url:
-        yield url
+database = database_fixture("rg_redis_out_")
 
 
 class Sent:
@@ -60,48 +60,6 @@ class Sent:
             return list(pool.map(lambda _: self.chat(gw, key), range(n)))
 
 
-async def _rows(url: str, ids: list[str]) -> tuple[dict[str, int], dict[str, int]]:
-    conn = await asyncpg.connect(url)
-    try:
-        logs = await conn.fetch(
-            "SELECT request_id, count(*) AS n FROM request_logs WHERE request_id = ANY($1) "
-            "GROUP BY request_id",
-            ids,
-        )
-        charges = await conn.fetch(
-            "SELECT request_id, count(*) AS n FROM ledger WHERE kind = 'charge' "
-            "AND request_id = ANY($1) GROUP BY request_id",
-            ids,
-        )
-    finally:
-        await conn.close()
-    return {r["request_id"]: r["n"] for r in logs}, {r["request_id"]: r["n"] for r in charges}
-
-
-def per_worker(gw: Gateway) -> list[httpx.Client]:
-    """One keep-alive connection on each worker (``/readyz`` says which)."""
-    chosen: dict[int, httpx.Client] = {}
-    for _ in range(200):
-        c = httpx.Client(timeout=60)
-        pid = int(c.get(gw.base + "/readyz").json()["worker_pid"])
-        if pid in chosen:
-            c.close()
-        else:
-            chosen[pid] = c
-        if len(chosen) == gw.workers:
-            return list(chosen.values())
-    raise AssertionError(f"found {len(chosen)} of {gw.workers} workers")
-
-
-def _status(gw: Gateway, c: httpx.Client, key: str) -> int:
-    r = c.post(
-        gw.base_url + "/chat/completions",
-        json={"model": "ro-chat", "messages": [{"role": "user", "content": "hi"}]},
-        headers={"Authorization": f"Bearer {key}"},
-    )
-    return r.status_code
-
-
 def _until(what: str, cond: Any, seconds: float = 20.0) -> None:
     deadline = time.monotonic() + seconds
     while not cond():
@@ -111,8 +69,7 @@ def _until(what: str, cond: Any, seconds: float = 20.0) -> None:
 
 def test_redis_outage_keeps_serving_with_local_limits(tmp_path: Path, database: str) -> None:
     rds = PrivateRedis().start()
-    up = EmulatorServer("openai", knobs=Knobs(api_key="sk-up"))
-    up.start()
+    up = openai_upstream()
     env = {
         "RELAYGATE_DATABASE_URL": database,
         "RELAYGATE_REDIS_URL": rds.url,
@@ -124,19 +81,7 @@ def test_redis_outage_keeps_serving_with_local_limits(tmp_path: Path, database: 
     client = redis.Redis.from_url(rds.url)
     sent = Sent()
     try:
-        gw.create_channel(
-            name="up",
-            provider="openai_compat",
-            profile="openai",
-            base_url=up.base_url,
-            keys=["sk-up"],
-            models=["ro-chat"],
-        )
-        gw.admin(
-            "POST",
-            "/prices",
-            {"model": "ro-chat", "input": "2", "output": "8", "per": "1m", "force": True},
-        )
+        route_to(gw, up, "ro-chat")
         uid = gw.create_user("outage", balance="100")
         rpm = gw.admin(
             "POST", "/keys", {"user_id": uid, "rpm_limit": RPM, "tpm_limit": 10_000_000}
@@ -186,7 +131,7 @@ def test_redis_outage_keeps_serving_with_local_limits(tmp_path: Path, database: 
             start = time.monotonic()
             gw.admin("PATCH", f"/keys/{conc['id']}", {"status": "revoked"})
             for c in conns:
-                while _status(gw, c, conc["key"]) != 401:
+                while post_chat(c, gw, conc["key"], "ro-chat").status_code != 401:
                     assert time.monotonic() - start < 1.0, "the revocation did not travel"
                     time.sleep(0.02)
         finally:
@@ -197,16 +142,18 @@ def test_redis_outage_keeps_serving_with_local_limits(tmp_path: Path, database: 
         # every request has its log row, every answered one its charge, exactly once
         ids = [r[0] for r in sent.rows]
         answered = {r[0] for r in sent.rows if r[1] == 200}
-        logged: dict[str, int] = {}
-        charged: dict[str, int] = {}
+        logged: dict[str, tuple[int, int]] = {}
+        charged: dict[str, tuple[int, int]] = {}
 
         def complete() -> bool:
             nonlocal logged, charged
-            logged, charged = asyncio.run(_rows(database, ids))
+            logged, charged = asyncio.run(logged_and_charged(database, ids))
             return len(logged) == len(ids) and set(charged) == answered
 
         _until("every row written", complete)
-        assert set(logged.values()) == {1} and set(charged.values()) == {1}
+        rows = {n for n, _ in logged.values()}
+        charges = {n for n, _ in charged.values()}
+        assert rows == {1} and charges == {1}, (rows, charges)
     finally:
         client.close()
         gw.stop()
@@ -218,8 +165,7 @@ def test_gateway_starts_without_redis_and_joins_it(tmp_path: Path, database: str
     """Redis down when the workers start: they serve with local limits, then use Redis as
     soon as it answers (no restart)."""
     rds = PrivateRedis()  # not started
-    up = EmulatorServer("openai", knobs=Knobs(api_key="sk-up"))
-    up.start()
+    up = openai_upstream()
     env = {
         "RELAYGATE_DATABASE_URL": database,
         "RELAYGATE_REDIS_URL": rds.url,
@@ -229,14 +175,7 @@ def test_gateway_starts_without_redis_and_joins_it(tmp_path: Path, database: str
     gw = Gateway(tmp_path, env).start()
     try:
         assert "unavailable at start-up" in gw.logs()
-        gw.create_channel(
-            name="up",
-            provider="openai_compat",
-            profile="openai",
-            base_url=up.base_url,
-            keys=["sk-up"],
-            models=["ro-chat"],
-        )
+        route_to(gw, up, "ro-chat", priced=False)
         key = gw.admin("POST", "/keys", {"user_id": gw.create_user("late"), "rpm_limit": 3})["data"]
         sent = Sent()
         # one worker: the local share is the whole limit
