@@ -224,11 +224,13 @@ def test_an_online_answer_is_grounded_and_cites_its_sources(world: World) -> Non
     assert before - after == row["cost_units"]
 
 
-def test_a_streamed_online_answer_sends_the_two_notices_first(world: World) -> None:
+def _raw_stream(w: World) -> tuple[str, list[dict[str, Any]]]:
+    """QUESTION asked online and streamed, read as raw SSE (not through an SDK): the request
+    id and the events before ``data: [DONE]``, which must end the stream."""
     with httpx.stream(
         "POST",
-        world.gw.base_url + "/chat/completions",
-        headers={"Authorization": f"Bearer {world.key}"},
+        w.gw.base_url + "/chat/completions",
+        headers={"Authorization": f"Bearer {w.key}"},
         json={
             "model": "gpt-4o-mini",
             "online": True,
@@ -238,9 +240,14 @@ def test_a_streamed_online_answer_sends_the_two_notices_first(world: World) -> N
         timeout=20,
     ) as r:
         assert r.status_code == 200
+        request_id = r.headers["x-request-id"]
         lines = [ln for ln in r.iter_lines() if ln.startswith("data: ")]
     assert lines[-1] == "data: [DONE]"
-    chunks = [orjson.loads(ln[6:]) for ln in lines[:-1]]
+    return request_id, [orjson.loads(ln[6:]) for ln in lines[:-1]]
+
+
+def test_a_streamed_online_answer_sends_the_two_notices_first(world: World) -> None:
+    _, chunks = _raw_stream(world)
     first, second = chunks[0]["choices"][0], chunks[1]["choices"][0]
     assert first["delta"] == {
         "role": "assistant",
@@ -475,25 +482,9 @@ def test_a_failure_after_the_notices_ends_the_stream_with_an_error_event(world: 
     before = world.gw.balance(world.user_id)["balance_units"]
     world.up.configure(fail_status=500, fail_times=100)
     try:
-        with httpx.stream(
-            "POST",
-            world.gw.base_url + "/chat/completions",
-            headers={"Authorization": f"Bearer {world.key}"},
-            json={
-                "model": "gpt-4o-mini",
-                "online": True,
-                "stream": True,
-                "messages": [{"role": "user", "content": QUESTION}],
-            },
-            timeout=20,
-        ) as r:
-            assert r.status_code == 200
-            request_id = r.headers["x-request-id"]
-            lines = [ln for ln in r.iter_lines() if ln.startswith("data: ")]
+        request_id, events = _raw_stream(world)
     finally:
         world.up.reset()
-    assert lines[-1] == "data: [DONE]"
-    events = [orjson.loads(ln[6:]) for ln in lines[:-1]]
     assert events[1]["choices"][0]["finish_reason"] == "function_call"
     assert events[-1]["error"]["code"] == "upstream_error"
     row = _row(world.gw, request_id)
