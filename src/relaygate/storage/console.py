@@ -1,6 +1,8 @@
 """The web console's tables and store (docs/console.md): password credentials and TOTP
 secrets beside ``users`` (``console_credentials``), and server-side sessions
-(``console_sessions``: the row is keyed by an HMAC of the session id, never the id).
+(``console_sessions``: the row is keyed by an HMAC of the session id, never the id). The
+two-factor recovery codes are ``storage/console_recovery.py``'s; turning TOTP on or off
+writes them in the same transaction.
 
 The tables are declared here on the shared ``metadata`` of ``storage/tables.py`` (migration
 ``0011`` creates exactly these). Stores what it is given: the console's service layer
@@ -9,6 +11,7 @@ The tables are declared here on the shared ``metadata`` of ``storage/tables.py``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -36,6 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from relaygate.storage import revisions
 from relaygate.storage.base import Conflict, aware, now
+from relaygate.storage.console_recovery import delete_codes, replace_codes
 from relaygate.storage.records import UserRecord
 from relaygate.storage.tables import metadata, users
 from relaygate.storage.users import user_from_row
@@ -236,6 +240,43 @@ class ConsoleStore:
                 .where(console_credentials.c.user_id == user_id)
                 .values(**values, updated_at=now())
             )
+
+    async def enable_totp(
+        self, user_id: int, pending: str, step: int, recovery_hashes: Sequence[str]
+    ) -> bool:
+        """Turn two-factor on with the pending secret ``pending`` (the step of the code that
+        confirmed it is used) and make ``recovery_hashes`` the user's recovery codes, in one
+        transaction. False (nothing written) when that secret is no longer the pending one
+        or two-factor is already on: another request got there first."""
+        c = console_credentials.c
+        at = now()
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(console_credentials)
+                .where(c.user_id == user_id, c.totp_pending == pending, c.totp_enabled == false())
+                .values(
+                    totp_secret=pending,
+                    totp_pending=None,
+                    totp_enabled=True,
+                    totp_last_step=step,
+                    updated_at=at,
+                )
+            )
+            if not res.rowcount:
+                return False
+            await replace_codes(conn, user_id, recovery_hashes, at)
+        return True
+
+    async def disable_totp(self, user_id: int) -> None:
+        """Turn two-factor off: the secrets are cleared and the recovery codes deleted, in
+        one transaction."""
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                update(console_credentials)
+                .where(console_credentials.c.user_id == user_id)
+                .values(totp_secret=None, totp_pending=None, totp_enabled=False, updated_at=now())
+            )
+            await delete_codes(conn, user_id)
 
     async def claim_totp_step(self, user_id: int, step: int) -> bool:
         """Record ``step`` as used if it is later than the last used one (atomic): a TOTP
