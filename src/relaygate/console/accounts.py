@@ -1,5 +1,6 @@
-"""Console accounts: sign-up, sign-in (password, then a TOTP code when two-factor is on),
-server-side sessions, sign-out, TOTP set-up and removal, password changes.
+"""Console accounts: sign-up, sign-in (password, then a TOTP code or a recovery code when
+two-factor is on), server-side sessions, sign-out, TOTP set-up (with its QR code) and
+removal, recovery codes, password changes.
 
 A session id is 32 random bytes (URL-safe base64) given to the browser in the ``rg_session``
 cookie; the database holds only its HMAC (``Secrets.hash_key``), so a copy of the database
@@ -9,6 +10,11 @@ learns it from ``GET /console/api/me`` and sends it back in ``X-CSRF-Token``.
 Sign-in attempts are counted through the shared state (every worker and node sees the same
 counts): every attempt per client address, failed attempts per username. When the shared
 state does not answer, the limits are skipped (logged), like the model API's limits.
+A recovery code given at the TOTP step is counted exactly like a TOTP code.
+
+Recovery codes: 10 one-time codes made when two-factor is turned on (and again on request),
+shown once; each works once in place of a TOTP code. Only their HMAC is stored
+(:meth:`Accounts._recovery_hash`).
 """
 
 from __future__ import annotations
@@ -26,7 +32,8 @@ from relaygate.console.config import ConsoleSettings
 from relaygate.errors import AuthError, InvalidRequest, PolicyError, RateLimited
 from relaygate.sharedstate.base import SharedState, SharedStateError
 from relaygate.storage.base import Conflict, now
-from relaygate.storage.console import ConsoleStore, SessionRow
+from relaygate.storage.console import ConsoleStore, Credentials, SessionRow
+from relaygate.storage.console_recovery import RecoveryCodeStore, RecoveryStatus
 from relaygate.storage.crypto import Secrets
 from relaygate.storage.records import UserRecord
 from relaygate.storage.users import UserStore
@@ -40,6 +47,7 @@ TICKET_ATTEMPTS = 5  # wrong codes on one sign-in ticket before it is void
 TOUCH_EVERY = 60.0  # seconds: a session's last_seen_at is written at most this often
 SIGNUP_WINDOW = 3600.0
 PURGE_EVERY = 3600.0  # seconds: how often a worker deletes ended sessions and tickets
+RECOVERY_CODES = 10  # made at once; each works once
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +111,17 @@ def _code(value: Any) -> str:
     return code
 
 
+def _second_factor(value: Any) -> tuple[str, str]:
+    """What the TOTP step and turning two-factor off accept in ``code``."""
+    found = totp.read_code(value) if isinstance(value, str) else None
+    if found is None:
+        raise InvalidRequest(
+            "`code` must be the 6 digits your app shows, or one of your recovery codes.",
+            param="code",
+        )
+    return found
+
+
 def _limited(wait: float, what: str) -> RateLimited:
     seconds = max(1, int(wait + 0.999))
     err = RateLimited(f"Too many {what}; try again in {seconds} s.", code="too_many_attempts")
@@ -124,6 +143,7 @@ class Accounts:
         self.secrets = secrets
         self.shared = shared
         self.cfg = cfg
+        self.recovery = RecoveryCodeStore(store.engine)
         self._purged_at = 0.0
 
     # ---- tokens ------------------------------------------------------------------------
@@ -256,7 +276,7 @@ class Accounts:
     ) -> tuple[UserRecord, Issued]:
         _only(body, ("ticket", "code"))
         ticket = _given(body.get("ticket"), "ticket", 128)
-        code = _code(body.get("code"))
+        kind, code = _second_factor(body.get("code"))
         expired = AuthError(
             "This sign-in has expired; enter your username and password again.",
             code="ticket_expired",
@@ -275,8 +295,7 @@ class Accounts:
         await self._hit(
             user_key, cfg.signin_user_limit, cfg.signin_window, "failed sign-ins for this user"
         )
-        step = totp.matching_step(self._decrypt(creds.totp_secret), code)
-        if step is None or not await self.store.claim_totp_step(user.id, step):
+        if not await self._second_factor_ok(user.id, creds, kind, code):
             if await self.store.count_attempt(id_hash) >= TICKET_ATTEMPTS:
                 await self.store.delete_session(id_hash)
                 raise AuthError(
@@ -357,9 +376,12 @@ class Accounts:
             )
         secret = totp.new_secret()
         await self.store.update_totp(cur.user.id, totp_pending=self.secrets.encrypt_keys([secret]))
-        return {"secret": secret, "uri": totp.provisioning_uri(secret, cur.user.username)}
+        uri = totp.provisioning_uri(secret, cur.user.username)
+        return {"secret": secret, "uri": uri, "qr_svg": totp.qr_svg_uri(uri)}
 
-    async def totp_enable(self, cur: Current, body: dict[str, Any]) -> None:
+    async def totp_enable(self, cur: Current, body: dict[str, Any]) -> list[str]:
+        """Turn two-factor on once a code of the pending secret matches; the answer is the
+        new recovery codes (``xxxxx-xxxxx``), shown this once."""
         _only(body, ("code",))
         code = _code(body.get("code"))
         creds = await self.store.credentials(cur.user.id)
@@ -375,29 +397,100 @@ class Accounts:
                 code="invalid_code",
                 param="code",
             )
-        await self.store.update_totp(
-            cur.user.id,
-            totp_secret=creds.totp_pending,
-            totp_pending=None,
-            totp_enabled=True,
-            totp_last_step=step,
-        )
+        codes, hashes = self._new_recovery_codes(cur.user.id)
+        if not await self.store.enable_totp(cur.user.id, creds.totp_pending, step, hashes):
+            raise InvalidRequest(
+                "Two-factor sign-in was just turned on or set up again; reload the page.",
+                code="totp_not_set_up",
+                status=409,
+            )
         log.info("console two-factor on", extra={"user_id": cur.user.id})
+        return codes
 
     async def totp_disable(self, cur: Current, body: dict[str, Any]) -> None:
+        """Turn two-factor off (the password and a TOTP code or a recovery code: a user
+        who lost the phone can turn it off, then set up a new one); the recovery codes are
+        deleted."""
         _only(body, ("password", "code"))
-        code = _code(body.get("code"))
+        kind, code = _second_factor(body.get("code"))
         await self._check_own_password(cur.user, body.get("password"), "password")
-        creds = await self.store.credentials(cur.user.id)
+        creds = await self._enabled(cur.user.id)
+        if not await self._second_factor_ok(cur.user.id, creds, kind, code):
+            raise AuthError("Wrong or already used code.", code="invalid_code", param="code")
+        await self.store.disable_totp(cur.user.id)
+        log.info("console two-factor off", extra={"user_id": cur.user.id})
+
+    # ---- recovery codes ----------------------------------------------------------------
+    def _recovery_hash(self, user_id: int, plain: str) -> str:
+        """The stored form of a recovery code: HMAC-SHA256 under the gateway's secret
+        (``Secrets.hash_key``) of the user id and the code.
+
+        A keyed fast hash, not argon2: a code is ~49.5 random bits, so without the secret a
+        stolen table cannot be searched at all, and whoever holds the secret can already
+        decrypt the TOTP secret stored beside the codes (Fernet, same secret): a slow hash
+        would protect nothing more, and would cost argon2's memory on every attempt of the
+        sign-in step. The user id in the input ties a code to its user."""
+        return self.secrets.hash_key(f"console-recovery:{user_id}:{plain}")
+
+    def _new_recovery_codes(self, user_id: int) -> tuple[list[str], list[str]]:
+        """:data:`RECOVERY_CODES` distinct new codes (shown as ``xxxxx-xxxxx``) and their
+        hashes."""
+        plain: set[str] = set()
+        while len(plain) < RECOVERY_CODES:
+            plain.add(totp.new_recovery_code())
+        ordered = sorted(plain)
+        shown = [totp.format_recovery_code(p) for p in ordered]
+        return shown, [self._recovery_hash(user_id, p) for p in ordered]
+
+    async def _enabled(self, user_id: int) -> Credentials:
+        creds = await self.store.credentials(user_id)
         if creds is None or not creds.totp_enabled or creds.totp_secret is None:
             raise InvalidRequest("Two-factor sign-in is not on.", code="totp_not_enabled")
+        return creds
+
+    async def _second_factor_ok(
+        self, user_id: int, creds: Credentials, kind: str, code: str
+    ) -> bool:
+        """Whether ``code`` is a TOTP code of a step not used yet, or an unused recovery
+        code; either is used up by this call when it is right."""
+        if kind == "recovery":
+            if not await self.recovery.use(user_id, self._recovery_hash(user_id, code), now()):
+                return False
+            left = (await self.recovery.status(user_id)).left
+            log.info("console recovery code used", extra={"user_id": user_id, "left": left})
+            return True
+        assert creds.totp_secret is not None
         step = totp.matching_step(self._decrypt(creds.totp_secret), code)
-        if step is None or not await self.store.claim_totp_step(cur.user.id, step):
-            raise AuthError("Wrong or already used code.", code="invalid_code", param="code")
-        await self.store.update_totp(
-            cur.user.id, totp_secret=None, totp_pending=None, totp_enabled=False
-        )
-        log.info("console two-factor off", extra={"user_id": cur.user.id})
+        return step is not None and await self.store.claim_totp_step(user_id, step)
+
+    async def recovery_status(self, user_id: int) -> RecoveryStatus:
+        return await self.recovery.status(user_id)
+
+    async def regenerate_recovery(self, cur: Current, body: dict[str, Any]) -> list[str]:
+        """New recovery codes in place of all the old ones, used or not; needs the current
+        password or a TOTP code (``{"password"}`` or ``{"code"}``), counted by the sign-in
+        limits when wrong."""
+        _only(body, ("password", "code"))
+        if ("password" in body) == ("code" in body):
+            raise InvalidRequest(
+                "Give your current `password` or a `code` of your app (one of them).",
+                param="password",
+            )
+        creds = await self._enabled(cur.user.id)
+        if "password" in body:
+            await self._check_own_password(cur.user, body.get("password"), "password")
+        else:
+            code = _code(body.get("code"))
+            key = f"console:signin:user:{cur.user.username.lower()}"
+            cfg = self.cfg
+            await self._hit(key, cfg.signin_user_limit, cfg.signin_window, "wrong codes")
+            if not await self._second_factor_ok(cur.user.id, creds, "totp", code):
+                raise AuthError("Wrong or already used code.", code="invalid_code", param="code")
+            await self._undo(key)
+        codes, hashes = self._new_recovery_codes(cur.user.id)
+        await self.recovery.replace(cur.user.id, hashes, now())
+        log.info("console recovery codes made again", extra={"user_id": cur.user.id})
+        return codes
 
 
 def _only(body: dict[str, Any], known: tuple[str, ...]) -> None:

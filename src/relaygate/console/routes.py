@@ -147,13 +147,34 @@ async def totp_setup(request: Request, call: Call) -> Response:
 
 
 async def totp_enable(request: Request, call: Call) -> Response:
-    await call.accounts.totp_enable(call.me, await read_body(request))
-    return ok({"totp_enabled": True})
+    codes = await call.accounts.totp_enable(call.me, await read_body(request))
+    # the recovery codes are in this answer only: stored as HMACs, never shown again
+    return ok({"totp_enabled": True, "recovery_codes": codes})
 
 
 async def totp_disable(request: Request, call: Call) -> Response:
     await call.accounts.totp_disable(call.me, await read_body(request))
     return ok({"totp_enabled": False})
+
+
+async def recovery_status(request: Request, call: Call) -> Response:
+    uid = call.me.user.id
+    enabled = await call.accounts.totp_status(uid)
+    status = await call.accounts.recovery_status(uid)
+    made = status.created_at.isoformat() if status.created_at and enabled else None
+    return ok(
+        {
+            "totp_enabled": enabled,
+            "total": status.total if enabled else 0,
+            "left": status.left if enabled else 0,
+            "created_at": made,
+        }
+    )
+
+
+async def recovery_regenerate(request: Request, call: Call) -> Response:
+    codes = await call.accounts.regenerate_recovery(call.me, await read_body(request))
+    return ok({"recovery_codes": codes})
 
 
 # ---- keys ------------------------------------------------------------------------------
@@ -282,6 +303,8 @@ ROUTES: dict[tuple[str, str], tuple[Handler, bool]] = {
     ("/totp/setup", "POST"): (totp_setup, True),
     ("/totp/enable", "POST"): (totp_enable, True),
     ("/totp/disable", "POST"): (totp_disable, True),
+    ("/totp/recovery-codes", "GET"): (recovery_status, True),
+    ("/totp/recovery-codes", "POST"): (recovery_regenerate, True),
     ("/keys", "GET"): (list_keys, True),
     ("/keys", "POST"): (create_key, True),
     ("/keys/{id}", "DELETE"): (revoke_key, True),
