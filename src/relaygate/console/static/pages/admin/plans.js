@@ -1,11 +1,46 @@
 // Admin: packages and plans. List (optionally with retired plans), create and edit a plan,
-// retire or delete one, and grant a plan to a user (found by name).
-import { adminApi } from "../../api.js";
-import { clear, field, h } from "../../dom.js";
+// set a counts plan's per-model multipliers, retire or delete a plan, and grant a plan to a
+// user (found by name).
+import { adminApi, modelNames } from "../../api.js";
+import { clear, field, h, message } from "../../dom.js";
 import { t } from "../../i18n.js";
 import { attempt, badge, button, input, isoOrNull, muted, select, table, words } from "./acc-kit.js";
 
 const KINDS = ["counts", "unlimited", "credit"];
+// As the admin API checks a multiplier (services/billing_rules.py): a whole number of
+// counts per request, at most this many models in one plan.
+const MAX_MULTIPLIER = 1000000;
+const MAX_MULTIPLIERS = 1000;
+const SHOWN_IN_LIST = 3;
+
+function multEntries(p) {
+  return Object.entries(p.model_multipliers || {}).sort(([a], [b]) => a.localeCompare(b));
+}
+
+// The list's cell: "gpt-4o ×3, o1 ×10 +2" (every model 1 count when none is set).
+function multText(p) {
+  if (p.kind !== "counts") return "—";
+  const all = multEntries(p);
+  if (!all.length) return t("adminPlans.multNone");
+  const shown = all.slice(0, SHOWN_IN_LIST).map(([m, n]) => `${m} ×${n}`).join(", ");
+  return all.length > SHOWN_IN_LIST ? `${shown} +${all.length - SHOWN_IN_LIST}` : shown;
+}
+
+// The page's check of one entry before it is sent (the API checks again): an error text,
+// or "" when the entry may be saved.
+function multError(p, model, raw) {
+  if (!model) return t("adminPlans.multNeedModel");
+  if (model.length > 128 || /[\s\x00-\x1f\x7f]/.test(model)) return t("adminPlans.multBadModel");
+  if (p.models && !p.models.includes(model)) return t("adminPlans.multNotInPlan", { model });
+  if (!/^[0-9]{1,7}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_MULTIPLIER) {
+    return t("adminPlans.multBadValue", { max: MAX_MULTIPLIER });
+  }
+  const map = p.model_multipliers || {};
+  if (!(model in map) && Object.keys(map).length >= MAX_MULTIPLIERS) {
+    return t("adminPlans.multTooMany", { max: MAX_MULTIPLIERS });
+  }
+  return "";
+}
 
 function quotaText(p) {
   if (p.kind === "unlimited") return t("adminPlans.unlimited");
@@ -24,6 +59,7 @@ export async function render(ctx, root) {
   const retired = select("plan-show-retired", [["0", t("adminPlans.hideRetired")], ["1", t("adminPlans.showRetired")]], "0");
   let editing = null;
   let plans = [];
+  const catalogue = await modelNames();
 
   const name = input("plan-name", { maxlength: 64, required: true });
   const kind = select("plan-kind", KINDS.map((k) => [k, t(`adminPlans.kind.${k}`)]), "counts");
@@ -121,25 +157,116 @@ export async function render(ctx, root) {
     if (r) await load(true);
   }
 
+  // ---- a counts plan's per-model multipliers ----
+  let multPlan = null;
+  const multTitle = h("h2", { "data-testid": "mult-title" });
+  const multModel = input("mult-model", { list: "mult-models", maxlength: 128, autocomplete: "off",
+    placeholder: t("adminPlans.multModelHint") });
+  const multValue = input("mult-value", { inputmode: "numeric", maxlength: 7, placeholder: "2" });
+  const multOptions = h("datalist", { id: "mult-models" });
+  const multBox = h("div");
+  const multOut = h("div");
+  const multForm = h("form", { class: "stack", "data-testid": "mult-form" },
+    h("div", { class: "row" }, field(t("adminPlans.multModel"), multModel), field(t("adminPlans.multValue"), multValue)),
+    multOptions,
+    h("div", { class: "row" }, h("button", { type: "submit", "data-testid": "mult-save" }, t("adminPlans.multSave")),
+      button(t("adminPlans.multClose"), "mult-close", () => openMult(null), "secondary")));
+  const multCard = h("div", { class: "card", "data-testid": "mult-card", hidden: true },
+    multTitle, muted(t("adminPlans.multHint")), multBox, multForm, multOut);
+
+  function openMult(p) {
+    multPlan = p;
+    multCard.hidden = !p;
+    clear(multOut);
+    if (!p) return;
+    multForm.reset();
+    clear(multOptions).append(...(p.models || catalogue).map((m) => h("option", { value: m })));
+    renderMult();
+    multCard.scrollIntoView({ block: "start" });
+  }
+
+  function renderMult() {
+    const p = multPlan;
+    multTitle.textContent = t("adminPlans.multTitle", { name: p.name });
+    clear(multBox);
+    const all = multEntries(p);
+    if (!all.length) return multBox.append(muted(t("adminPlans.multEmpty"), "mult-empty"));
+    multBox.append(table("mult-table", [t("adminPlans.multModel"), t("adminPlans.multValue"), ""],
+      all.map(([m, n]) => h("tr", { "data-testid": `mult-row-${m}` },
+        h("td", { class: "wrap" }, m), h("td", { "data-testid": `mult-count-${m}` }, t("adminPlans.counts", { n })),
+        h("td", {}, h("div", { class: "actions" }, button(t("adminAcc.edit"), `mult-edit-${m}`, () => {
+          multModel.value = m;
+          multValue.value = String(n);
+          multValue.focus();
+        }, "secondary"), button(t("adminPlans.multRemove"), `mult-remove-${m}`, () => saveMult(m, null), "danger")))))));
+  }
+
+  // One entry set (value) or removed (null). The map sent is the plan's as it is now, read
+  // just before, so an entry another admin saved since this page loaded is kept.
+  async function saveMult(model, value) {
+    const p = multPlan;
+    if (value === null && !confirm(t("adminPlans.multRemoveConfirm", { model, name: p.name }))) return;
+    const saved = await attempt(multOut, async () => {
+      const map = { ...(await adminApi("GET", `/plans/${p.id}`)).data.model_multipliers };
+      if (value === null) delete map[model];
+      else map[model] = value;
+      return (await adminApi("PATCH", `/plans/${p.id}`, { model_multipliers: map })).data;
+    }, () => {
+      if (value === null) return t("adminPlans.multRemoved", { model });
+      const known = p.models || catalogue.includes(model);
+      return t("adminPlans.multSaved", { model, n: value }) + (known ? "" : ` ${t("adminPlans.multUnknown", { model })}`);
+    }, "mult-saved");
+    if (!saved) return;
+    if (multPlan && multPlan.id === saved.id) {
+      multPlan = saved;
+      renderMult();
+    }
+    if (value !== null) multForm.reset();
+    await load(true);
+  }
+
+  multForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const model = multModel.value.trim();
+    const raw = multValue.value.trim();
+    const wrong = multError(multPlan, model, raw);
+    if (wrong) {
+      clear(multOut).append(message("error", wrong, "mult-saved-error"));
+      return;
+    }
+    await saveMult(model, Number(raw));
+  });
+
   async function load(keep) {
     const url = `/plans${retired.value === "1" ? "?include_retired=1" : ""}`;
     const got = keep ? await adminApi("GET", url).catch(() => null) : await attempt(listOut, () => adminApi("GET", url), "");
     if (!got) return;
     plans = got.data;
+    if (multPlan) {  // the open multipliers follow the plan's edits (its models); gone when retired
+      const now = plans.find((p) => p.id === multPlan.id && p.status !== "retired" && p.kind === "counts");
+      if (now) {
+        multPlan = now;
+        renderMult();
+      } else {
+        openMult(null);
+      }
+    }
     clear(listBox);
     clear(grantPlan).append(...plans.filter((p) => p.status === "active")
       .map((p) => h("option", { value: p.id }, `${p.name} (${t(`adminPlans.kind.${p.kind}`)})`)));
     if (!plans.length) return listBox.append(muted(t("adminPlans.none"), "plans-none"));
     listBox.append(table("plan-table",
       [t("adminPlans.name"), t("adminPlans.kind"), t("adminPlans.quota"), t("adminPlans.period"),
-        t("adminPlans.models"), t("common.status"), ""],
+        t("adminPlans.models"), t("adminPlans.multipliers"), t("common.status"), ""],
       plans.map((p) => h("tr", { "data-testid": `plan-row-${p.id}` },
         h("td", { "data-testid": "plan-row-name" }, p.name), h("td", {}, t(`adminPlans.kind.${p.kind}`)),
         h("td", {}, quotaText(p)), h("td", {}, t("adminPlans.days", { n: p.period_days })),
         h("td", {}, p.models ? p.models.join(", ") : t("adminPlans.allModels")),
+        h("td", { class: "wrap", "data-testid": `plan-mults-${p.id}` }, multText(p)),
         h("td", {}, badge(p.status === "active" ? "active" : "revoked", t(`adminPlans.status.${p.status}`))),
         h("td", {}, p.status === "retired" ? "" : [
           button(t("adminAcc.edit"), `plan-edit-${p.id}`, () => edit(p), "secondary"), " ",
+          ...(p.kind === "counts" ? [button(t("adminPlans.multipliers"), `plan-mult-${p.id}`, () => openMult(p), "secondary"), " "] : []),
           button(t("adminAcc.delete"), `plan-delete-${p.id}`, () => remove(p), "danger")])))));
   }
   retired.addEventListener("change", () => load());
@@ -148,6 +275,7 @@ export async function render(ctx, root) {
     h("div", { class: "card" }, title, form, out),
     h("div", { class: "card" }, h("h2", {}, t("adminPlans.list")),
       h("div", { class: "row" }, field(t("adminPlans.which"), retired)), listOut, listBox),
+    multCard,
     h("div", { class: "card" }, h("h2", {}, t("adminPlans.grantTitle")), muted(t("adminPlans.grantHint")), grantForm, grantOut));
   await load();
 }
