@@ -10,14 +10,32 @@ function submitting(form, busy) {
 }
 
 // The TOTP step: after a password (the ticket is in the answer) or after an external
-// provider (the ticket is in an HttpOnly cookie, sent to /oauth/totp).
+// provider (the ticket is in an HttpOnly cookie, sent to /oauth/totp). A recovery code is
+// accepted in the same field; "Use a recovery code" switches the field to letters.
 function totpStep(ctx, ticket, box) {
   const code = h("input", { name: "code", inputmode: "numeric", autocomplete: "one-time-code",
     maxlength: 6, required: true, "data-testid": "totp-code" });
+  const label = h("span", {}, t("auth.totpCode"));
+  let recovery = false;
+  const toggle = h("button", { type: "button", class: "secondary", "data-testid": "totp-use-recovery" },
+    t("twofactor.useRecovery"));
+  toggle.addEventListener("click", () => {
+    recovery = !recovery;
+    code.setAttribute("inputmode", recovery ? "text" : "numeric");
+    code.setAttribute("autocomplete", recovery ? "off" : "one-time-code");
+    code.setAttribute("maxlength", recovery ? "16" : "6");
+    code.setAttribute("autocapitalize", "off");
+    code.value = "";
+    label.textContent = recovery ? t("twofactor.recoveryCode") : t("auth.totpCode");
+    toggle.textContent = recovery ? t("twofactor.useApp") : t("twofactor.useRecovery");
+    code.focus();
+  });
   const form = h("form", { class: "stack", "data-testid": "totp-form" },
     h("p", {}, ticket ? t("auth.totpPrompt") : t("oauth.totpPrompt")),
-    field(t("auth.totpCode"), code),
-    h("button", { type: "submit" }, t("auth.verify")));
+    h("p", { class: "muted", "data-testid": "totp-recovery-hint" }, t("twofactor.signinHint")),
+    h("label", {}, label, code),
+    h("button", { type: "submit", "data-testid": "totp-submit" }, t("auth.verify")),
+    toggle);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     submitting(form, true);

@@ -1,4 +1,6 @@
-// Account settings: change the password, turn two-factor sign-in (TOTP) on or off.
+// Account settings: change the password, turn two-factor sign-in (TOTP) on or off (the
+// set-up shows a QR code of the otpauth:// URI and the secret for typing by hand), and the
+// recovery codes: shown once when made, how many are left, made again.
 import { api } from "../api.js";
 import { clear, field, h, message } from "../dom.js";
 import { errorText, t } from "../i18n.js";
@@ -24,14 +26,76 @@ function passwordCard() {
   return h("div", { class: "card" }, h("h2", {}, t("settings.password")), form, out);
 }
 
-function totpCard(ctx, rerender) {
+// Recovery codes just made (on turning two-factor on, or made again): shown once, with
+// copy and download; "I have saved them" lets the card go back to its usual state.
+function savedCodes(ctx, codes, done) {
+  const text = [t("twofactor.fileHeader", { user: ctx.state.me.user.username }), "", ...codes, ""].join("\n");
+  const copy = h("button", { type: "button", class: "secondary", "data-testid": "recovery-copy" }, t("twofactor.copy"));
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(codes.join("\n"));
+      copy.textContent = t("twofactor.copied");
+    } catch {
+      copy.textContent = t("twofactor.copyManually");
+    }
+  });
+  const url = URL.createObjectURL(new Blob([text], { type: "text/plain" }));
+  const download = h("a", { href: url, download: "relaygate-recovery-codes.txt",
+    "data-testid": "recovery-download" }, t("twofactor.download"));
+  const ok = h("button", { type: "button", "data-testid": "recovery-done" }, t("twofactor.done"));
+  ok.addEventListener("click", () => { URL.revokeObjectURL(url); done(); });
+  return h("div", { class: "card", "data-testid": "recovery-codes" },
+    h("h2", {}, t("twofactor.savedTitle")),
+    message("ok", t("twofactor.shownOnce")),
+    h("div", { class: "secret codes", "data-testid": "recovery-list" }, codes.map((c) => h("div", {}, c))),
+    h("div", { class: "row" }, copy, download, ok));
+}
+
+// How many recovery codes are left, and the form that makes new ones (the current
+// password, or a 6-digit code of the app: a password is never 6 digits).
+async function recoverySection(ctx, showCodes) {
+  const out = h("div");
+  const box = h("div", { class: "tool", "data-testid": "recovery-section" }, h("h3", {}, t("twofactor.recovery")),
+    h("p", { class: "muted" }, t("twofactor.recoveryIntro")));
+  try {
+    const status = await api("GET", "/totp/recovery-codes");
+    const left = h("p", { "data-testid": "recovery-left" }, t("twofactor.left", { left: status.left, total: status.total }));
+    box.append(left);
+    if (status.left === 0) box.append(message("error", t("twofactor.noneLeft"), "recovery-warning"));
+    else if (status.left <= 3) box.append(message("error", t("twofactor.fewLeft", { left: status.left }), "recovery-warning"));
+  } catch (err) {
+    box.append(message("error", errorText(err)));
+  }
+  const proof = h("input", { type: "password", autocomplete: "current-password", required: true,
+    maxlength: 128, "data-testid": "recovery-proof" });
+  const form = h("form", { class: "stack" },
+    field(t("twofactor.passwordOrCode"), proof),
+    h("p", { class: "muted" }, t("twofactor.regenerateHint")),
+    h("button", { type: "submit", class: "secondary", "data-testid": "recovery-regenerate" }, t("twofactor.regenerate")));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    clear(out);
+    const value = proof.value.trim();
+    const body = /^\d{6}$/.test(value) ? { code: value } : { password: proof.value };
+    try {
+      const made = await api("POST", "/totp/recovery-codes", body);
+      showCodes(made.recovery_codes);
+    } catch (err) {
+      out.append(message("error", errorText(err)));
+    }
+  });
+  box.append(form, out);
+  return box;
+}
+
+async function totpCard(ctx, rerender, showCodes) {
   const out = h("div");
   const card = h("div", { class: "card", "data-testid": "totp-card" }, h("h2", {}, t("settings.totp")));
   if (ctx.state.me.totp_enabled) {
     const password = h("input", { type: "password", autocomplete: "current-password", required: true });
-    const code = h("input", { inputmode: "numeric", maxlength: 6, required: true });
-    const form = h("form", { class: "stack" }, h("p", {}, t("settings.totpOn")),
-      field(t("auth.password"), password), field(t("auth.totpCode"), code),
+    const code = h("input", { autocomplete: "off", maxlength: 16, required: true, "data-testid": "totp-disable-code" });
+    const form = h("form", { class: "stack" }, h("p", {}, t("twofactor.disableHint")),
+      field(t("auth.password"), password), field(t("twofactor.codeOrRecovery"), code),
       h("button", { type: "submit", class: "danger" }, t("settings.totpDisable")));
     form.addEventListener("submit", async (e) => {
       e.preventDefault();
@@ -43,31 +107,38 @@ function totpCard(ctx, rerender) {
         clear(out).append(message("error", errorText(err)));
       }
     });
-    card.append(form, out);
+    card.append(h("p", { "data-testid": "totp-on" }, t("twofactor.on")),
+      await recoverySection(ctx, showCodes), h("div", { class: "tool" }, form), out);
     return card;
   }
   const start = h("button", { type: "button", "data-testid": "totp-setup" }, t("settings.totpStart"));
   start.addEventListener("click", async () => {
     try {
       const setup = await api("POST", "/totp/setup");
-      const code = h("input", { inputmode: "numeric", maxlength: 6, required: true, "data-testid": "totp-confirm-code" });
+      const code = h("input", { inputmode: "numeric", autocomplete: "one-time-code", maxlength: 6, required: true,
+        "data-testid": "totp-confirm-code" });
       const form = h("form", { class: "stack" },
-        h("p", {}, t("settings.totpScan")),
+        h("p", {}, t("twofactor.scan")),
+        h("img", { src: setup.qr_svg, alt: t("twofactor.qrAlt"), width: 200, height: 200,
+          class: "qr", "data-testid": "totp-qr" }),
+        h("p", { class: "muted" }, t("twofactor.manual")),
         h("div", { class: "secret", "data-testid": "totp-secret" }, setup.secret),
-        h("p", { class: "muted" }, setup.uri),
+        h("details", {}, h("summary", { class: "muted" }, t("twofactor.uri")),
+          h("div", { class: "secret", "data-testid": "totp-uri" }, setup.uri)),
         field(t("auth.totpCode"), code),
-        h("button", { type: "submit" }, t("settings.totpConfirm")));
+        h("button", { type: "submit", "data-testid": "totp-confirm" }, t("settings.totpConfirm")));
       form.addEventListener("submit", async (e) => {
         e.preventDefault();
         try {
-          await api("POST", "/totp/enable", { code: code.value });
+          const enabled = await api("POST", "/totp/enable", { code: code.value });
           await ctx.refreshMe();
-          rerender();
+          showCodes(enabled.recovery_codes);
         } catch (err) {
           clear(out).append(message("error", errorText(err)));
         }
       });
       start.replaceWith(form);
+      code.focus();
     } catch (err) {
       clear(out).append(message("error", errorText(err)));
     }
@@ -76,7 +147,14 @@ function totpCard(ctx, rerender) {
   return card;
 }
 
-export async function render(ctx, root) {
+export async function render(ctx, root, codes = null) {
   const rerender = () => { clear(root); render(ctx, root); };
-  root.append(h("h1", {}, t("nav.settings")), passwordCard(), totpCard(ctx, rerender));
+  const showCodes = (made) => { clear(root); render(ctx, root, made); };
+  const top = h("h1", {}, t("nav.settings"));
+  if (codes) {
+    // the new codes come first, alone: nothing else on the page until they are saved
+    root.append(top, savedCodes(ctx, codes, rerender));
+    return;
+  }
+  root.append(top, passwordCard(), await totpCard(ctx, rerender, showCodes));
 }
