@@ -55,6 +55,7 @@ class FallbackState:
         self._hits: dict[str, float] = {}  # request windows admitted locally -> window
         self._moving: set[str] = set()  # local counters not yet added to Redis's
         self._deferred: dict[str, int] = {}  # releases of those, applied once moved
+        self._reconciling = False  # Redis answers again; the outage's counts are being added
         self._probe: asyncio.Task[None] | None = None
         self._since = 0.0
         #: outages seen by this worker (for tests and logs)
@@ -70,8 +71,9 @@ class FallbackState:
 
     @property
     def degraded(self) -> bool:
-        """True while Redis is away and the local state answers."""
-        return not self._up
+        """True while Redis is away and the local state answers, and until what the outage
+        counted has been added to Redis (new calls already go there meanwhile)."""
+        return not self._up or self._reconciling
 
     def _cap(self, limit: int) -> int:
         return max(1, int(limit * self.share))
@@ -236,6 +238,7 @@ class FallbackState:
         self._hits = {}
         self._moving = {key for key, _, _ in counters}
         self._up = True
+        self._reconciling = True
         replayed = added = 0
         try:
             for key, amount in releases:
@@ -257,6 +260,8 @@ class FallbackState:
             await self._keep(releases[replayed:], counters, sums[added:])
             self._fail(exc)
             return
+        finally:
+            self._reconciling = False
         log.warning(
             "Redis is back: limits are shared again",
             extra={
