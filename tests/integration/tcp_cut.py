@@ -8,15 +8,19 @@ import contextlib
 import socket
 import threading
 
-from gateway import free_port
-
 __all__ = ["TcpCut"]
+
+
+def _free_port() -> int:  # not gateway.free_port: the unit tests import this module too
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 class TcpCut:
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
-        self.port = free_port()
+        self.port = _free_port()
         self._listener: socket.socket | None = None
         self._open: set[socket.socket] = set()
         self._lock = threading.Lock()

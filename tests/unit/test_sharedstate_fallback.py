@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import time
 from collections.abc import AsyncIterator, Iterator
 
@@ -15,15 +14,10 @@ import pytest
 import redis.asyncio as aioredis
 
 from integration.private_redis import PrivateRedis
+from integration.tcp_cut import TcpCut
 from relaygate.sharedstate.base import SharedStateError
 from relaygate.sharedstate.fallback import FallbackState
 from relaygate.sharedstate.redis import RedisState
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -104,53 +98,10 @@ async def test_outage_limits_locally_and_reconciles(
         await client.aclose()
 
 
-class Cut:
-    """A TCP relay to Redis that can be cut (connections dropped, new ones refused) and
-    joined again: Redis keeps its data, as in a network outage."""
-
-    def __init__(self, target_port: int) -> None:
-        self.target = target_port
-        self.port = _free_port()
-        self._server: asyncio.Server | None = None
-        self._writers: list[asyncio.StreamWriter] = []
-
-    async def join(self) -> None:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
-
-    async def cut(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            self._server = None
-        for w in self._writers:
-            w.close()
-        self._writers.clear()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_r, up_w = await asyncio.open_connection("127.0.0.1", self.target)
-        except OSError:
-            writer.close()
-            return
-        self._writers += [writer, up_w]
-
-        async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-            try:
-                while data := await r.read(65536):
-                    w.write(data)
-                    await w.drain()
-            except (OSError, RuntimeError):
-                pass
-            finally:
-                w.close()
-
-        await asyncio.gather(pipe(reader, up_w), pipe(up_r, writer))
-
-
 async def test_releases_of_redis_reservations_are_replayed(redis_server: PrivateRedis) -> None:
     """Redis kept its data (a network cut, not a restart): the slots released while it was
     away are given back there once it answers, so nothing stays held for an hour."""
-    cut = Cut(redis_server.port)
-    await cut.join()
+    cut = TcpCut("127.0.0.1", redis_server.port).join()
     st = FallbackState(
         await RedisState.connect(f"redis://127.0.0.1:{cut.port}/0", prefix="t:", io_timeout=0.5),
         share=1.0,
@@ -160,18 +111,18 @@ async def test_releases_of_redis_reservations_are_replayed(redis_server: Private
     try:
         assert await st.reserve("conc", 1, 3, ttl=600)
         assert await st.reserve("conc", 1, 3, ttl=600)
-        await cut.cut()
+        cut.cut()
         await st.release("conc", 1)  # fails over: queued
         assert st.degraded
         await st.release("conc", 1)
         assert await client.get("t:c:conc") == b"2"  # still held in Redis meanwhile
-        await cut.join()
+        cut.join()
         await _until(lambda: not st.degraded)
         assert await client.get("t:c:conc") is None
     finally:
         await client.aclose()
         await st.close()
-        await cut.cut()
+        cut.cut()
 
 
 async def test_start_without_redis_then_join_it(redis_server: PrivateRedis) -> None:
