@@ -8,6 +8,7 @@ SQLite and PostgreSQL at the end."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 import uuid
@@ -15,10 +16,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pyotp
 import pytest
 import qr_kit
-from gateway import Gateway
+from gateway import Gateway, fresh_pg_database
 from test_console_api import Browser, _error, _fresh_step
 
 PASSWORD = "recovery pass 1"
@@ -110,13 +112,14 @@ def _second_step(gw: Gateway, name: str, code: str) -> Any:
         b.close()
 
 
-def _no_code_in_clear(gw: Gateway, codes: list[str]) -> None:
-    """Neither the log nor the database files (with SQLite's WAL) hold a code, dashed or
-    not, in any case."""
+def _no_code_in_clear(gw: Gateway, codes: list[str], sqlite: bool = True) -> None:
+    """Neither the log nor (``sqlite``) the database files with SQLite's WAL hold a code,
+    dashed or not, in any case."""
     data = Path(gw.env["RELAYGATE_DATA_DIR"])
     blobs = [gw.logs().lower().encode()]
-    blobs += [p.read_bytes().lower() for p in data.glob("relaygate.db*")]
-    assert len(blobs) >= 2
+    if sqlite:
+        blobs += [p.read_bytes().lower() for p in data.glob("relaygate.db*")]
+        assert len(blobs) >= 2
     for code in codes:
         for form in (code, code.replace("-", "")):
             for blob in blobs:
@@ -331,6 +334,49 @@ def test_recovery_codes_need_a_session(gw: Gateway) -> None:
         _error(b.call("POST", "/totp/recovery-codes", {"password": PASSWORD}), 400)
     finally:
         b.close()
+
+
+# ---- a gateway on PostgreSQL --------------------------------------------------------------------
+def _pg_rows(url: str, user_id: int) -> list[tuple[str, Any]]:
+    async def run() -> list[tuple[str, Any]]:
+        conn = await asyncpg.connect(url)
+        try:
+            rows = await conn.fetch(
+                "SELECT code_hash, used_at FROM console_recovery_codes WHERE user_id = $1",
+                user_id,
+            )
+        finally:
+            await conn.close()
+        return [(r["code_hash"], r["used_at"]) for r in rows]
+
+    return asyncio.run(run())
+
+
+def test_recovery_codes_on_postgresql(tmp_path: Path) -> None:
+    with fresh_pg_database("rg_recovery_") as url:
+        g = Gateway(tmp_path, {"RELAYGATE_DATABASE_URL": url}).start()
+        u = TwoFactorUser(g)
+        try:
+            rows = _pg_rows(url, u.id)
+            assert len(rows) == 10 and all(used is None for _, used in rows)
+            hashes = {h for h, _ in rows}
+            assert not {c.replace("-", "") for c in u.codes} & hashes
+            assert _second_step(g, u.name, u.codes[0]).status_code == 200
+            _error(_second_step(g, u.name, u.codes[0]), 401, "invalid_code")
+            assert u.left() == 9
+            assert len([used for _, used in _pg_rows(url, u.id) if used is not None]) == 1
+            r = u.browser.call("POST", "/totp/recovery-codes", {"password": PASSWORD})
+            assert r.status_code == 200, r.text
+            fresh = r.json()["data"]["recovery_codes"]
+            assert {h for h, _ in _pg_rows(url, u.id)}.isdisjoint(hashes)
+            _error(_second_step(g, u.name, u.codes[1]), 401, "invalid_code")
+            r = u.browser.call("POST", "/totp/disable", {"password": PASSWORD, "code": fresh[0]})
+            assert r.status_code == 200, r.text
+            assert _pg_rows(url, u.id) == []
+            _no_code_in_clear(g, [*u.codes, *fresh], sqlite=False)
+        finally:
+            u.close()
+            g.stop()
 
 
 # ---- the store on SQLite and PostgreSQL ----------------------------------------------------------
