@@ -286,7 +286,10 @@ def test_new_codes_void_the_old_ones(gw: Gateway, user: TwoFactorUser) -> None:
 
 
 def test_turning_two_factor_off_deletes_the_codes(gw: Gateway, user: TwoFactorUser) -> None:
+    """(A wrong password and a wrong code here are two of the three failures
+    RELAYGATE_CONSOLE_SIGNIN_USER_LIMIT allows, so the rest of the test makes none.)"""
     b = user.browser
+    old_hashes = {h for h, _ in _rows(gw, user.id)}
     # a recovery code may stand in for the app's code here too (a lost phone)
     _error(
         b.call("POST", "/totp/disable", {"password": "wrong one", "code": user.codes[0]}),
@@ -319,8 +322,24 @@ def test_turning_two_factor_off_deletes_the_codes(gw: Gateway, user: TwoFactorUs
     assert r.status_code == 200, r.text
     again: list[str] = r.json()["data"]["recovery_codes"]
     assert len(again) == 10 and not set(again) & set(user.codes)
-    _error(_second_step(gw, user.name, user.codes[1]), 401, "invalid_code")
+    rows = _rows(gw, user.id)
+    assert len(rows) == 10 and old_hashes.isdisjoint(h for h, _ in rows)
     assert _second_step(gw, user.name, again[0]).status_code == 200
+
+
+def test_wrong_codes_when_turning_off_count_towards_the_limits(
+    gw: Gateway, user: TwoFactorUser
+) -> None:
+    """With the right password, wrong codes (of the app or recovery codes) are counted like
+    a sign-in's: the third failure of RELAYGATE_CONSOLE_SIGNIN_USER_LIMIT=3 is the last."""
+    b = user.browser
+    wrong_totp = "000000" if pyotp.TOTP(user.secret).now() != "000000" else "111111"
+    for code in ("22222-22222", wrong_totp, "33333-33333"):
+        r = b.call("POST", "/totp/disable", {"password": PASSWORD, "code": code})
+        _error(r, 401, "invalid_code")
+    r = b.call("POST", "/totp/disable", {"password": PASSWORD, "code": user.codes[0]})
+    _error(r, 429, "too_many_attempts")
+    assert b.load_me()["totp_enabled"] is True and user.left() == 10
 
 
 def test_recovery_codes_need_a_session(gw: Gateway) -> None:

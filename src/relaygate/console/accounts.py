@@ -415,8 +415,7 @@ class Accounts:
         kind, code = _second_factor(body.get("code"))
         await self._check_own_password(cur.user, body.get("password"), "password")
         creds = await self._enabled(cur.user.id)
-        if not await self._second_factor_ok(cur.user.id, creds, kind, code):
-            raise AuthError("Wrong or already used code.", code="invalid_code", param="code")
+        await self._check_own_code(cur.user, creds, kind, code)
         await self.store.disable_totp(cur.user.id)
         log.info("console two-factor off", extra={"user_id": cur.user.id})
 
@@ -463,6 +462,17 @@ class Accounts:
         step = totp.matching_step(self._decrypt(creds.totp_secret), code)
         return step is not None and await self.store.claim_totp_step(user_id, step)
 
+    async def _check_own_code(
+        self, user: UserRecord, creds: Credentials, kind: str, code: str
+    ) -> None:
+        """A signed-in user's second factor, counted like a sign-in's when wrong."""
+        key = f"console:signin:user:{user.username.lower()}"
+        cfg = self.cfg
+        await self._hit(key, cfg.signin_user_limit, cfg.signin_window, "wrong codes")
+        if not await self._second_factor_ok(user.id, creds, kind, code):
+            raise AuthError("Wrong or already used code.", code="invalid_code", param="code")
+        await self._undo(key)
+
     async def recovery_status(self, user_id: int) -> RecoveryStatus:
         return await self.recovery.status(user_id)
 
@@ -480,13 +490,7 @@ class Accounts:
         if "password" in body:
             await self._check_own_password(cur.user, body.get("password"), "password")
         else:
-            code = _code(body.get("code"))
-            key = f"console:signin:user:{cur.user.username.lower()}"
-            cfg = self.cfg
-            await self._hit(key, cfg.signin_user_limit, cfg.signin_window, "wrong codes")
-            if not await self._second_factor_ok(cur.user.id, creds, "totp", code):
-                raise AuthError("Wrong or already used code.", code="invalid_code", param="code")
-            await self._undo(key)
+            await self._check_own_code(cur.user, creds, "totp", _code(body.get("code")))
         codes, hashes = self._new_recovery_codes(cur.user.id)
         await self.recovery.replace(cur.user.id, hashes, now())
         log.info("console recovery codes made again", extra={"user_id": cur.user.id})
