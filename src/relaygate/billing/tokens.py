@@ -193,7 +193,8 @@ class StreamMeter:
     def feed(self, payload: bytes) -> int:
         """Count one delivered chunk payload; returns the tokens it added."""
         self.chunks += 1
-        if b'"content"' not in payload and b'"arguments"' not in payload:
+        # bytes.find, not ``in`` (which first tries an integer and clears the TypeError)
+        if payload.find(b'"content"') == -1 and payload.find(b'"arguments"') == -1:
             return 0
         try:
             obj = orjson.loads(payload)
@@ -213,10 +214,12 @@ class StreamMeter:
             delta = choice.get("delta")
             if not isinstance(delta, dict):
                 continue
-            for field in ("content", "reasoning_content"):
-                text = delta.get(field)
-                if isinstance(text, str) and text:
-                    n += _count(text)
+            text = delta.get("content")  # the two text fields unrolled: once per chunk
+            if isinstance(text, str) and text:
+                n += _count(text)
+            text = delta.get("reasoning_content")
+            if isinstance(text, str) and text:
+                n += _count(text)
             calls = delta.get("tool_calls")
             if isinstance(calls, list):
                 for call in calls:

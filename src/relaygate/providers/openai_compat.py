@@ -233,6 +233,32 @@ class OpenAICompatAdaptor:
         )
 
 
+_FINISH_KEY = b'"finish_reason":'
+_USAGE_KEY = b'"usage"'
+
+
+def _usage_value(data: bytes) -> bool:
+    """``has_usage_value``, with OpenAI's ``"usage":null`` (on every chunk of a stream that
+    asked for usage) answered without its scan."""
+    i = data.find(_USAGE_KEY)
+    if i == -1:
+        return False
+    if data.startswith(b'"usage":null', i) and data.find(_USAGE_KEY, i + 12) == -1:
+        return False
+    return has_usage_value(data)
+
+
+def _has_finish_reason(data: bytes) -> bool:
+    """``"finish_reason":"`` or ``"finish_reason": "`` is in the chunk (a string value)."""
+    i = data.find(_FINISH_KEY)
+    while i != -1:
+        i += len(_FINISH_KEY)
+        if data.startswith(b'"', i) or data.startswith(b' "', i):
+            return True
+        i = data.find(_FINISH_KEY, i)
+    return False
+
+
 class OpenAIStreamTranslator:
     """Passes upstream chunks through as bytes; parses only what it must.
 
@@ -269,6 +295,7 @@ class OpenAIStreamTranslator:
         "_model",
         "_profile",
         "_rename",
+        "_rename_key",
         "_target",
         "_tools",
         "_usage_raw",
@@ -285,6 +312,7 @@ class OpenAIStreamTranslator:
         self._target = target
         self._include_usage = include_usage
         self._rename = profile.reasoning_field
+        self._rename_key = (profile.reasoning_field or "").encode()
         self._legacy = LegacyStream() if legacy else None
         self._fill = profile.fill_missing
         self._body_errors = profile.errors_in_body
@@ -301,19 +329,24 @@ class OpenAIStreamTranslator:
         self.done = False
 
     def _needs_parse(self, data: bytes) -> bool:
+        # bytes.find, not ``in``: ``x in data`` first tries ``x`` as an integer and clears
+        # the TypeError, ~80 ns more per search (this runs on every chunk of every stream)
+        find = data.find
         return (
-            (b'"usage"' in data and has_usage_value(data))
-            or b'"error"' in data[:16]
-            or b'"choices":[]' in data
-            or b'"object":""' in data
-            or not self._id
+            not self._id
             or self._fill
+            or _usage_value(data)
+            or find(b'"error"', 0, 16) != -1
+            or find(b'"choices":[]') != -1
+            or find(b'"object":""') != -1
             or (self._body_errors and has_body_error(data))
-            or (self._closing and b'"role":""' in data)
-            or b'"reasoning"' in data
-            or b'"reasoning_details"' in data
-            or (self._rename is not None and self._rename.encode() in data)
-            or (self._legacy is not None and b'"tool_calls"' in data)
+            or (self._closing and find(b'"role":""') != -1)
+            or (
+                find(b'"reasoning') != -1  # one search for the two names in most chunks
+                and (find(b'"reasoning"') != -1 or find(b'"reasoning_details"') != -1)
+            )
+            or (self._rename is not None and find(self._rename_key) != -1)
+            or (self._legacy is not None and find(b'"tool_calls"') != -1)
         )
 
     def feed(self, event: str | None, data: bytes) -> list[bytes]:
@@ -327,7 +360,7 @@ class OpenAIStreamTranslator:
             b'"object":"chat.completion"' in data or b'"object": "chat.completion"' in data
         ):
             return self._final_frame(data)
-        if not self._finished and (b'"finish_reason":"' in data or b'"finish_reason": "' in data):
+        if not self._finished and _has_finish_reason(data):
             self._finished = True  # noted before parsing: a repeat is recognised below
             repeat = False
         else:
