@@ -14,7 +14,7 @@ A recovery code given at the TOTP step is counted exactly like a TOTP code.
 
 Recovery codes: 10 one-time codes made when two-factor is turned on (and again on request),
 shown once; each works once in place of a TOTP code. Only their HMAC is stored
-(:meth:`Accounts._recovery_hash`).
+(``console/recovery.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from relaygate.console import passwords, totp
+from relaygate.console import recovery as recovery_codes
 from relaygate.console.config import ConsoleSettings
 from relaygate.errors import AuthError, InvalidRequest, PolicyError, RateLimited
 from relaygate.sharedstate.base import SharedState, SharedStateError
@@ -47,7 +48,6 @@ TICKET_ATTEMPTS = 5  # wrong codes on one sign-in ticket before it is void
 TOUCH_EVERY = 60.0  # seconds: a session's last_seen_at is written at most this often
 SIGNUP_WINDOW = 3600.0
 PURGE_EVERY = 3600.0  # seconds: how often a worker deletes ended sessions and tickets
-RECOVERY_CODES = 10  # made at once; each works once
 
 
 @dataclass(frozen=True, slots=True)
@@ -397,7 +397,7 @@ class Accounts:
                 code="invalid_code",
                 param="code",
             )
-        codes, hashes = self._new_recovery_codes(cur.user.id)
+        codes, hashes = recovery_codes.new_codes(self.secrets, cur.user.id)
         if not await self.store.enable_totp(cur.user.id, creds.totp_pending, step, hashes):
             raise InvalidRequest(
                 "Two-factor sign-in was just turned on or set up again; reload the page.",
@@ -420,27 +420,6 @@ class Accounts:
         log.info("console two-factor off", extra={"user_id": cur.user.id})
 
     # ---- recovery codes ----------------------------------------------------------------
-    def _recovery_hash(self, user_id: int, plain: str) -> str:
-        """The stored form of a recovery code: HMAC-SHA256 under the gateway's secret
-        (``Secrets.hash_key``) of the user id and the code.
-
-        A keyed fast hash, not argon2: a code is ~49.5 random bits, so without the secret a
-        stolen table cannot be searched at all, and whoever holds the secret can already
-        decrypt the TOTP secret stored beside the codes (Fernet, same secret): a slow hash
-        would protect nothing more, and would cost argon2's memory on every attempt of the
-        sign-in step. The user id in the input ties a code to its user."""
-        return self.secrets.hash_key(f"console-recovery:{user_id}:{plain}")
-
-    def _new_recovery_codes(self, user_id: int) -> tuple[list[str], list[str]]:
-        """:data:`RECOVERY_CODES` distinct new codes (shown as ``xxxxx-xxxxx``) and their
-        hashes."""
-        plain: set[str] = set()
-        while len(plain) < RECOVERY_CODES:
-            plain.add(totp.new_recovery_code())
-        ordered = sorted(plain)
-        shown = [totp.format_recovery_code(p) for p in ordered]
-        return shown, [self._recovery_hash(user_id, p) for p in ordered]
-
     async def _enabled(self, user_id: int) -> Credentials:
         creds = await self.store.credentials(user_id)
         if creds is None or not creds.totp_enabled or creds.totp_secret is None:
@@ -453,7 +432,8 @@ class Accounts:
         """Whether ``code`` is a TOTP code of a step not used yet, or an unused recovery
         code; either is used up by this call when it is right."""
         if kind == "recovery":
-            if not await self.recovery.use(user_id, self._recovery_hash(user_id, code), now()):
+            stored = recovery_codes.code_hash(self.secrets, user_id, code)
+            if not await self.recovery.use(user_id, stored, now()):
                 return False
             left = (await self.recovery.status(user_id)).left
             log.info("console recovery code used", extra={"user_id": user_id, "left": left})
@@ -491,7 +471,7 @@ class Accounts:
             await self._check_own_password(cur.user, body.get("password"), "password")
         else:
             await self._check_own_code(cur.user, creds, "totp", _code(body.get("code")))
-        codes, hashes = self._new_recovery_codes(cur.user.id)
+        codes, hashes = recovery_codes.new_codes(self.secrets, cur.user.id)
         await self.recovery.replace(cur.user.id, hashes, now())
         log.info("console recovery codes made again", extra={"user_id": cur.user.id})
         return codes
