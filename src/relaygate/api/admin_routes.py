@@ -377,7 +377,7 @@ def build_admin_app(state: Callable[[], AppState]) -> ASGIApp:
         *routing_routes(kit),  # circuits
         *safety_routes(kit),  # word lists, import/export, test, audit
         *settings_routes(kit),  # /settings: runtime settings (envelope, statuses, ...)
-        *console_routes(kit),  # /users/{id}/console-password
+        *console_routes(kit),  # /users/{id}/console-password, /console-two-factor
         *status_routes(kit),  # status over time (the console's system status)
     ]
     app = Starlette(routes=routes, exception_handlers={404: not_found, Exception: unexpected})

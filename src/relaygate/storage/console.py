@@ -48,6 +48,7 @@ __all__ = [
     "ConsoleStore",
     "Credentials",
     "SessionRow",
+    "TwoFactorReset",
     "console_credentials",
     "console_sessions",
     "insert_console_user",
@@ -93,6 +94,15 @@ class Credentials:
     totp_pending: str | None  # encrypted
     totp_enabled: bool
     totp_last_step: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class TwoFactorReset:
+    """What :meth:`ConsoleStore.reset_two_factor` did."""
+
+    was_on: bool
+    recovery_codes_deleted: int
+    sessions_ended: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,6 +287,34 @@ class ConsoleStore:
                 .values(totp_secret=None, totp_pending=None, totp_enabled=False, updated_at=now())
             )
             await delete_codes(conn, user_id)
+
+    async def reset_two_factor(self, user_id: int) -> TwoFactorReset:
+        """An admin's reset of a user who lost both the authenticator and the recovery
+        codes: when two-factor is on, the secrets and the used step are cleared, the flag
+        turned off, the recovery codes deleted and every console session of the user ended
+        (a half-done sign-in too), in one transaction. Nothing is written when it is off
+        (``was_on`` False); the conditional update decides, so of two resets at once one
+        does the work."""
+        c = console_credentials.c
+        async with self.engine.begin() as conn:
+            res = await conn.execute(
+                update(console_credentials)
+                .where(c.user_id == user_id, c.totp_enabled.is_(True))
+                .values(
+                    totp_secret=None,
+                    totp_pending=None,
+                    totp_enabled=False,
+                    totp_last_step=None,
+                    updated_at=now(),
+                )
+            )
+            if not res.rowcount:
+                return TwoFactorReset(False, 0, 0)
+            codes = await delete_codes(conn, user_id)
+            ended = await conn.execute(
+                delete(console_sessions).where(console_sessions.c.user_id == user_id)
+            )
+        return TwoFactorReset(True, codes, int(ended.rowcount or 0))
 
     async def claim_totp_step(self, user_id: int, step: int) -> bool:
         """Record ``step`` as used if it is later than the last used one (atomic): a TOTP
