@@ -4,6 +4,7 @@ administration through ``services/`` (the same calls as the admin API)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 from collections.abc import Callable
@@ -20,7 +21,9 @@ from relaygate.services.admin import AdminService
 from relaygate.services.billing_admin import BillingAdmin
 from relaygate.services.fields import ValidationError
 from relaygate.settings import Settings
-from relaygate.storage.console import ConsoleStore
+from relaygate.storage.console import ConsoleStore, TwoFactorReset
+
+log = logging.getLogger("relaygate.console")
 
 
 # ---- users -------------------------------------------------------------------
@@ -143,6 +146,32 @@ def user_set_password(username: str, password_stdin: bool) -> None:
 
     ended = run_service(go)
     click.echo(f"console password set for {username}; {ended} console session(s) ended")
+
+
+@user.command("reset-two-factor")
+@click.option("--user", "username", required=True, help="The user's name.")
+def user_reset_two_factor(username: str) -> None:
+    """Turn off a user's console two-factor sign-in (for a user, or an operator, who lost
+    both the authenticator and the recovery codes): the TOTP secret is cleared, the
+    recovery codes deleted and the user's console sessions end; the password alone signs
+    in. The same as the admin API's DELETE /admin/api/users/{id}/console-two-factor."""
+
+    async def go(svc: AdminService, s: Settings) -> TwoFactorReset:
+        uid = (await svc.user_named(username)).id
+        done = await ConsoleStore(svc.repo.engine).reset_two_factor(uid)
+        if done.was_on:
+            log.info("two-factor sign-in turned off from the CLI", extra={"user_id": uid})
+        return done
+
+    done = run_service(go)
+    if not done.was_on:
+        click.echo(f"two-factor sign-in was not on for {username}; nothing changed")
+        return
+    click.echo(
+        f"two-factor sign-in turned off for {username}; "
+        f"{done.recovery_codes_deleted} recovery code(s) deleted, "
+        f"{done.sessions_ended} console session(s) ended"
+    )
 
 
 # ---- keys --------------------------------------------------------------------
