@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import math
+import os
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import click
 
+from relaygate.cli.config_env import CONFIG_ENV, use_config
 from relaygate.errors import RelayError
 from relaygate.services.admin import AdminService
 from relaygate.services.fields import ValidationError
@@ -122,8 +124,13 @@ def csv_list(value: str | None) -> list[str] | None:
 
 
 @click.group()
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context) -> None:
     """relaygate: an OpenAI-compatible LLM API gateway."""
+    # the configuration file (docs/configuration.md#configuration-file) before any setting is
+    # read; serve and config take it from their own --config option (RELAYGATE_CONFIG too)
+    if ctx.invoked_subcommand not in ("serve", "config"):
+        use_config(os.environ.get(CONFIG_ENV))
 
 
 async def noop() -> None:

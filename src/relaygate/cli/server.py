@@ -10,6 +10,7 @@ import click
 
 from relaygate import demo as demo_setup
 from relaygate.cli.base import main, noop, run_service
+from relaygate.cli.config_env import CONFIG_ENV, use_config
 from relaygate.console.demo import console_banner, demo_console_accounts
 from relaygate.emulator.server import PROVIDERS as EMULATED
 from relaygate.metrics.multiproc import prepare_dir, remove_dir
@@ -22,8 +23,18 @@ from relaygate.settings import Settings
 @click.option("--workers", default=1, show_default=True, type=int)
 @click.option("--demo", is_flag=True, help="Seed a demo user, key and emulator-backed channels.")
 @click.option("--server", type=click.Choice(["uvicorn"]), default="uvicorn", show_default=True)
-def serve(host: str, port: int, workers: int, demo: bool, server: str) -> None:
+@click.option(
+    "--config",
+    "config_path",
+    envvar=CONFIG_ENV,
+    metavar="PATH",
+    help=f"TOML configuration file (default: ${CONFIG_ENV}); set variables beat it.",
+)
+def serve(
+    host: str, port: int, workers: int, demo: bool, server: str, config_path: str | None
+) -> None:
     """Run the gateway (migrates the database first)."""
+    use_config(config_path)  # before any setting is read; the workers inherit the values
     os.environ["RELAYGATE_WORKERS"] = str(max(1, workers))  # per-worker shares (routing.md)
     if demo:
         _seed_demo(host, port)
