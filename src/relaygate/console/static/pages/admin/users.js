@@ -1,6 +1,7 @@
 // Admin: users. Search by name (or id), paged; open one user to adjust the balance with a
 // reason (ledger kind adjust or topup), disable/enable, change role and group, set a
-// console password (their sessions end), and see or revoke their keys (hint only).
+// console password (their sessions end), turn off two-factor sign-in for a user who lost
+// the authenticator and the recovery codes, and see or revoke their keys (hint only).
 import { adminApi } from "../../api.js";
 import { clear, field, formatTime, h } from "../../dom.js";
 import { t } from "../../i18n.js";
@@ -94,6 +95,37 @@ function accountCard(u, refresh, reopen) {
     pwOut);
 }
 
+// Two-factor: on or off (and the recovery codes left), and the admin's reset. One's own is
+// turned off on the account settings page (with a code), so there is no button for it.
+function twoFactorCard(u, ctx) {
+  const shown = h("p", { "data-testid": "user-2fa-state" });
+  const out = h("div");
+  const own = Boolean(ctx && ctx.state && ctx.state.me && ctx.state.me.user && ctx.state.me.user.id === u.id);
+  const reset = button(t("adminUsers.twoFactorReset"), "user-2fa-reset", async () => {
+    if (!confirm(t("adminUsers.twoFactorConfirm", { name: u.username }))) return;
+    const r = await attempt(out, () => adminApi("DELETE", `/users/${u.id}/console-two-factor`),
+      (x) => x.data.was_on
+        ? t("adminUsers.twoFactorDone", { codes: x.data.recovery_codes_deleted, n: x.data.sessions_ended })
+        : t("adminUsers.twoFactorWasOff"), "user-2fa-ok");
+    if (r) await load();
+  }, "danger");
+  reset.hidden = true;
+  async function load() {
+    const r = await attempt(shown, () => adminApi("GET", `/users/${u.id}/console-two-factor`), "");
+    if (!r) return;
+    const on = r.data.two_factor_enabled;
+    shown.replaceChildren(on
+      ? badge("active", t("adminUsers.twoFactorOn", { n: r.data.recovery_codes_left }))
+      : badge("revoked", t("adminUsers.twoFactorOff")));
+    reset.hidden = !on || own;
+  }
+  const card = h("div", { class: "card", "data-testid": "user-2fa" },
+    h("h2", {}, t("adminUsers.twoFactor")), shown,
+    muted(own ? t("adminUsers.twoFactorOwn") : t("adminUsers.twoFactorHint")),
+    h("div", { class: "row" }, reset), out);
+  return { card, load };
+}
+
 function keysCard(u) {
   const box = h("div");
   const out = h("div");
@@ -143,9 +175,10 @@ export async function render(ctx, root) {
     const refresh = () => load(true);
     const bal = balanceCard(u, refresh);
     const keys = keysCard(u);
+    const twoFactor = twoFactorCard(u, ctx);
     detail.append(h("h2", { "data-testid": "detail-name" }, t("adminUsers.detail", { name: u.username, id: u.id })),
-      bal.card, accountCard(u, refresh, open), keys.card);
-    await Promise.all([bal.loadLedger(), keys.load()]);
+      bal.card, accountCard(u, refresh, open), twoFactor.card, keys.card);
+    await Promise.all([bal.loadLedger(), keys.load(), twoFactor.load()]);
     detail.scrollIntoView({ block: "start" });
   }
 
