@@ -9,10 +9,11 @@ user without two-factor answers ``"was_on": false`` and changes nothing. Unknown
 hostile ids, hostile bodies and non-admin callers get JSON errors.
 
 A real gateway on SQLite (the database file is read to see the rows), httpx as the
-browser."""
+browser; the reset once more on PostgreSQL at the end."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 import subprocess
 import sys
@@ -21,10 +22,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pyotp
 import pytest
-from gateway import Gateway
+from gateway import Gateway, fresh_pg_database
 from test_console_api import Browser, _error, _fresh_step
 
 PASSWORD = "reset pass 12"
@@ -312,3 +314,54 @@ def test_cli_resets_two_factor(gw: Gateway) -> None:
         assert _cli(gw).returncode != 0  # --user is required
     finally:
         u.close()
+
+
+# ---- a gateway on PostgreSQL --------------------------------------------------------------------
+def _pg_state(url: str, user_id: int) -> tuple[int, tuple[Any, ...], int]:
+    """The user's recovery rows, TOTP columns and console sessions."""
+
+    async def run() -> tuple[int, tuple[Any, ...], int]:
+        conn = await asyncpg.connect(url)
+        try:
+            codes = await conn.fetchval(
+                "SELECT count(*) FROM console_recovery_codes WHERE user_id = $1", user_id
+            )
+            cred = await conn.fetchrow(
+                "SELECT totp_secret, totp_pending, totp_enabled, totp_last_step "
+                "FROM console_credentials WHERE user_id = $1",
+                user_id,
+            )
+            sessions = await conn.fetchval(
+                "SELECT count(*) FROM console_sessions WHERE user_id = $1", user_id
+            )
+        finally:
+            await conn.close()
+        return int(codes), tuple(cred), int(sessions)
+
+    return asyncio.run(run())
+
+
+def test_reset_on_postgresql(tmp_path: Path) -> None:
+    with fresh_pg_database("rg_tfreset_") as url:
+        g = Gateway(tmp_path, {"RELAYGATE_DATABASE_URL": url}).start()
+        try:
+            u = TwoFactorUser(g)
+            try:
+                codes, cred, sessions = _pg_state(url, u.id)
+                assert codes == 10 and cred[2] is True and cred[0] and sessions == 1
+                done = g.admin("DELETE", PATH.format(u.id))["data"]
+                assert done == {
+                    "user_id": u.id,
+                    "was_on": True,
+                    "recovery_codes_deleted": 10,
+                    "sessions_ended": 1,
+                }
+                assert _pg_state(url, u.id) == (0, (None, None, False, None), 0)
+                assert _password_only(g, u.name)
+                assert g.admin("DELETE", PATH.format(u.id))["data"]["was_on"] is False
+                _json_4xx(_raw(g, "DELETE", PATH.format("99999999999999999999")))
+                _json_4xx(_raw(g, "DELETE", PATH.format(2**31)))
+            finally:
+                u.close()
+        finally:
+            g.stop()
