@@ -6,6 +6,10 @@ OpenID Connect"): which account a provider's subject opens.
 subject): ``provider`` is ``github`` or ``oidc``, ``subject`` the provider's stable id of the
 person (GitHub's numeric user id, the ID token's ``sub``), never a login or an e-mail (both
 can change or be reused). Stores what it is given: ``console/oauth.py`` checks every value.
+
+A signed-in user links an identity to the account (:meth:`IdentityStore.link`: one identity
+per provider and user, a subject linked to another user is refused) and unlinks it
+(:meth:`IdentityStore.unlink`: refused when the account would keep no way to sign in).
 """
 
 from __future__ import annotations
@@ -22,7 +26,10 @@ from sqlalchemy import (
     String,
     Table,
     UniqueConstraint,
+    delete,
+    exists,
     insert,
+    or_,
     select,
 )
 from sqlalchemy.exc import IntegrityError
@@ -30,12 +37,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from relaygate.storage import revisions
 from relaygate.storage.base import Conflict, aware, now
-from relaygate.storage.console import insert_console_user, username_taken
+from relaygate.storage.console import console_credentials, insert_console_user, username_taken
 from relaygate.storage.records import UserRecord
 from relaygate.storage.tables import metadata, users
 from relaygate.storage.users import user_from_row
 
-__all__ = ["Identity", "IdentityStore", "console_identities"]
+__all__ = [
+    "ALREADY",
+    "ELSEWHERE",
+    "LAST_WAY_IN",
+    "LINKED",
+    "NOT_LINKED",
+    "PROVIDER_TAKEN",
+    "UNLINKED",
+    "Identity",
+    "IdentityStore",
+    "console_identities",
+]
+
+#: what :meth:`IdentityStore.link` found (``linked``: the row was added)
+LINKED, ALREADY, ELSEWHERE, PROVIDER_TAKEN = "linked", "already", "elsewhere", "provider_taken"
+#: what :meth:`IdentityStore.unlink` found (``unlinked``: the row was deleted)
+UNLINKED, NOT_LINKED, LAST_WAY_IN = "unlinked", "not_linked", "last_way_in"
 
 console_identities = Table(
     "console_identities",
@@ -123,3 +146,82 @@ class IdentityStore:
         except IntegrityError as exc:
             raise Conflict(f"user {username!r} or identity {provider}:{subject} exists") from exc
         return user
+
+    async def _owner(self, provider: str, subject: str) -> int | None:
+        c = console_identities.c
+        q = select(c.user_id).where(c.provider == provider, c.subject == subject)
+        async with self.engine.connect() as conn:
+            uid = await conn.scalar(q)
+        return None if uid is None else int(uid)
+
+    async def link(self, user_id: int, provider: str, subject: str, email: str | None) -> str:
+        """Link the identity to the user: :data:`LINKED`; :data:`ALREADY` when it is this
+        user's already; :data:`ELSEWHERE` when another user has it; :data:`PROVIDER_TAKEN`
+        when the user has another identity of this provider (nothing changes but for
+        :data:`LINKED`)."""
+        c = console_identities.c
+        try:
+            async with self.engine.begin() as conn:
+                q = select(c.user_id, c.provider, c.subject).where(
+                    (c.user_id == user_id) & (c.provider == provider)
+                    | (c.provider == provider) & (c.subject == subject)
+                )
+                rows = (await conn.execute(q)).mappings().all()
+                for row in rows:
+                    if row["subject"] == subject:
+                        return ALREADY if int(row["user_id"]) == user_id else ELSEWHERE
+                if rows:
+                    return PROVIDER_TAKEN
+                await conn.execute(
+                    insert(console_identities).values(
+                        provider=provider,
+                        subject=subject,
+                        user_id=user_id,
+                        email=email,
+                        created_at=now(),
+                    )
+                )
+        except IntegrityError:  # linked in between (the unique subject): look again
+            owner = await self._owner(provider, subject)
+            if owner is None:
+                raise
+            return ALREADY if owner == user_id else ELSEWHERE
+        return LINKED
+
+    async def unlink(self, user_id: int, provider: str, usable: set[str]) -> str:
+        """Delete the user's identity of ``provider``: :data:`UNLINKED`; :data:`NOT_LINKED`
+        when there is none; :data:`LAST_WAY_IN` (nothing deleted) when the user has no
+        console password and no other identity of a provider in ``usable`` (the providers
+        that are on). The check and the delete are one statement, after the user's row is
+        locked (PostgreSQL): two unlinks at once cannot both pass the check."""
+        c = console_identities.c
+        cred = console_credentials.c
+        other = console_identities.alias("other")
+        way_in = or_(
+            exists().where(cred.user_id == user_id, cred.password_hash != ""),
+            exists().where(
+                other.c.user_id == user_id,
+                other.c.provider != provider,
+                other.c.provider.in_(sorted(usable)),
+            ),
+        )
+        async with self.engine.begin() as conn:
+            lock = select(users.c.id).where(users.c.id == user_id).with_for_update()
+            await conn.execute(lock)
+            # one statement checks and deletes (SQLite runs it as one write)
+            gone = await conn.execute(
+                delete(console_identities).where(
+                    c.user_id == user_id, c.provider == provider, way_in
+                )
+            )
+            if gone.rowcount:
+                return UNLINKED
+            q = select(c.id).where(c.user_id == user_id, c.provider == provider).limit(1)
+            linked = await conn.scalar(q)
+        return NOT_LINKED if linked is None else LAST_WAY_IN
+
+    async def has_password(self, user_id: int) -> bool:
+        cred = console_credentials.c
+        q = select(cred.password_hash).where(cred.user_id == user_id)
+        async with self.engine.connect() as conn:
+            return bool(await conn.scalar(q))
