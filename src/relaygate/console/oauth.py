@@ -13,6 +13,10 @@ the TOTP ticket in ``rg_oauth_totp`` for ``POST /console/api/oauth/totp {code}``
 
 Every failure redirects to ``/console#/sign-in?error=<code>`` (logged with its reason):
 never a JSON error or a 500 page in the middle of a browser's redirects.
+
+``POST …/link`` (a signed-in session) starts the same flow with a ``link`` intent bound to
+that session (``console/oauth_link.py``); its callback adds the identity to the account and
+redirects to ``/console#/settings?link=<result>`` or ``?link_error=<code>``.
 """
 
 from __future__ import annotations
@@ -28,11 +32,16 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from relaygate.console import github, oidc
+from relaygate.console import github, oauth_link, oidc
 from relaygate.console.accounts import USERNAME_RE
 from relaygate.console.config import ConsoleSettings
 from relaygate.console.kit import Call, Handler, ok, read_body, set_cookie
-from relaygate.console.oauth_common import ExternalIdentity, OAuthFailure, pkce_challenge
+from relaygate.console.oauth_common import (
+    ExternalIdentity,
+    OAuthFailure,
+    pkce_challenge,
+    providers,
+)
 from relaygate.errors import AuthError, InvalidRequest, PolicyError, RateLimited, RelayError
 from relaygate.sharedstate.base import SharedStateError
 from relaygate.storage.base import Conflict
@@ -48,17 +57,9 @@ TICKET_COOKIE = "rg_oauth_totp"
 COOKIE_PATH = "/console/api/oauth"
 SIGNED_IN = "/console#/"
 TOTP_PAGE = "/console#/sign-in?totp=oauth"
+SETTINGS = "/console#/settings"
 SIGNUP_WINDOW = 3600.0
-
-
-def providers(cfg: ConsoleSettings) -> list[dict[str, str]]:
-    """The external sign-in providers that are on, for ``GET /console/api/config``."""
-    found = []
-    if cfg.github_client_id:
-        found.append({"id": "github", "name": "GitHub"})
-    if cfg.oidc_client_id:
-        found.append({"id": "oidc", "name": cfg.oidc_name})
-    return found
+SIGN_IN = "signin"
 
 
 # ---- cookies and redirects -----------------------------------------------------------------
@@ -76,8 +77,13 @@ def _redirect(location: str) -> Response:
     return Response(status_code=302, headers={"Location": location, "Cache-Control": "no-store"})
 
 
-def _failed(request: Request, call: Call, code: str) -> Response:
-    response = _redirect(f"/console#/sign-in?error={code}")
+def _failed(request: Request, call: Call, code: str, linking: bool = False) -> Response:
+    """Back to the sign-in page with the error; a link's failure to the settings page when
+    the browser is still signed in."""
+    if linking and call.current is not None:
+        response = _redirect(f"{SETTINGS}?link_error={code}")
+    else:
+        response = _redirect(f"/console#/sign-in?error={code}")
     _cookie(response, request, call.cfg, STATE_COOKIE, "", 0)
     return response
 
@@ -88,7 +94,8 @@ def _base(request: Request, cfg: ConsoleSettings) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Flow:
-    """One browser's started sign-in, as kept in its ``rg_oauth`` cookie."""
+    """One browser's started sign-in (or link), as kept in its ``rg_oauth`` cookie. A link
+    names the session that started it (the HMAC of its id) and its user."""
 
     provider: str
     state: str
@@ -96,11 +103,15 @@ class _Flow:
     nonce: str
     redirect_uri: str
     started: float
+    intent: str = SIGN_IN
+    session: str = ""
+    user_id: int = 0
 
 
 def _seal(call: Call, flow: _Flow) -> str:
-    data = [flow.provider, flow.state, flow.verifier, flow.nonce, flow.redirect_uri]
-    return call.accounts.secrets.encrypt_keys([orjson.dumps([*data, flow.started]).decode()])
+    data: list[object] = [flow.provider, flow.state, flow.verifier, flow.nonce]
+    data += [flow.redirect_uri, flow.started, flow.intent, flow.session, flow.user_id]
+    return call.accounts.secrets.encrypt_keys([orjson.dumps(data).decode()])
 
 
 def _unseal(call: Call, raw: str | None, provider: str) -> _Flow:
@@ -108,10 +119,20 @@ def _unseal(call: Call, raw: str | None, provider: str) -> _Flow:
     if not raw or len(raw) > 4096:
         raise lost
     try:
-        p, state, verifier, nonce, uri, started = orjson.loads(
+        p, state, verifier, nonce, uri, started, intent, session, uid = orjson.loads(
             call.accounts.secrets.decrypt_keys(raw)[0]
         )
-        flow = _Flow(str(p), str(state), str(verifier), str(nonce), str(uri), float(started))
+        flow = _Flow(
+            str(p),
+            str(state),
+            str(verifier),
+            str(nonce),
+            str(uri),
+            float(started),
+            str(intent),
+            str(session),
+            int(uid),
+        )
     except (ValueError, TypeError, IndexError):
         raise OAuthFailure("oauth_state", "the sign-in cookie does not decrypt") from None
     if flow.provider != provider:
@@ -200,28 +221,40 @@ def _configured(call: Call, provider: str) -> None:
         raise OAuthFailure("oauth_not_configured", f"provider {provider[:32]!r} is not on")
 
 
+async def _begin(
+    request: Request, call: Call, provider: str, intent: str = SIGN_IN
+) -> tuple[str, _Flow]:
+    """The provider's authorization URL and the flow to keep in the browser's cookie."""
+    _configured(call, provider)
+    uri = f"{_base(request, call.cfg)}/console/api/oauth/{provider}/callback"
+    cur = call.current if intent == oauth_link.LINK else None
+    flow = _Flow(
+        provider,
+        pysecrets.token_urlsafe(32),
+        pysecrets.token_urlsafe(48),
+        pysecrets.token_urlsafe(32),
+        uri,
+        time.time(),
+        intent,
+        cur.session.id_hash if cur is not None else "",
+        cur.user.id if cur is not None else 0,
+    )
+    challenge = pkce_challenge(flow.verifier)
+    if provider == "oidc":
+        url = await oidc.authorize_url(
+            call.cfg, state=flow.state, challenge=challenge, nonce=flow.nonce, redirect_uri=uri
+        )
+    else:
+        url = github.authorize_url(
+            call.cfg, state=flow.state, challenge=challenge, redirect_uri=uri
+        )
+    return url, flow
+
+
 async def start(request: Request, call: Call) -> Response:
     provider = request.path_params["provider"]
     try:
-        _configured(call, provider)
-        uri = f"{_base(request, call.cfg)}/console/api/oauth/{provider}/callback"
-        flow = _Flow(
-            provider,
-            pysecrets.token_urlsafe(32),
-            pysecrets.token_urlsafe(48),
-            pysecrets.token_urlsafe(32),
-            uri,
-            time.time(),
-        )
-        challenge = pkce_challenge(flow.verifier)
-        if provider == "oidc":
-            url = await oidc.authorize_url(
-                call.cfg, state=flow.state, challenge=challenge, nonce=flow.nonce, redirect_uri=uri
-            )
-        else:
-            url = github.authorize_url(
-                call.cfg, state=flow.state, challenge=challenge, redirect_uri=uri
-            )
+        url, flow = await _begin(request, call, provider)
     except OAuthFailure as failure:
         log.warning(
             "console external sign-in failed",
@@ -233,8 +266,29 @@ async def start(request: Request, call: Call) -> Response:
     return response
 
 
-async def _signed_in(request: Request, call: Call, provider: str) -> Response:
-    flow = _unseal(call, request.cookies.get(STATE_COOKIE), provider)
+async def link_start(request: Request, call: Call) -> Response:
+    """``POST /oauth/{provider}/link`` (a signed-in session and its CSRF token, so another
+    site cannot start it): the provider's URL to go to, as JSON; the flow cookie is set."""
+    provider = oauth_link.known(request.path_params["provider"])
+    await oauth_link.check_proof(call, await read_body(request))
+    try:
+        url, flow = await _begin(request, call, provider, oauth_link.LINK)
+    except OAuthFailure as failure:
+        log.warning(
+            "console identity link failed",
+            extra={"provider": provider, "code": failure.code, "reason": failure.reason},
+        )
+        raise PolicyError(
+            "This sign-in provider is not available right now.", code=failure.code
+        ) from None
+    response = ok({"url": url})
+    _cookie(response, request, call.cfg, STATE_COOKIE, _seal(call, flow), int(call.cfg.oauth_ttl))
+    return response
+
+
+async def _identify(request: Request, call: Call, flow: _Flow) -> ExternalIdentity:
+    """The identity of the callback: its state checked and used up, its code exchanged."""
+    provider = flow.provider
     q = request.query_params
     given = q.get("state", "")
     if not hmac.compare_digest(given.encode(), flow.state.encode()):
@@ -256,13 +310,24 @@ async def _signed_in(request: Request, call: Call, provider: str) -> Response:
         "sign-in attempts",
     )
     if provider == "oidc":
-        ident = await oidc.identify(
+        return await oidc.identify(
             cfg, code=code, verifier=flow.verifier, nonce=flow.nonce, redirect_uri=flow.redirect_uri
         )
-    else:
-        ident = await github.identify(
-            cfg, code=code, verifier=flow.verifier, redirect_uri=flow.redirect_uri
-        )
+    return await github.identify(
+        cfg, code=code, verifier=flow.verifier, redirect_uri=flow.redirect_uri
+    )
+
+
+async def _linked(request: Request, call: Call, flow: _Flow, ident: ExternalIdentity) -> Response:
+    oauth_link.check_session(call, flow.session, flow.user_id)  # still the same, still valid
+    result = await oauth_link.link(call, flow.user_id, ident)
+    response = _redirect(f"{SETTINGS}?link={result}")
+    _cookie(response, request, call.cfg, STATE_COOKIE, "", 0)
+    return response
+
+
+async def _signed_in(request: Request, call: Call, ident: ExternalIdentity) -> Response:
+    cfg = call.cfg
     user = await _user_for(call, ident)
     result = await call.accounts.sign_in_external(user, call.ip, call.ua)
     if call.current is not None:  # a new sign-in replaces the session the browser held
@@ -280,21 +345,29 @@ async def _signed_in(request: Request, call: Call, provider: str) -> Response:
 
 async def callback(request: Request, call: Call) -> Response:
     provider = request.path_params["provider"]
+    linking = False
     try:
         _configured(call, provider)
-        return await _signed_in(request, call, provider)
+        flow = _unseal(call, request.cookies.get(STATE_COOKIE), provider)
+        linking = flow.intent == oauth_link.LINK
+        if linking:  # before the code is used: the session that started it, still valid
+            oauth_link.check_session(call, flow.session, flow.user_id)
+        ident = await _identify(request, call, flow)
+        if linking:
+            return await _linked(request, call, flow, ident)
+        return await _signed_in(request, call, ident)
     except OAuthFailure as failure:
         code, reason = failure.code, failure.reason
     except RelayError as err:  # account_disabled, signup_disabled, too_many_attempts
         code, reason = err.code or "internal_error", str(err)
     except Exception:
         log.exception("console external sign-in failed", extra={"provider": provider[:32]})
-        return _failed(request, call, "internal_error")
+        return _failed(request, call, "internal_error", linking)
     log.warning(
-        "console external sign-in failed",
+        "console identity link failed" if linking else "console external sign-in failed",
         extra={"provider": provider[:32], "code": code, "reason": reason, "ip": call.ip},
     )
-    return _failed(request, call, code)
+    return _failed(request, call, code, linking)
 
 
 async def totp(request: Request, call: Call) -> Response:
@@ -322,4 +395,6 @@ OAUTH_ROUTES: dict[tuple[str, str], tuple[Handler, bool]] = {
     ("/oauth/{provider}/start", "GET"): (start, False),
     ("/oauth/{provider}/callback", "GET"): (callback, False),
     ("/oauth/totp", "POST"): (totp, False),
+    ("/oauth/{provider}/link", "POST"): (link_start, True),
+    **oauth_link.IDENTITY_ROUTES,  # the linked identities: list, unlink
 }

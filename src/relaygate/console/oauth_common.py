@@ -1,6 +1,7 @@
 """What the external sign-in providers share (``console/oidc.py``, ``console/github.py``):
-the failure that ends a sign-in with an error code for the page, the identity a provider
-vouches for, PKCE, and JSON over HTTP with timeouts and a size limit (aiohttp)."""
+the providers that are on, the failure that ends a sign-in with an error code for the page,
+the identity a provider vouches for, PKCE, and JSON over HTTP with timeouts and a size limit
+(aiohttp)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,14 @@ from urllib.parse import urlencode, urlsplit
 import aiohttp
 import orjson
 
+from relaygate.console.config import ConsoleSettings
+
 __all__ = [
     "ExternalIdentity",
     "OAuthFailure",
     "add_query",
     "pkce_challenge",
+    "providers",
     "request_json",
 ]
 
@@ -25,10 +29,21 @@ TIMEOUT = aiohttp.ClientTimeout(total=10, sock_connect=5)
 MAX_ANSWER = 1024 * 1024  # bytes: a provider's JSON answers are small
 
 
+def providers(cfg: ConsoleSettings) -> list[dict[str, str]]:
+    """The external sign-in providers that are on, for ``GET /console/api/config``."""
+    found = []
+    if cfg.github_client_id:
+        found.append({"id": "github", "name": "GitHub"})
+    if cfg.oidc_client_id:
+        found.append({"id": "oidc", "name": cfg.oidc_name})
+    return found
+
+
 class OAuthFailure(Exception):
     """An external sign-in that cannot go on: ``code`` is shown on the sign-in page
     (``oauth_state``, ``oauth_denied``, ``oauth_code``, ``oauth_id_token``,
-    ``oauth_provider``, ``oauth_unreachable``, ``oauth_not_configured``), ``reason`` is
+    ``oauth_provider``, ``oauth_unreachable``, ``oauth_not_configured``; for a link:
+    ``link_session``, ``identity_linked_elsewhere``, ``identity_provider_linked``), ``reason`` is
     logged (never shown: it may name the provider's internals)."""
 
     def __init__(self, code: str, reason: str) -> None:
