@@ -1,8 +1,10 @@
 // Account settings: change the password, turn two-factor sign-in (TOTP) on or off (the
-// set-up shows a QR code of the otpauth:// URI and the secret for typing by hand), and the
-// recovery codes: shown once when made, how many are left, made again.
+// set-up shows a QR code of the otpauth:// URI and the secret for typing by hand), the
+// recovery codes: shown once when made, how many are left, made again; and the linked
+// sign-in identities (GitHub, OpenID Connect): link one (the provider's flow comes back
+// here with #/settings?link=<result> or ?link_error=<code>) or unlink it.
 import { api } from "../api.js";
-import { clear, field, h, message } from "../dom.js";
+import { clear, field, formatTime, h, message } from "../dom.js";
 import { errorText, t } from "../i18n.js";
 
 function passwordCard() {
@@ -147,6 +149,107 @@ async function totpCard(ctx, rerender, showCodes) {
   return card;
 }
 
+// The result of a link the provider's flow came back with (then dropped from the address).
+function linkResult() {
+  const params = new URLSearchParams(location.hash.split("?")[1] || "");
+  const result = params.get("link");
+  const failed = params.get("link_error");
+  if (params.has("link") || params.has("link_error")) history.replaceState(null, "", "#/settings");
+  if (result === "linked" || result === "already_linked") {
+    return message("ok", t(`identities.${result}`), "link-result");
+  }
+  if (failed && /^[a-z_]{1,64}$/.test(failed)) {
+    return message("error", errorText({ code: failed, message: t("identities.failed", { code: failed }) }),
+      "link-result");
+  }
+  return null;
+}
+
+async function identitiesCard(rerender) {
+  const out = h("div");
+  const result = linkResult();
+  const card = h("div", { class: "card", "data-testid": "identities-card" },
+    h("h2", {}, t("identities.title")), h("p", { class: "muted" }, t("identities.intro")));
+  let data;
+  try {
+    data = await api("GET", "/identities");
+  } catch (err) {
+    card.append(result || "", message("error", errorText(err)));
+    return card;
+  }
+  const linked = new Map(data.identities.map((i) => [i.provider, i]));
+  const shown = [...data.providers];
+  for (const i of data.identities) {
+    if (!shown.some((p) => p.id === i.provider)) shown.push({ id: i.provider, name: i.name });
+  }
+  if (!shown.length) {
+    card.append(h("p", { "data-testid": "identities-none" }, t("identities.none")));
+    return card;
+  }
+  const canLink = data.providers.some((p) => !linked.has(p.id));
+  const password = data.has_password && canLink
+    ? h("input", { type: "password", autocomplete: "current-password", maxlength: 128,
+      "data-testid": "link-password" })
+    : null;
+  const linkedCount = data.identities.filter((i) => i.configured).length;
+  const rows = shown.map((p) => {
+    const ident = linked.get(p.id);
+    const detail = ident
+      ? t("identities.linkedAt", { when: formatTime(ident.linked_at) }) + (ident.email ? ` · ${ident.email}` : "")
+      : t("identities.notLinked");
+    let button;
+    if (ident) {
+      button = h("button", { type: "button", class: "secondary", "data-testid": `unlink-${p.id}` },
+        t("identities.unlink"));
+      if (!data.has_password && linkedCount <= 1 && ident.configured) {
+        button.disabled = true;
+        button.title = t("identities.lastWayIn");
+      }
+      button.addEventListener("click", async () => {
+        clear(out);
+        if (!confirm(t("identities.confirmUnlink", { name: p.name }))) return;
+        try {
+          await api("DELETE", `/identities/${encodeURIComponent(p.id)}`);
+          rerender();
+        } catch (err) {
+          out.append(message("error", errorText(err)));
+        }
+      });
+    } else {
+      button = h("button", { type: "button", "data-testid": `link-${p.id}` }, t("identities.link", { name: p.name }));
+      button.addEventListener("click", async () => {
+        clear(out);
+        if (password && !password.value) {
+          out.append(message("error", t("identities.passwordNeeded")));
+          password.focus();
+          return;
+        }
+        button.disabled = true;
+        try {
+          const started = await api("POST", `/oauth/${encodeURIComponent(p.id)}/link`,
+            password ? { password: password.value } : {});
+          location.assign(started.url);
+        } catch (err) {
+          out.append(message("error", errorText(err)));
+          button.disabled = false;
+        }
+      });
+    }
+    return h("div", { class: "row identity", "data-testid": `identity-${p.id}` },
+      h("div", {}, h("strong", {}, p.name),
+        h("div", { class: "muted", "data-testid": `identity-${p.id}-state` }, detail)),
+      button);
+  });
+  card.append(...rows);
+  if (password) {
+    card.append(h("div", { class: "tool" }, field(t("identities.password"), password),
+      h("p", { class: "muted" }, t("identities.passwordHint"))));
+  }
+  card.append(out);
+  if (result) card.insertBefore(result, card.children[2] || null);
+  return card;
+}
+
 export async function render(ctx, root, codes = null) {
   const rerender = () => { clear(root); render(ctx, root); };
   const showCodes = (made) => { clear(root); render(ctx, root, made); };
@@ -156,5 +259,5 @@ export async function render(ctx, root, codes = null) {
     root.append(top, savedCodes(ctx, codes, rerender));
     return;
   }
-  root.append(top, passwordCard(), await totpCard(ctx, rerender, showCodes));
+  root.append(top, passwordCard(), await totpCard(ctx, rerender, showCodes), await identitiesCard(rerender));
 }
