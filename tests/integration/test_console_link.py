@@ -289,6 +289,21 @@ def test_starting_a_link_needs_the_password_the_session_and_its_csrf_token(
     _error(anon.start_link("oidc"), 401, "not_signed_in")
 
 
+def test_wrong_link_passwords_count_towards_the_sign_in_limit(
+    gw: Gateway, browsers: list[Browser]
+) -> None:
+    a = _new(gw, browsers)
+    name = _name("rl")
+    a.sign_up(name)
+    for _ in range(5):  # RELAYGATE_CONSOLE_SIGNIN_USER_LIMIT's default
+        _error(a.start_link("oidc", {"password": "wrong"}), 401, "invalid_credentials")
+    r = a.start_link("oidc")  # even the right one now waits
+    _error(r, 429, "too_many_attempts")
+    assert int(r.headers["retry-after"]) >= 1
+    r = a.http.post(f"{API}/sign-in", json={"username": name, "password": PASSWORD})
+    _error(r, 429, "too_many_attempts")  # the same per-username limit as the sign-in page
+
+
 # ---- refusals --------------------------------------------------------------------------------
 def test_an_identity_of_another_user_is_refused(
     gw: Gateway, gh: GitHubOAuthEmulator, browsers: list[Browser]
