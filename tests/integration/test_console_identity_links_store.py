@@ -1,6 +1,7 @@
 """``IdentityStore.link`` and ``IdentityStore.unlink`` (storage/console_identities.py) on
 SQLite and PostgreSQL: linked, already linked, another user's, one identity per provider;
-unlinked, not linked, and the last way in kept — also when two unlinks run at once."""
+unlinked, not linked, and the last way in kept — also when two unlinks (or two links of one
+provider) run at once."""
 
 from __future__ import annotations
 
@@ -58,4 +59,17 @@ async def test_two_unlinks_at_once_leave_one_way_in(repo: Repository) -> None:
             store.unlink(user.id, "github", both), store.unlink(user.id, "oidc", both)
         )
         assert sorted(results) == [ci.LAST_WAY_IN, ci.UNLINKED]
+        assert len(await store.for_user(user.id)) == 1
+
+
+async def test_two_links_of_one_provider_at_once_keep_one(repo: Repository) -> None:
+    """Two different identities of one provider linked to a user at the same moment: the
+    unique index on (user, provider) (migration 0016) keeps exactly one."""
+    store = IdentityStore(repo.engine)
+    for _ in range(5):
+        user = await ConsoleStore(repo.engine).create_account(_name(), "argon2-hash")
+        results = await asyncio.gather(
+            *(store.link(user.id, "oidc", f"o-{uuid.uuid4().hex}", None) for _ in range(4))
+        )
+        assert sorted(results) == [ci.LINKED] + [ci.PROVIDER_TAKEN] * 3, results
         assert len(await store.for_user(user.id)) == 1

@@ -71,7 +71,13 @@ console_identities = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     UniqueConstraint("provider", "subject", name="uq_console_identities_subject"),
 )
-Index("ix_console_identities_user", console_identities.c.user_id)
+# one identity per provider for a user (migration 0016); also the index of lookups by user
+Index(
+    "uq_console_identities_user_provider",
+    console_identities.c.user_id,
+    console_identities.c.provider,
+    unique=True,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,10 +187,10 @@ class IdentityStore:
                         created_at=now(),
                     )
                 )
-        except IntegrityError:  # linked in between (the unique subject): look again
+        except IntegrityError:  # linked in between: look again
             owner = await self._owner(provider, subject)
-            if owner is None:
-                raise
+            if owner is None:  # not this subject: the user's one identity of this provider
+                return PROVIDER_TAKEN
             return ALREADY if owner == user_id else ELSEWHERE
         return LINKED
 
