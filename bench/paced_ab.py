@@ -2,16 +2,19 @@
 (docs/performance.md, "Paced streams: where the per-chunk CPU went").
 
     git worktree add /tmp/old_ab <revision>
-    .venv/bin/python bench/paced_ab.py --old-src /tmp/old_ab/src --rounds 6
-    .venv/bin/python bench/paced_ab.py --profile /tmp/paced.txt   # py-spy, working tree only
+    .venv/bin/python bench/paced_ab.py --old-src /tmp/old_ab/src --rounds 6 [--direct]
+    .venv/bin/python bench/paced_ab.py --profile /tmp/paced.txt --rounds 0   # py-spy
 
 N concurrent closed-loop streams (512 by default) of the ``paced`` mock (50 chunks, 20 ms
 apart: 25,600 chunks/s at 512 streams) through one relaygate worker for ``--seconds``
-(4 s, as ``bench/run.py``), alternating old and new each round. Per round: streams
-completed, stalled (gap > 200 ms, error or cut), TTFT p99 and the server's CPU seconds per
-completed stream (``/proc``). With ``--profile`` the working tree's worker is sampled by
-``py-spy record --format raw`` during one extra round and the hottest functions printed
-(``--top``).
+(4 s, as ``bench/run.py``), alternating old and new (and direct-to-mock with ``--direct``)
+each round. Per round: streams completed, stalled (gap > 200 ms, error or cut), TTFT p99,
+the server's CPU per completed stream, user and system (``/proc``; for direct, the
+mock's) and the load average. ``--priced`` serves the paced mock as the catalogue-priced
+``gpt-4o-mini``, so every chunk also gets a provisional billing row (the benchmark's paced
+model has no price). With ``--profile`` one worker (``--profile-which``) is sampled by
+``py-spy record --gil --format raw`` during one extra round and the hottest lines and
+functions printed (``--top``; ``--native`` adds C frames).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import asyncio
 import collections
 import os
+import re
 import statistics
 import sys
 import tempfile
@@ -51,18 +55,20 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return user / _TCK, system / _TCK
 
 
-async def one_round(s: systems.System, streams: int, seconds: float) -> dict[str, Any]:
+async def one_round(
+    s: systems.System, streams: int, seconds: float, mock_pid: int = 0
+) -> dict[str, Any]:
     timeout = seconds + 30.0
     client = loadgen.make_client("raw", streams, timeout)
-    assert s.proc is not None
-    user0, sys0 = cpu_split(s.proc.pid)
+    pid = s.proc.pid if s.proc is not None else mock_pid  # direct: the paced mock's CPU
+    user0, sys0 = cpu_split(pid)
     try:
         res = await loadgen.closed_loop(
             s.target("paced", stream=True, timeout_s=timeout), streams, seconds, client=client
         )
     finally:
         await client.close()
-    user1, sys1 = cpu_split(s.proc.pid)
+    user1, sys1 = cpu_split(pid)
     user, system = user1 - user0, sys1 - sys0
     stalled = sum(
         1 for x in res.samples if x.status != 200 or not x.complete or x.max_gap_ms > STALL_MS
@@ -71,6 +77,8 @@ async def one_round(s: systems.System, streams: int, seconds: float) -> dict[str
         "completed": res.ok,
         "stalled": stalled,
         "ttft_p99": loadgen.percentile(res.ttfts(), 99),
+        "statuses": res.statuses(),
+        "slow_gaps": sum(1 for x in res.samples if x.max_gap_ms > STALL_MS),
         "cpu_ms_per_stream": 1000.0 * (user + system) / res.ok if res.ok else float("nan"),
         "user_ms_per_stream": 1000.0 * user / res.ok if res.ok else float("nan"),
     }
@@ -81,7 +89,8 @@ def load_average() -> str:
 
 
 def top_functions(raw: Path, top: int) -> str:
-    """Self and inclusive sample shares per function from py-spy's collapsed stacks."""
+    """Self (per line) and inclusive (per function) sample shares from py-spy's collapsed
+    stacks."""
     own: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
     total = 0
@@ -93,19 +102,20 @@ def top_functions(raw: Path, top: int) -> str:
         frames = stack.split(";")
         total += k
         own[frames[-1]] += k
-        for f in set(frames):
+        for f in {re.sub(r":\d+\)$", ")", f) for f in frames}:
             incl[f] += k
     if not total:
         return "no samples"
-    out = [f"{total} samples", "self %  function"]
+    out = [f"{total} samples", "self %  line"]
     out += [f"{100 * k / total:5.1f}  {f}" for f, k in own.most_common(top)]
-    out += ["", "inclusive % (relaygate code)"]
-    mine = [(f, k) for f, k in incl.most_common() if "relaygate" in f]
-    out += [f"{100 * k / total:5.1f}  {f}" for f, k in mine[:top]]
+    out += ["", "inclusive %  function"]
+    out += [f"{100 * k / total:5.1f}  {f}" for f, k in incl.most_common(top)]
     return "\n".join(out)
 
 
 async def main(a: argparse.Namespace) -> None:
+    if a.priced:  # the paced mock behind the catalogue-priced model: provisional rows per chunk
+        systems.MODELS.update(fast="gpt-4o-mini-fast", paced="gpt-4o-mini")
     work = Path(tempfile.mkdtemp(prefix="relaygate-paced-ab-"))
     mocks, urls = await systems.start_mocks(work)
     new_template = systems.setup_relaygate(work, urls)
@@ -125,12 +135,14 @@ async def main(a: argparse.Namespace) -> None:
         finally:
             systems.child_env = plain_env  # type: ignore[assignment]
     gateways["new"] = await systems.start_relaygate(work, new_template, urls, 1, name="new")
+    if a.direct:
+        gateways["direct"] = systems.System("direct", dict(urls), dict(systems.MODELS))
     results: dict[str, list[dict[str, Any]]] = {k: [] for k in gateways}
     try:
         for s in gateways.values():
             await systems.warm_up(s, 1.0, "raw")
         if a.profile:
-            s = gateways["new"]
+            s = gateways[a.profile_which]
             assert s.proc is not None
             out = Path(a.profile)
             spy = await asyncio.create_subprocess_exec(
@@ -166,7 +178,7 @@ async def main(a: argparse.Namespace) -> None:
             for name in order:
                 s = gateways[name]
                 await s.quiesce()
-                r = await one_round(s, a.streams, a.seconds)
+                r = await one_round(s, a.streams, a.seconds, mocks["paced"].pid)
                 results[name].append(r)
                 print(
                     f"round {rnd + 1} {name}: {r['completed']} completed, {r['stalled']} stalled, "
@@ -175,6 +187,8 @@ async def main(a: argparse.Namespace) -> None:
                     f"load average {load_average()}",
                     flush=True,
                 )
+                if r["stalled"]:
+                    print(f"  stalled: {r['slow_gaps']} by a gap, statuses {r['statuses']}")
     finally:
         for proc in (*(g.proc for g in gateways.values()), *mocks.values()):
             if proc is not None:
@@ -206,7 +220,16 @@ if __name__ == "__main__":
     ap.add_argument("--streams", type=int, default=512)
     ap.add_argument("--seconds", type=float, default=4.0)
     ap.add_argument("--profile", help="py-spy raw output path: profile one extra round of new")
+    ap.add_argument(
+        "--direct", action="store_true", help="also a direct-to-mock round (CPU: the mock's)"
+    )
+    ap.add_argument("--profile-which", choices=["new", "old"], default="new")
     ap.add_argument("--rate", type=int, default=250, help="py-spy samples per second")
     ap.add_argument("--top", type=int, default=30)
+    ap.add_argument(
+        "--priced",
+        action="store_true",
+        help="serve the paced mock as gpt-4o-mini (priced: billing progress and spool per chunk)",
+    )
     ap.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
     asyncio.run(main(ap.parse_args()))
