@@ -15,6 +15,7 @@ import pytest
 from console_kit import PHONE, Servers, no_horizontal_overflow, open_page, sign_up, user_id
 
 from integration.gateway import Gateway
+from integration.oauth_kit import oidc_env
 from relaygate.emulator.oidc import OIDCEmulator
 
 expect = pytest.importorskip("playwright.sync_api").expect
@@ -30,12 +31,7 @@ def idp() -> Iterator[OIDCEmulator]:
 
 @pytest.fixture(scope="module")
 def gateway(idp: OIDCEmulator, servers: Servers) -> Gateway:  # idp stops last
-    env = {
-        "RELAYGATE_CONSOLE_OIDC_ISSUER": idp.issuer,
-        "RELAYGATE_CONSOLE_OIDC_CLIENT_ID": idp.knobs.client_id,
-        "RELAYGATE_CONSOLE_OIDC_CLIENT_SECRET": idp.knobs.client_secret,
-        "RELAYGATE_CONSOLE_OIDC_NAME": "Emulated SSO",
-    }
+    env = oidc_env(idp)
     return servers.gateway("console-link-e2e", env)
 
 

@@ -15,6 +15,7 @@ import pytest
 from console_kit import Servers, open_page
 
 from integration.gateway import Gateway
+from integration.oauth_kit import github_env, oidc_env
 from relaygate.emulator.github_oauth import GitHubOAuthEmulator
 from relaygate.emulator.oidc import OIDCEmulator
 
@@ -30,16 +31,7 @@ def idp() -> Iterator[OIDCEmulator]:
 @pytest.fixture(scope="module")
 def gateway(idp: OIDCEmulator, servers: Servers) -> Gateway:  # idp stops last
     gh = servers.enter(GitHubOAuthEmulator())
-    env = {
-        "RELAYGATE_CONSOLE_OIDC_ISSUER": idp.issuer,
-        "RELAYGATE_CONSOLE_OIDC_CLIENT_ID": idp.knobs.client_id,
-        "RELAYGATE_CONSOLE_OIDC_CLIENT_SECRET": idp.knobs.client_secret,
-        "RELAYGATE_CONSOLE_OIDC_NAME": "Emulated SSO",
-        "RELAYGATE_CONSOLE_GITHUB_CLIENT_ID": gh.knobs.client_id,
-        "RELAYGATE_CONSOLE_GITHUB_CLIENT_SECRET": gh.knobs.client_secret,
-        "RELAYGATE_CONSOLE_GITHUB_URL": gh.origin,
-        "RELAYGATE_CONSOLE_GITHUB_API_URL": gh.api_url,
-    }
+    env = oidc_env(idp) | github_env(gh)
     return servers.gateway("console-oauth-e2e", env)
 
 

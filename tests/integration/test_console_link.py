@@ -20,6 +20,7 @@ import httpx
 import pyotp
 import pytest
 from gateway import Gateway
+from oauth_kit import oauth_env
 
 from relaygate.emulator.github_oauth import GitHubOAuthEmulator
 from relaygate.emulator.oidc import OIDCEmulator
@@ -58,18 +59,7 @@ def _fresh_knobs(idp: OIDCEmulator, gh: GitHubOAuthEmulator) -> None:
 def gw(
     tmp_path_factory: pytest.TempPathFactory, idp: OIDCEmulator, gh: GitHubOAuthEmulator
 ) -> Iterator[Gateway]:
-    env = {
-        "RELAYGATE_CONSOLE_GITHUB_CLIENT_ID": gh.knobs.client_id,
-        "RELAYGATE_CONSOLE_GITHUB_CLIENT_SECRET": gh.knobs.client_secret,
-        "RELAYGATE_CONSOLE_GITHUB_URL": gh.origin,
-        "RELAYGATE_CONSOLE_GITHUB_API_URL": gh.api_url,
-        "RELAYGATE_CONSOLE_OIDC_ISSUER": idp.issuer,
-        "RELAYGATE_CONSOLE_OIDC_CLIENT_ID": idp.knobs.client_id,
-        "RELAYGATE_CONSOLE_OIDC_CLIENT_SECRET": idp.knobs.client_secret,
-        "RELAYGATE_CONSOLE_OIDC_NAME": "Emulated SSO",
-        "RELAYGATE_CONSOLE_SIGNUP_IP_LIMIT": "1000",
-        "RELAYGATE_CONSOLE_SIGNIN_IP_LIMIT": "1000",
-    }
+    env = oauth_env(idp, gh)
     g = Gateway(Path(tmp_path_factory.mktemp("console-link")), env).start()
     try:
         yield g

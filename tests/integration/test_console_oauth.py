@@ -20,6 +20,7 @@ import httpx
 import pyotp
 import pytest
 from gateway import Gateway
+from oauth_kit import oauth_env
 
 from relaygate.emulator.github_oauth import GitHubOAuthEmulator
 from relaygate.emulator.oidc import OIDCEmulator
@@ -29,25 +30,6 @@ API = "/console/api"
 
 def _name(prefix: str = "u") -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
-
-
-def _env(idp: OIDCEmulator | None, gh: GitHubOAuthEmulator, **extra: str) -> dict[str, str]:
-    env = {
-        "RELAYGATE_CONSOLE_GITHUB_CLIENT_ID": gh.knobs.client_id,
-        "RELAYGATE_CONSOLE_GITHUB_CLIENT_SECRET": gh.knobs.client_secret,
-        "RELAYGATE_CONSOLE_GITHUB_URL": gh.origin,
-        "RELAYGATE_CONSOLE_GITHUB_API_URL": gh.api_url,
-        "RELAYGATE_CONSOLE_SIGNUP_IP_LIMIT": "1000",
-        "RELAYGATE_CONSOLE_SIGNIN_IP_LIMIT": "1000",
-    }
-    if idp is not None:
-        env |= {
-            "RELAYGATE_CONSOLE_OIDC_ISSUER": idp.issuer,
-            "RELAYGATE_CONSOLE_OIDC_CLIENT_ID": idp.knobs.client_id,
-            "RELAYGATE_CONSOLE_OIDC_CLIENT_SECRET": idp.knobs.client_secret,
-            "RELAYGATE_CONSOLE_OIDC_NAME": "Emulated SSO",
-        }
-    return {**env, **extra}
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +54,7 @@ def _fresh_knobs(idp: OIDCEmulator, gh: GitHubOAuthEmulator) -> None:
 def gw(
     tmp_path_factory: pytest.TempPathFactory, idp: OIDCEmulator, gh: GitHubOAuthEmulator
 ) -> Iterator[Gateway]:
-    g = Gateway(Path(tmp_path_factory.mktemp("console-oauth")), _env(idp, gh)).start()
+    g = Gateway(Path(tmp_path_factory.mktemp("console-oauth")), oauth_env(idp, gh)).start()
     try:
         yield g
     finally:
@@ -86,7 +68,7 @@ def closed(
     """A gateway with sign-up off and its own providers (one of them is stopped by a test)."""
     with OIDCEmulator() as idp2, GitHubOAuthEmulator() as gh2:
         data = Path(tmp_path_factory.mktemp("console-oauth-closed"))
-        g = Gateway(data, _env(idp2, gh2, RELAYGATE_CONSOLE_SIGNUP="0")).start()
+        g = Gateway(data, oauth_env(idp2, gh2, RELAYGATE_CONSOLE_SIGNUP="0")).start()
         try:
             yield g, idp2, gh2
         finally:
