@@ -97,20 +97,19 @@ class Gateway:
         self.log_path = data_dir / "gateway.log"
         self.admin_token = ""
 
+    #: added to ``relaygate serve``'s arguments (a subclass's ``--config``, say)
+    serve_args: tuple[str, ...] = ()
+
+    def bootstrap_env(self) -> dict[str, str]:
+        """The environment of ``admin bootstrap`` (the server's own, unless a subclass says)."""
+        return self.env
+
     def start(self) -> Gateway:
-        self.admin_token = run_cli(self.env, "admin", "bootstrap").splitlines()[-1]
+        self.admin_token = run_cli(self.bootstrap_env(), "admin", "bootstrap").splitlines()[-1]
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
+        argv = ["serve", "--port", str(self.port), "--workers", str(self.workers)]
         self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "relaygate",
-                "serve",
-                "--port",
-                str(self.port),
-                "--workers",
-                str(self.workers),
-            ],
+            [sys.executable, "-m", "relaygate", *argv, *self.serve_args],
             env=self.env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from gateway import Gateway, run_cli
+from gateway import Gateway
 
 FILE = """\
 data_dir = "{data_dir}"
@@ -37,30 +37,10 @@ class FileGateway(Gateway):
         self.env.pop("RELAYGATE_CONFIG", None)
         self.env.update(env)
         self.config = config
+        self.serve_args = ("--config", str(config))
 
-    def start(self) -> FileGateway:
-        boot_env = {**self.env, "RELAYGATE_CONFIG": str(self.config)}
-        self.admin_token = run_cli(boot_env, "admin", "bootstrap").splitlines()[-1]
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
-        argv = ["serve", "--port", str(self.port), "--workers", str(self.workers)]
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "relaygate", *argv, "--config", str(self.config)],
-            env=self.env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("gateway exited:\n" + self.log_path.read_text())
-            try:
-                if httpx.get(self.base + "/readyz", timeout=1).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("gateway did not become ready:\n" + self.log_path.read_text())
+    def bootstrap_env(self) -> dict[str, str]:
+        return {**self.env, "RELAYGATE_CONFIG": str(self.config)}
 
 
 def write_file(tmp_path: Path) -> tuple[Path, Path]:
