@@ -232,4 +232,7 @@ if __name__ == "__main__":
         help="serve the paced mock as gpt-4o-mini (priced: billing progress and spool per chunk)",
     )
     ap.add_argument("--native", action="store_true", help="py-spy --native (C frames too)")
-    asyncio.run(main(ap.parse_args()))
+    args = ap.parse_args()
+    if args.profile and not (Path(sys.executable).parent / "py-spy").exists():
+        ap.error("--profile needs py-spy in this environment: .venv/bin/pip install py-spy")
+    asyncio.run(main(args))
