@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -29,10 +30,17 @@ def write(tmp_path: Path, text: str, mode: int = 0o600) -> Path:
 
 
 @pytest.fixture
-def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """No relaygate variables while the test runs, and afterwards the environment as it was:
+    ``apply()`` writes into ``os.environ`` itself, which monkeypatch does not undo (a file's
+    ``console signup = false`` leaked into later tests that way)."""
+    saved = dict(os.environ)
     for name in list(os.environ):
         if name.startswith("RELAYGATE_") or name == "SSL_CERT_FILE":
             monkeypatch.delenv(name)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_values_become_the_strings_the_readers_expect(tmp_path: Path) -> None:

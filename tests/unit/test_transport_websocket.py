@@ -34,6 +34,12 @@ def emu() -> Iterator[EmulatorServer]:
 
 @pytest.fixture(autouse=True)
 def _fresh(emu: EmulatorServer) -> None:
+    # a previous test's socket may still be in the emulator's hands (a timed-out client's
+    # stream notices the close at its next frame): wait for it to end first, or its
+    # disconnect would be counted in this test's stats
+    deadline = time.monotonic() + 5
+    while emu.stats.in_flight and time.monotonic() < deadline:
+        time.sleep(0.02)
     emu.reset()
 
 
