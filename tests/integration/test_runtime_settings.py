@@ -263,14 +263,17 @@ def test_hostile_values_are_refused_and_nothing_is_saved(
     gw: Gateway, body: dict[str, Any], param: str | None
 ) -> None:
     applied(gw)  # both workers at the latest revision
-    revision = int(ready(gw)["revision"])
+    before = shown(gw)
     r = admin_call(gw, "PATCH", "/settings", body)
     assert r.status_code in (400, 403), r.text
     assert r.headers["content-type"].startswith("application/json")
     err = r.json()["error"]
     assert err["message"] and err.get("param") == param
-    assert not any(f["overridden"] for f in shown(gw).values())
-    assert int(ready(gw)["revision"]) == revision
+    # nothing saved: every setting as it was (the configuration revision is not compared:
+    # other writes, e.g. a scheduled channel test, may move it meanwhile — seen once in CI)
+    after = shown(gw)
+    assert after == before
+    assert not any(f["overridden"] for f in after.values())
 
 
 def test_malformed_bodies_and_methods_are_json_errors(gw: Gateway) -> None:
